@@ -1,0 +1,7 @@
+"""`python -m mmapp` entry point."""
+
+import sys
+
+from mmapp.cli import main
+
+sys.exit(main())

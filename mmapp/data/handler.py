@@ -1,0 +1,208 @@
+"""DataHandler: the thread-safe hand-off between the engine and storage.
+
+The engine calls :meth:`DataHandler.put` (O(1), bounded by bytes); one writer
+thread drains the queue into the storage; :meth:`get` answers from memory while
+a frame waits and from disk after; :meth:`latest` is the one-slot view a UI
+polls; :attr:`stats` are readable at any time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from mmapp.data.coordinates import DataCoordinates
+from mmapp.data.errors import (
+    DataPathError,
+    DuplicateCoordinatesError,
+    HandlerClosedError,
+    InvalidFrameError,
+    StorageWriteError,
+)
+from mmapp.data.stats import RunStats
+from mmapp.data.validation import validate_frame
+
+DEFAULT_QUEUE_BYTES = 512 * 1024 * 1024
+
+
+class Storage(Protocol):
+    """What the handler needs of a storage backend."""
+
+    path: Path
+
+    def put(
+        self, coords: Mapping[str, int | str], image: np.ndarray, metadata: Any
+    ) -> None: ...
+    def get(self, coords: Mapping[str, int | str]) -> tuple[np.ndarray, dict]: ...
+    def has(self, coords: Mapping[str, int | str]) -> bool: ...
+    def finish(self) -> None: ...
+
+
+class Frame(NamedTuple):
+    """One frame on its way to disk."""
+
+    coords: DataCoordinates
+    image: np.ndarray
+    metadata: Mapping[str, Any]
+
+
+class DataHandler:
+    """Bounded, thread-safe queue from the engine to one storage writer thread."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        put_timeout_s: float | None = 30.0,
+    ) -> None:
+        if max_queue_bytes <= 0:
+            raise ValueError(f"max_queue_bytes must be > 0, got {max_queue_bytes}")
+        self.storage = storage
+        self.max_queue_bytes = max_queue_bytes
+        self.put_timeout_s = put_timeout_s
+        self.stats = RunStats(max_queue_bytes)
+        self._cond = threading.Condition()
+        self._queue: deque[Frame] = deque()
+        self._pending: dict[DataCoordinates, Frame] = {}
+        self._closing = False
+        self._error: StorageWriteError | None = None
+        self._latest: Frame | None = None
+        self._finished = False
+        self._writer = threading.Thread(
+            target=self._write_loop, name="mmapp-writer", daemon=True
+        )
+        self._writer.start()
+
+    # --- engine side -----------------------------------------------------------
+    def put(
+        self,
+        coords: Mapping[str, int | str],
+        image: np.ndarray,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue one frame; waits (bounded) only while the queue is full."""
+        key = coords if isinstance(coords, DataCoordinates) else DataCoordinates(coords)
+        try:
+            image = validate_frame(image)
+        except InvalidFrameError:
+            self.stats.add_rejected()
+            raise
+        frame = Frame(key, image, metadata or {})
+        nbytes = image.nbytes
+        with self._cond:
+            self._check_open()
+            if key in self._pending:
+                raise DuplicateCoordinatesError(
+                    f"coordinates {dict(key)} are already waiting to be written"
+                )
+            ok = self._cond.wait_for(
+                lambda: (
+                    self._closing
+                    or self._error is not None
+                    or not self._queue
+                    or self.stats.queue_bytes + nbytes <= self.max_queue_bytes
+                ),
+                self.put_timeout_s,
+            )
+            self._check_open()
+            if not ok:
+                raise TimeoutError(
+                    f"the writer did not free queue space within "
+                    f"{self.put_timeout_s:.0f} s ({self.stats.queue_frames} frames, "
+                    f"{self.stats.queue_bytes / 1e6:.0f} MB waiting)"
+                )
+            self._queue.append(frame)
+            self._pending[key] = frame
+            self.stats.add_in(nbytes)
+            self._cond.notify_all()
+        self._latest = frame
+
+    def _check_open(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closing:
+            raise HandlerClosedError("the data handler is finished; no more frames")
+
+    # --- UI side -----------------------------------------------------------------
+    def latest(self) -> Frame | None:
+        """The most recent frame put (never blocks)."""
+        return self._latest
+
+    def get(self, coords: Mapping[str, int | str]) -> tuple[np.ndarray, Mapping]:
+        """Image and metadata: from memory if not yet written, else from disk."""
+        key = coords if isinstance(coords, DataCoordinates) else DataCoordinates(coords)
+        with self._cond:
+            frame = self._pending.get(key)
+        if frame is not None:
+            return frame.image, frame.metadata
+        return self.storage.get(key)
+
+    @property
+    def error(self) -> StorageWriteError | None:
+        """The storage error that stopped the writer, if any."""
+        return self._error
+
+    # --- writer thread -------------------------------------------------------------
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._closing)
+                if not self._queue:
+                    return
+                frame = self._queue[0]
+            try:
+                self.storage.put(frame.coords, frame.image, frame.metadata)
+            except (InvalidFrameError, DuplicateCoordinatesError):
+                self._remove_head(frame, written=False, rejected=True)
+                continue
+            except DataPathError as exc:
+                self._fail(
+                    exc
+                    if isinstance(exc, StorageWriteError)
+                    else StorageWriteError(str(exc))
+                )
+                return
+            except Exception as exc:
+                self._fail(StorageWriteError(f"{type(exc).__name__}: {exc}"))
+                return
+            self._remove_head(frame, written=True, rejected=False)
+
+    def _remove_head(self, frame: Frame, *, written: bool, rejected: bool) -> None:
+        with self._cond:
+            self._queue.popleft()
+            self._pending.pop(frame.coords, None)
+            if written:
+                self.stats.add_written(frame.image.nbytes)
+            else:
+                self.stats.add_dropped_from_queue(frame.image.nbytes, rejected=rejected)
+            self._cond.notify_all()
+
+    def _fail(self, error: StorageWriteError) -> None:
+        with self._cond:
+            self._error = error
+            while self._queue:
+                frame = self._queue.popleft()
+                self._pending.pop(frame.coords, None)
+                self.stats.add_dropped_from_queue(frame.image.nbytes, rejected=False)
+            self._cond.notify_all()
+
+    # --- end -------------------------------------------------------------------------
+    def finish(self, timeout: float | None = None) -> None:
+        """Write what is queued, then finish the storage (always, also on error)."""
+        with self._cond:
+            if self._finished:
+                return
+            self._closing = True
+            self._cond.notify_all()
+        self._writer.join(timeout)
+        if self._writer.is_alive():
+            raise TimeoutError(f"the writer did not drain within {timeout} s")
+        self._finished = True
+        self.stats.stop_clock()
+        self.storage.finish()

@@ -1,0 +1,105 @@
+"""Run statistics, readable at any time by a UI or the command line."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """A consistent copy of the counters at one moment."""
+
+    elapsed_s: float
+    frames_in: int
+    frames_written: int
+    frames_rejected: int
+    frames_lost: int
+    queue_frames: int
+    queue_bytes: int
+    queue_capacity_bytes: int
+    bytes_written: int
+    write_mb_s: float
+    buffer_fill: float  # camera circular buffer, 0..1 (-1 unknown)
+
+    def as_dict(self) -> dict:
+        """Plain dict (for JSON and the UI)."""
+        return asdict(self)
+
+
+class RunStats:
+    """Counters updated by the engine and writer threads."""
+
+    def __init__(self, queue_capacity_bytes: int) -> None:
+        self._lock = threading.Lock()
+        self._t0 = time.perf_counter()
+        self._t_end: float | None = None
+        self.frames_in = 0
+        self.frames_written = 0
+        self.frames_rejected = 0
+        self.frames_lost = 0
+        self.queue_frames = 0
+        self.queue_bytes = 0
+        self.queue_capacity_bytes = queue_capacity_bytes
+        self.bytes_written = 0
+        self.buffer_fill = -1.0
+
+    def add_in(self, nbytes: int) -> None:
+        """A frame entered the queue."""
+        with self._lock:
+            self.frames_in += 1
+            self.queue_frames += 1
+            self.queue_bytes += nbytes
+
+    def add_written(self, nbytes: int) -> None:
+        """A frame reached the disk."""
+        with self._lock:
+            self.frames_written += 1
+            self.bytes_written += nbytes
+            self.queue_frames -= 1
+            self.queue_bytes -= nbytes
+
+    def add_dropped_from_queue(self, nbytes: int, *, rejected: bool) -> None:
+        """A queued frame will never be written (rejected or lost)."""
+        with self._lock:
+            self.queue_frames -= 1
+            self.queue_bytes -= nbytes
+            if rejected:
+                self.frames_rejected += 1
+            else:
+                self.frames_lost += 1
+
+    def add_rejected(self) -> None:
+        """A frame refused before it was queued."""
+        with self._lock:
+            self.frames_rejected += 1
+
+    def add_lost(self, n: int) -> None:
+        """Frames that never reached the handler (e.g. camera buffer overflow)."""
+        with self._lock:
+            self.frames_lost += n
+
+    def stop_clock(self) -> None:
+        """Freeze the elapsed time (the run ended)."""
+        with self._lock:
+            self._t_end = time.perf_counter()
+
+    def snapshot(self) -> StatsSnapshot:
+        """Read every counter at once."""
+        with self._lock:
+            now = self._t_end if self._t_end is not None else time.perf_counter()
+            elapsed = max(now - self._t0, 1e-9)
+            return StatsSnapshot(
+                elapsed_s=elapsed,
+                frames_in=self.frames_in,
+                frames_written=self.frames_written,
+                frames_rejected=self.frames_rejected,
+                frames_lost=self.frames_lost,
+                queue_frames=self.queue_frames,
+                queue_bytes=self.queue_bytes,
+                queue_capacity_bytes=self.queue_capacity_bytes,
+                bytes_written=self.bytes_written,
+                write_mb_s=self.bytes_written / 1e6 / elapsed,
+                buffer_fill=self.buffer_fill,
+            )

@@ -1,0 +1,274 @@
+"""RunController: one acquisition on its own thread, stoppable from anywhere.
+
+It wires the rig's core, the streaming engine, a DataHandler and an NDTiff
+sink together, and always ends with a :class:`RunResult` that says why the run
+ended and how many frames were acquired, saved and lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psygnal import Signal
+from useq import MDAEvent, MDASequence
+
+from mmapp.data.handler import DEFAULT_QUEUE_BYTES, DataHandler, Frame
+from mmapp.data.ndtiff_sink import NDTiffSink, json_safe
+from mmapp.data.stats import StatsSnapshot
+from mmapp.engine.engine import StreamingEngine
+from mmapp.engine.events import coordinates_for
+from mmapp.sim.rig import Rig
+
+logger = logging.getLogger(__name__)
+
+
+class RunOutcome(StrEnum):
+    """Why a run ended."""
+
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to acquire and where to save it."""
+
+    events: MDASequence | Sequence[MDAEvent]
+    out_dir: Path
+    name: str = "acquisition"
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    queue_bytes: int = DEFAULT_QUEUE_BYTES
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended."""
+
+    outcome: RunOutcome
+    message: str
+    dataset: Path | None
+    frames_acquired: int
+    frames_saved: int
+    frames_lost: int
+    frames_rejected: int
+    duration_s: float
+    stop_latency_s: float | None = None
+    error: BaseException | None = None
+
+    def summary(self) -> str:
+        """One line for the operator."""
+        where = f"; dataset {self.dataset}" if self.dataset else ""
+        return (
+            f"{self.outcome.value}: {self.frames_acquired} frames acquired, "
+            f"{self.frames_saved} saved, {self.frames_lost} lost"
+            f"{where}" + (f" ({self.message})" if self.message else "")
+        )
+
+
+class _FrameRelay:
+    """Runner listener: frames to the handler, summary metadata to the sink."""
+
+    def __init__(
+        self,
+        handler: DataHandler,
+        sink: NDTiffSink,
+        engine: StreamingEngine,
+        settings: Mapping[str, Any],
+    ) -> None:
+        self.handler = handler
+        self.sink = sink
+        self.engine = engine
+        self.settings = dict(settings)
+        self.error: BaseException | None = None
+
+    def sequenceStarted(self, sequence: MDASequence, meta: Mapping) -> None:
+        summary = {"mmapp": self.settings, "pymmcore_plus": dict(meta or {})}
+        with contextlib.suppress(Exception):
+            summary["sequence"] = sequence.model_dump(mode="json", exclude_unset=True)
+        self.sink.set_summary_metadata(json_safe(summary))
+
+    def frameReady(self, img: np.ndarray, event: MDAEvent, meta: Mapping) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.handler.put(coordinates_for(event), img, meta)
+        except Exception as exc:
+            self.error = exc
+            self.engine.request_abort()
+
+
+class RunController:
+    """Starts, stops and reports one acquisition at a time on a rig."""
+
+    finished = Signal(object)  # RunResult, emitted from the run thread
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self._thread: threading.Thread | None = None
+        self._engine: StreamingEngine | None = None
+        self._handler: DataHandler | None = None
+        self._result: RunResult | None = None
+        self._stop_requested_at: float | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._done.set()
+
+    # --- control -------------------------------------------------------------------
+    def start(self, request: RunRequest) -> None:
+        """Start acquiring on a background thread (raises if already running)."""
+        with self._lock:
+            if not self._done.is_set():
+                raise RuntimeError("an acquisition is already running")
+            self._done.clear()
+            self._result = None
+            self._stop_requested_at = None
+            self._engine = StreamingEngine(
+                self.rig.core,
+                abort_hooks=self.rig.abort_hooks,
+                safe_state_hooks=[self.rig.make_safe],
+                camera_fault=self._camera_fault,
+            )
+            self._thread = threading.Thread(
+                target=self._run,
+                args=(request, self._engine),
+                name="mmapp-run",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop now, from any state (thread-safe, idempotent)."""
+        with self._lock:
+            engine = self._engine
+            if engine is None or self._done.is_set():
+                return
+            if self._stop_requested_at is None:
+                self._stop_requested_at = time.perf_counter()
+        engine.request_abort()
+        self.rig.core.mda.cancel()
+
+    def wait(self, timeout: float | None = None) -> RunResult | None:
+        """The result once the run has ended (None on timeout)."""
+        if not self._done.wait(timeout):
+            return None
+        return self._result
+
+    @property
+    def running(self) -> bool:
+        """Whether a run is in progress."""
+        return not self._done.is_set()
+
+    # --- observation ----------------------------------------------------------------
+    def stats(self) -> StatsSnapshot | None:
+        """Current run statistics (None before the first run)."""
+        handler = self._handler
+        if handler is None:
+            return None
+        if self.running:
+            handler.stats.buffer_fill = self._buffer_fill()
+        return handler.stats.snapshot()
+
+    def latest_frame(self) -> Frame | None:
+        """The newest frame (for a display polling on a timer)."""
+        handler = self._handler
+        return handler.latest() if handler is not None else None
+
+    @property
+    def handler(self) -> DataHandler | None:
+        """The data handler of the current or last run."""
+        return self._handler
+
+    def _buffer_fill(self) -> float:
+        core = self.rig.core
+        try:
+            total = core.getBufferTotalCapacity()
+            free = core.getBufferFreeCapacity()
+        except Exception:
+            return -1.0
+        return 1.0 - free / total if total else -1.0
+
+    def _camera_fault(self) -> str | None:
+        camera = self.rig.camera
+        return camera.last_error if camera is not None else None
+
+    # --- the run thread ---------------------------------------------------------
+    def _run(self, request: RunRequest, engine: StreamingEngine) -> None:
+        t0 = time.perf_counter()
+        sink: NDTiffSink | None = None
+        handler: DataHandler | None = None
+        error: BaseException | None = None
+        try:
+            sink = NDTiffSink(
+                request.out_dir, request.name, {"mmapp": request.settings}
+            )
+            handler = DataHandler(sink, max_queue_bytes=request.queue_bytes)
+            self._handler = handler
+            relay = _FrameRelay(handler, sink, engine, request.settings)
+            core = self.rig.core
+            core.mda.set_engine(engine)
+            try:
+                core.mda.run(request.events, output=relay)
+            except Exception as exc:
+                error = exc
+            error = relay.error or error
+        except Exception as exc:
+            error = exc
+        finally:
+            self.rig.make_safe()
+            if handler is not None:
+                try:
+                    handler.finish()
+                except Exception as exc:
+                    error = error or exc
+            if handler is not None and handler.error is not None:
+                error = error or handler.error
+            result = self._result_for(engine, handler, sink, error, t0)
+            self._result = result
+            self._done.set()
+        if error is not None:
+            logger.error("acquisition ended with an error: %s", result.summary())
+        self.finished.emit(result)
+
+    def _result_for(
+        self,
+        engine: StreamingEngine,
+        handler: DataHandler | None,
+        sink: NDTiffSink | None,
+        error: BaseException | None,
+        t0: float,
+    ) -> RunResult:
+        stats = handler.stats.snapshot() if handler is not None else None
+        saved = stats.frames_written if stats else 0
+        lost = engine.frames_lost + (stats.frames_lost if stats else 0)
+        rejected = stats.frames_rejected if stats else 0
+        latency = None
+        if self._stop_requested_at is not None and engine.camera_stopped_at:
+            latency = max(0.0, engine.camera_stopped_at - self._stop_requested_at)
+        if error is not None:
+            outcome, message = RunOutcome.ERROR, str(error)
+        elif self._stop_requested_at is not None:
+            outcome, message = RunOutcome.STOPPED, "stopped by the operator"
+        else:
+            outcome, message = RunOutcome.COMPLETED, ""
+        return RunResult(
+            outcome=outcome,
+            message=message,
+            dataset=sink.path if sink is not None and saved else None,
+            frames_acquired=engine.frames_acquired,
+            frames_saved=saved,
+            frames_lost=lost,
+            frames_rejected=rejected,
+            duration_s=time.perf_counter() - t0,
+            stop_latency_s=latency,
+            error=error,
+        )

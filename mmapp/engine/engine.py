@@ -1,0 +1,252 @@
+"""The acquisition engine: pymmcore-plus's MDAEngine, streaming and stoppable.
+
+* Hardware-sequenced events yield each frame as it is popped from the camera's
+  circular buffer (nothing collected in RAM).
+* The stream event (:func:`~mmapp.engine.events.stream_event`) runs the camera
+  continuously until Stop, a frame count or a duration.
+* :meth:`StreamingEngine.request_abort` stops from any state within
+  milliseconds: it unblocks the camera (own abort hook) and the pop loop (own
+  event) instead of waiting for the next frame like ``runner.cancel()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from pymmcore_plus import CMMCorePlus
+from pymmcore_plus.core._sequencing import SequencedEvent
+from pymmcore_plus.mda import MDAEngine
+from useq import AcquireImage, MDAEvent, MDASequence
+
+from mmapp.engine.errors import (
+    BufferOverflowError,
+    CameraStoppedError,
+    CameraTimeoutError,
+    DeviceError,
+)
+from mmapp.engine.events import is_stream_event
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.0005  # wait between buffer checks when no frame is ready
+
+
+class StreamingEngine(MDAEngine):
+    """MDAEngine that streams frames and can be aborted at any moment."""
+
+    def __init__(
+        self,
+        mmc: CMMCorePlus,
+        *,
+        abort_hooks: Iterable[Callable[[], None]] = (),
+        safe_state_hooks: Iterable[Callable[[], None]] = (),
+        camera_fault: Callable[[], str | None] | None = None,
+        timeout_first_frame: float | None = 20.0,
+        timeout_base: float = 5.0,
+    ) -> None:
+        super().__init__(
+            mmc,
+            timeout_first_frame=timeout_first_frame,
+            timeout_base=timeout_base,
+            restore_initial_state=False,
+        )
+        self.abort_event = threading.Event()
+        self._abort_hooks = list(abort_hooks)
+        self._safe_state_hooks = list(safe_state_hooks)
+        self._camera_fault = camera_fault
+        self.frames_acquired = 0
+        self.frames_lost = 0
+        self.camera_stopped_at: float | None = None
+
+    # --- stop -------------------------------------------------------------------
+    def request_abort(self) -> None:
+        """Stop now: unblock the camera and the pop loop (thread-safe)."""
+        self.abort_event.set()
+        for hook in self._abort_hooks:
+            try:
+                hook()
+            except Exception:
+                logger.exception("abort hook failed")
+
+    def _stop_camera(self) -> None:
+        core = self.mmcore
+        for hook in self._abort_hooks:
+            try:
+                hook()
+            except Exception:
+                logger.exception("abort hook failed")
+        if core.isSequenceRunning():
+            core.stopSequenceAcquisition()
+        self.camera_stopped_at = time.perf_counter()
+
+    # --- protocol -----------------------------------------------------------------
+    def setup_sequence(self, sequence: MDASequence) -> Any:
+        """Reset counters, then the stock setup."""
+        self.frames_acquired = 0
+        self.frames_lost = 0
+        self.camera_stopped_at = None
+        return super().setup_sequence(sequence)
+
+    def setup_event(self, event: MDAEvent) -> None:
+        """The stream event needs no per-event hardware setup beyond exposure."""
+        if is_stream_event(event):
+            if event.exposure is not None:
+                self.mmcore.setExposure(event.exposure)
+            return
+        super().setup_event(event)
+
+    def exec_event(self, event: MDAEvent) -> Iterator[Any]:
+        """Run the stream event here; everything else as the stock engine."""
+        if self.abort_event.is_set():
+            return
+        if is_stream_event(event):
+            yield from self._exec_stream(event)
+        else:
+            yield from super().exec_event(event)
+
+    def exec_sequenced_event(self, event: SequencedEvent) -> Iterator[Any]:
+        """Start the camera for the whole sequence, then yield frames as they come."""
+        core = self.mmcore
+        if core.getNumberOfCameraChannels() != 1:
+            yield from super().exec_sequenced_event(event)
+            return
+        n = len(event.events)
+        t0 = event.metadata.get("runner_t0")
+        t0_ms = (time.perf_counter() - t0) * 1000 if t0 else 0.0
+        core.startSequenceAcquisition(n, 0, True)
+        self.post_sequence_started(event)
+        yield from self._pop_frames(
+            expected=n,
+            event_at=event.events.__getitem__,
+            timing=event,
+            t0_ms=t0_ms,
+        )
+
+    def _exec_stream(self, event: MDAEvent) -> Iterator[Any]:
+        core = self.mmcore
+        data = event.action.data  # type: ignore[union-attr]
+        max_frames = data.get("max_frames")
+        max_duration = data.get("max_duration_s")
+        base = event.model_copy(update={"action": AcquireImage()})
+        if max_frames:
+            core.startSequenceAcquisition(int(max_frames), 0, True)
+        else:
+            core.startContinuousSequenceAcquisition(0)
+        self.post_sequence_started(event)
+
+        def event_at(i: int) -> MDAEvent:
+            return base.model_copy(update={"index": {"t": i}})
+
+        yield from self._pop_frames(
+            expected=max_frames,
+            event_at=event_at,
+            timing=event,
+            t0_ms=0.0,
+            deadline_s=time.perf_counter() + max_duration if max_duration else None,
+        )
+
+    def post_sequence_started(self, event: MDAEvent) -> None:
+        """Hook run right after the camera is armed (DAQ masters start here)."""
+
+    def teardown_sequence(self, sequence: MDASequence) -> None:
+        """Camera stopped and the rig made safe, whatever happened."""
+        try:
+            if self.mmcore.isSequenceRunning():
+                self._stop_camera()
+            super().teardown_sequence(sequence)
+        finally:
+            for hook in self._safe_state_hooks:
+                try:
+                    hook()
+                except Exception:
+                    logger.exception("safe-state hook failed")
+
+    # --- the pop loop ---------------------------------------------------------------
+    def _pop_frames(
+        self,
+        *,
+        expected: int | None,
+        event_at: Callable[[int], MDAEvent],
+        timing: MDAEvent,
+        t0_ms: float,
+        deadline_s: float | None = None,
+    ) -> Iterator[Any]:
+        """Yield payloads as frames arrive; stop on abort, cancel, limits or errors."""
+        core = self.mmcore
+        abort = self.abort_event
+        frame_timeout = self._frame_timeout(timing)
+        timeout = self._initial_timeout(timing)
+        wait_until = time.perf_counter() + timeout
+        count = 0
+        first_number: int | None = None
+        try:
+            while expected is None or count < expected:
+                if abort.is_set():
+                    return
+                if deadline_s is not None and time.perf_counter() >= deadline_s:
+                    return
+                remaining = core.getRemainingImageCount()
+                if not remaining:
+                    if (
+                        not core.isSequenceRunning()
+                        and not core.getRemainingImageCount()
+                    ):
+                        self._raise_camera_stopped(count, expected)
+                    if time.perf_counter() > wait_until:
+                        raise CameraTimeoutError(
+                            f"the camera delivered no frame for {timeout:.1f} s "
+                            f"after {count} frames (is it waiting for a trigger?)"
+                        )
+                    abort.wait(POLL_S)
+                    continue
+                img, mm_meta = core.popNextImageAndMD()
+                number = _image_number(mm_meta)
+                if number is not None:
+                    if first_number is None:
+                        first_number = number
+                    gap = number - first_number - count - self.frames_lost
+                    if gap > 0:
+                        self.frames_lost += gap
+                        raise BufferOverflowError(
+                            f"camera buffer overflowed: {gap} frames were overwritten "
+                            f"before they could be saved"
+                        )
+                payload = self._create_seqimg_payload_from_popped(
+                    img,
+                    mm_meta,
+                    event=event_at(count),
+                    channel=0,
+                    event_t0=t0_ms,
+                    remaining=remaining - 1,
+                )
+                count += 1
+                self.frames_acquired += 1
+                timeout = frame_timeout
+                wait_until = time.perf_counter() + timeout
+                if (yield payload) == "cancel":
+                    return
+        finally:
+            self._stop_camera()
+
+    def _raise_camera_stopped(self, count: int, expected: int | None) -> None:
+        core = self.mmcore
+        missing = "" if expected is None else f" of {expected}"
+        if core.isBufferOverflowed():
+            raise BufferOverflowError(
+                f"camera buffer overflowed after {count}{missing} frames: the "
+                f"camera stopped because the writer could not keep up"
+            )
+        if self._camera_fault is not None and (fault := self._camera_fault()):
+            raise DeviceError(f"camera fault after {count}{missing} frames: {fault}")
+        raise CameraStoppedError(f"the camera stopped after {count}{missing} frames")
+
+
+def _image_number(mm_meta: Any) -> int | None:
+    try:
+        return int(mm_meta["ImageNumber"])
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -1,0 +1,23 @@
+"""Why a run ended badly, in words an operator can act on."""
+
+from __future__ import annotations
+
+
+class AcquisitionError(RuntimeError):
+    """Base class: the run ended with an error."""
+
+
+class BufferOverflowError(AcquisitionError):
+    """The camera's circular buffer overflowed: frames were lost."""
+
+
+class CameraTimeoutError(AcquisitionError):
+    """The camera delivered no frame within the timeout (e.g. no trigger)."""
+
+
+class CameraStoppedError(AcquisitionError):
+    """The camera stopped before delivering every expected frame."""
+
+
+class DeviceError(AcquisitionError):
+    """A device reported a fault during the run."""

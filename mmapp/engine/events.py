@@ -1,0 +1,48 @@
+"""Events the engine understands beyond `useq`: the endless stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from useq import CustomAction, MDAEvent
+
+STREAM_ACTION = "mmapp.stream"
+
+# MDAEvent.index key -> NDTiff axis name
+AXIS_NAMES = {"t": "time", "z": "z", "c": "channel", "p": "position", "g": "grid"}
+
+
+def stream_event(
+    *,
+    max_frames: int | None = None,
+    max_duration_s: float | None = None,
+    exposure_ms: float | None = None,
+) -> MDAEvent:
+    """One event that streams frames until Stop (or a frame/duration limit)."""
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    if max_duration_s is not None and max_duration_s <= 0:
+        raise ValueError(f"max_duration_s must be > 0, got {max_duration_s}")
+    data: dict[str, Any] = {"max_frames": max_frames, "max_duration_s": max_duration_s}
+    return MDAEvent(
+        action=CustomAction(name=STREAM_ACTION, data=data), exposure=exposure_ms
+    )
+
+
+def is_stream_event(event: MDAEvent) -> bool:
+    """Whether this is the engine's streaming event."""
+    action = event.action
+    return isinstance(action, CustomAction) and action.name == STREAM_ACTION
+
+
+def coordinates_for(event: MDAEvent) -> dict[str, int | str]:
+    """NDTiff axes of the frame an event produced (channel by its name)."""
+    coords: dict[str, int | str] = {}
+    for key, value in event.index.items():
+        if key == "c" and event.channel is not None:
+            coords["channel"] = event.channel.config
+        else:
+            coords[AXIS_NAMES.get(key, key)] = int(value)
+    if not coords:
+        coords["time"] = 0
+    return coords

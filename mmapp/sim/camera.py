@@ -1,0 +1,201 @@
+"""The simulated camera: a Python device in the core's own circular buffer.
+
+Free-running ("Internal") or externally triggered ("External") through a
+:class:`~mmapp.sim.state.TriggerLine`. It has its own abort event, so a Stop
+never waits on a camera that is blocked waiting for a trigger.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+from numpy.typing import DTypeLike
+from pymmcore_plus.experimental.unicore import CameraDevice, pymm_property
+
+from mmapp.sim.frames import expected_pattern, stamp
+from mmapp.sim.state import SimRigState, TriggerLine
+
+TRIGGER_MODES = ("Internal", "External")
+BIT_DEPTHS = (8, 10, 12, 14, 16)
+
+
+class SimulatedCameraFault(RuntimeError):
+    """A simulated hardware fault (used to exercise the error paths)."""
+
+
+class SimCamera(CameraDevice):
+    """A sequencing camera whose pixels depend on the rig's state."""
+
+    def __init__(
+        self,
+        state: SimRigState,
+        *,
+        width: int = 2048,
+        height: int = 2048,
+        bit_depth: int = 16,
+        exposure_ms: float = 10.0,
+        readout_ms: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.state = state
+        self.trigger = TriggerLine()
+        self._abort = threading.Event()
+        self._width = width
+        self._height = height
+        self._bit_depth = bit_depth
+        self._exposure_ms = exposure_ms
+        self._readout_ms = readout_ms
+        self._trigger_mode = "Internal"
+        self._interval_ms = 0.0
+        self._fault_after = -1
+        self.last_error: str | None = None
+        self.frames_emitted = 0
+        # Benchmarks only: while this returns True the camera holds the next frame
+        # (a free-running camera limited by the pipeline, never by overflow).
+        self.flow_control: Callable[[], bool] | None = None
+
+    # --- mandatory camera API -------------------------------------------------
+    def get_exposure(self) -> float:
+        """Exposure in ms."""
+        return self._exposure_ms
+
+    def set_exposure(self, exposure: float) -> None:
+        """Set the exposure in ms."""
+        if exposure < 0:
+            raise ValueError(f"exposure must be >= 0 ms, got {exposure}")
+        self._exposure_ms = float(exposure)
+
+    def get_readout_time(self) -> float:
+        """Readout time in ms (added to the frame period)."""
+        return self._readout_ms
+
+    def set_readout_time(self, value: float) -> None:
+        """Set the readout time in ms."""
+        if float(value) < 0:
+            raise ValueError(f"readout time must be >= 0 ms, got {value}")
+        self._readout_ms = float(value)
+
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the frames."""
+        return (self._height, self._width)
+
+    def dtype(self) -> DTypeLike:
+        """uint8 for 8-bit, else uint16."""
+        return np.uint8 if self._bit_depth == 8 else np.uint16
+
+    # --- extra properties -------------------------------------------------------
+    @pymm_property(allowed_values=TRIGGER_MODES, name="TriggerMode")
+    def trigger_mode(self) -> str:
+        """'Internal' (free-running) or 'External' (one frame per edge)."""
+        return self._trigger_mode
+
+    @trigger_mode.setter
+    def _set_trigger_mode(self, value: str) -> None:
+        self._trigger_mode = str(value)
+
+    @pymm_property(limits=(0.0, 100000.0), name="FrameIntervalMs")
+    def frame_interval_ms(self) -> float:
+        """Minimum frame period when free-running (0: as fast as possible)."""
+        return self._interval_ms
+
+    @frame_interval_ms.setter
+    def _set_frame_interval_ms(self, value: float) -> None:
+        self._interval_ms = float(value)
+
+    @pymm_property(allowed_values=BIT_DEPTHS, name="BitDepth")
+    def bit_depth(self) -> int:
+        """Bits per pixel."""
+        return self._bit_depth
+
+    @bit_depth.setter
+    def _set_bit_depth(self, value: int) -> None:
+        self._bit_depth = int(value)
+
+    @pymm_property(limits=(1, 16384), name="SensorWidth")
+    def sensor_width(self) -> int:
+        """Frame width in pixels."""
+        return self._width
+
+    @sensor_width.setter
+    def _set_sensor_width(self, value: int) -> None:
+        self._width = int(value)
+
+    @pymm_property(limits=(1, 16384), name="SensorHeight")
+    def sensor_height(self) -> int:
+        """Frame height in pixels."""
+        return self._height
+
+    @sensor_height.setter
+    def _set_sensor_height(self, value: int) -> None:
+        self._height = int(value)
+
+    @pymm_property(limits=(-1, 2**31 - 1), name="FaultAfterFrames")
+    def fault_after_frames(self) -> int:
+        """Simulate a sensor fault after this many frames (-1: never)."""
+        return self._fault_after
+
+    @fault_after_frames.setter
+    def _set_fault_after_frames(self, value: int) -> None:
+        self._fault_after = int(value)
+
+    # --- abort ----------------------------------------------------------------
+    def abort(self) -> None:
+        """Stop now, even while waiting for a trigger."""
+        self._abort.set()
+        self.trigger.interrupt()
+
+    # --- acquisition ------------------------------------------------------------
+    def _frame_period_s(self) -> float:
+        busy = (self._exposure_ms + self._readout_ms) / 1000.0
+        return max(busy, self._interval_ms / 1000.0)
+
+    def start_sequence(
+        self,
+        n: int | None,
+        get_buffer: Callable[[Sequence[int], DTypeLike], np.ndarray],
+    ) -> Iterator[Mapping]:
+        """Produce n frames (None: until stopped) into the core's buffer."""
+        self._abort.clear()
+        self.trigger.reset()
+        self.last_error = None
+        shape, dtype = self.shape(), np.dtype(self.dtype())
+        external = self._trigger_mode == "External"
+        period = self._frame_period_s()
+        busy_s = (self._exposure_ms + self._readout_ms) / 1000.0
+        abort = self._abort
+        limit = n if n is not None else 2**63
+        next_t = time.perf_counter()
+        i = 0
+        while i < limit and not abort.is_set():
+            if external:
+                if not self.trigger.wait_edge(timeout=0.05):
+                    continue
+            elif period > 0:
+                delay = next_t - time.perf_counter()
+                if delay > 0 and abort.wait(delay):
+                    break
+                next_t = max(next_t + period, time.perf_counter() - period)
+            while self.flow_control is not None and self.flow_control():
+                if abort.wait(0.0002):
+                    return
+            if i == self._fault_after:
+                self.last_error = f"simulated sensor fault after {i} frames"
+                return
+            self.state.exposure_started(i)
+            z, light = self.state.z_um, self.state.light_level()
+            if external and busy_s > 0 and abort.wait(busy_s):
+                break
+            buf = get_buffer(shape, dtype)
+            np.copyto(buf, expected_pattern(shape, dtype, z, light, self._bit_depth))
+            stamp(buf, i)
+            self.frames_emitted += 1
+            yield {
+                "mmapp-frame": str(i),
+                "mmapp-z-um": f"{z:.3f}",
+                "mmapp-light": f"{light:.1f}",
+                "TriggerMode": self._trigger_mode,
+            }
+            i += 1

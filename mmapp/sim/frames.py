@@ -1,0 +1,71 @@
+"""Deterministic frame content of the simulated camera.
+
+Every frame is a pattern that depends on device state (Z position, light level)
+with the frame number stamped into its first 8 bytes, so tests can check in the
+pixels which frame they hold and what the rig looked like when it was taken.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+DARK_LEVEL = 100  # camera offset: what a frame with no light reads
+STAMP_BYTES = 8
+
+
+@lru_cache(maxsize=8)
+def _pattern(
+    shape: tuple[int, int], dtype_str: str, z_step: int, light: float, max_value: int
+) -> np.ndarray:
+    dtype = np.dtype(dtype_str)
+    h, w = shape
+    if light <= 0:
+        img = np.full(shape, DARK_LEVEL, dtype=dtype)
+    else:
+        ramp = (
+            np.arange(w, dtype=np.int64)[None, :]
+            + 3 * np.arange(h, dtype=np.int64)[:, None]
+            + 7 * z_step
+        ) % 256
+        scale = min(light, 400.0) / 100.0
+        values = DARK_LEVEL + (ramp * 4 * scale).astype(np.int64)
+        img = np.minimum(values, max_value).astype(dtype)
+    img.setflags(write=False)
+    return img
+
+
+def expected_pattern(
+    shape: tuple[int, int],
+    dtype: np.dtype | type,
+    z_um: float,
+    light: float,
+    bit_depth: int = 16,
+) -> np.ndarray:
+    """The frame the camera produces for this state, before the stamp."""
+    max_value = (1 << bit_depth) - 1
+    return _pattern(tuple(shape), np.dtype(dtype).str, round(z_um), light, max_value)
+
+
+def stamp(buffer: np.ndarray, frame_number: int) -> None:
+    """Write the frame number into the first bytes of the frame."""
+    flat = buffer.reshape(-1).view(np.uint8)
+    flat[:STAMP_BYTES] = np.frombuffer(
+        frame_number.to_bytes(STAMP_BYTES, "little"), dtype=np.uint8
+    )
+
+
+def read_stamp(frame: np.ndarray) -> int:
+    """The frame number stamped into a frame."""
+    flat = np.ascontiguousarray(frame).reshape(-1).view(np.uint8)
+    return int.from_bytes(flat[:STAMP_BYTES].tobytes(), "little")
+
+
+def unstamped(frame: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The frame with its stamp bytes replaced by the reference's (to compare)."""
+    out = np.array(frame, copy=True)
+    out.reshape(-1).view(np.uint8)[:STAMP_BYTES] = (
+        np.ascontiguousarray(reference).reshape(-1).view(np.uint8)[:STAMP_BYTES]
+    )
+    return out

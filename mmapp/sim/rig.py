@@ -1,0 +1,226 @@
+"""Rig files: describe the simulated rig, or point at a Micro-Manager `.cfg`.
+
+`load_rig()` returns a :class:`Rig` whose `core` is a `UniMMCore` either way,
+so every acquisition runs the same code on the simulation and on hardware.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pymmcore_plus.experimental.unicore import UniMMCore
+
+from mmapp.resources import default_rig_file
+from mmapp.sim.camera import SimCamera
+from mmapp.sim.devices import SimLasers, SimShutter, SimXYStage, SimZStage
+from mmapp.sim.state import SimRigState
+
+
+class RigError(ValueError):
+    """A rig file or Micro-Manager config that cannot be loaded."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraSpec(_Model):
+    """The simulated camera."""
+
+    label: str = "Camera"
+    width: int = Field(2048, ge=1, le=16384)
+    height: int = Field(2048, ge=1, le=16384)
+    bit_depth: Literal[8, 10, 12, 14, 16] = 16
+    exposure_ms: float = Field(10.0, ge=0)
+    readout_ms: float = Field(0.0, ge=0)
+    trigger_mode: Literal["Internal", "External"] = "Internal"
+
+
+class DeviceSpec(_Model):
+    """A device that only needs a label."""
+
+    label: str
+
+
+class LasersSpec(_Model):
+    """The laser bank."""
+
+    label: str = "Lasers"
+    wavelengths_nm: list[int] = Field(default_factory=lambda: [488], min_length=1)
+
+
+class RigSpec(_Model):
+    """Contents of a rig file (JSON)."""
+
+    schema_version: Literal[1] = 1
+    name: str = "Simulated rig"
+    mm_config: str | None = None  # a Micro-Manager .cfg loads a real rig instead
+    camera: CameraSpec = CameraSpec()
+    z_stage: DeviceSpec = DeviceSpec(label="Z")
+    xy_stage: DeviceSpec = DeviceSpec(label="XY")
+    shutter: DeviceSpec = DeviceSpec(label="LaserShutter")
+    lasers: LasersSpec = LasersSpec()
+    channel_group: str = "Channel"
+    circular_buffer_mb: int = Field(1024, ge=16, le=65536)
+
+
+@dataclass
+class Rig:
+    """A loaded rig: the core plus what the engine needs to keep it safe."""
+
+    name: str
+    core: UniMMCore
+    spec: RigSpec | None = None
+    state: SimRigState | None = None
+    camera: SimCamera | None = None
+    lasers: SimLasers | None = None
+    source: str = ""
+    abort_hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    def abort_camera(self) -> None:
+        """Unblock the camera now (Stop must never wait on a trigger)."""
+        for hook in self.abort_hooks:
+            hook()
+
+    def make_safe(self) -> None:
+        """Lasers off and shutter closed (runs on stop, error and exit)."""
+        if self.lasers is not None:
+            self.lasers.all_off()
+        try:
+            if self.core.getShutterDevice():
+                self.core.setShutterOpen(False)
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        """Make safe and unload every device."""
+        self.make_safe()
+        try:
+            if self.core.isSequenceRunning():
+                self.abort_camera()
+                self.core.stopSequenceAcquisition()
+        finally:
+            self.core.unloadAllDevices()
+
+
+@contextmanager
+def _quiet_adapter_search() -> Iterator[None]:
+    """The simulated rig needs no Micro-Manager install: do not log its absence."""
+    log = logging.getLogger("pymmcore-plus")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def read_rig_spec(path: Path) -> RigSpec:
+    """Parse and validate a rig file, naming the bad field on error."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RigError(f"rig file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise RigError(f"rig file {path} is not valid JSON: {exc}") from None
+    try:
+        return RigSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise RigError(f"rig file {path}: {problems}") from None
+
+
+def load_rig(path: str | Path | None = None, **camera_overrides: object) -> Rig:
+    """Load a rig file (default: the simulated rig) or a Micro-Manager `.cfg`."""
+    path = Path(path) if path is not None else default_rig_file()
+    if path.suffix.lower() == ".cfg":
+        return _load_mm_config(path, name=path.stem)
+    spec = read_rig_spec(path)
+    if camera_overrides:
+        try:
+            camera = CameraSpec.model_validate(
+                {**spec.camera.model_dump(), **camera_overrides}
+            )
+        except ValidationError as exc:
+            raise RigError(f"camera settings: {exc.errors()[0]['msg']}") from None
+        spec = spec.model_copy(update={"camera": camera})
+    if spec.mm_config:
+        cfg = Path(spec.mm_config)
+        if not cfg.is_absolute():
+            cfg = path.parent / cfg
+        return _load_mm_config(cfg, name=spec.name, spec=spec)
+    return build_simulated_rig(spec, source=str(path))
+
+
+def _load_mm_config(path: Path, name: str, spec: RigSpec | None = None) -> Rig:
+    if not path.is_file():
+        raise RigError(f"Micro-Manager config not found: {path}")
+    core = UniMMCore()
+    try:
+        core.loadSystemConfiguration(str(path))
+    except Exception as exc:
+        raise RigError(f"Micro-Manager config {path} failed to load: {exc}") from exc
+    return Rig(name=name, core=core, spec=spec, source=str(path))
+
+
+def build_simulated_rig(spec: RigSpec, source: str = "") -> Rig:
+    """Load the Python devices of the simulated rig into a fresh core."""
+    state = SimRigState()
+    c = spec.camera
+    camera = SimCamera(
+        state,
+        width=c.width,
+        height=c.height,
+        bit_depth=c.bit_depth,
+        exposure_ms=c.exposure_ms,
+        readout_ms=c.readout_ms,
+    )
+    camera._trigger_mode = c.trigger_mode
+    lasers = SimLasers(state, list(spec.lasers.wavelengths_nm))
+    with _quiet_adapter_search():
+        core = UniMMCore()
+    devices = [
+        (c.label, camera),
+        (spec.z_stage.label, SimZStage(state)),
+        (spec.xy_stage.label, SimXYStage(state)),
+        (spec.shutter.label, SimShutter(state)),
+        (spec.lasers.label, lasers),
+    ]
+    for label, device in devices:
+        core.loadPyDevice(label, device)
+    core.initializeAllDevices()
+    core.setCameraDevice(c.label)
+    core.setFocusDevice(spec.z_stage.label)
+    core.setXYStageDevice(spec.xy_stage.label)
+    core.setShutterDevice(spec.shutter.label)
+    core.setCircularBufferMemoryFootprint(spec.circular_buffer_mb)
+    for nm in spec.lasers.wavelengths_nm:
+        for other in spec.lasers.wavelengths_nm:
+            core.defineConfig(
+                spec.channel_group,
+                f"{nm}nm",
+                spec.lasers.label,
+                f"Laser {other}",
+                "On" if other == nm else "Off",
+            )
+    rig = Rig(
+        name=spec.name,
+        core=core,
+        spec=spec,
+        state=state,
+        camera=camera,
+        lasers=lasers,
+        source=source,
+    )
+    rig.abort_hooks.append(camera.abort)
+    return rig
