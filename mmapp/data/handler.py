@@ -24,6 +24,7 @@ from mmapp.data.errors import (
     InvalidFrameError,
     StorageWriteError,
 )
+from mmapp.data.frame_pool import FramePool
 from mmapp.data.stats import RunStats
 from mmapp.data.validation import validate_frame
 
@@ -67,6 +68,7 @@ class DataHandler:
         self.max_queue_bytes = max_queue_bytes
         self.put_timeout_s = put_timeout_s
         self.stats = RunStats(max_queue_bytes)
+        self.pool = FramePool(max_queue_bytes)
         self._cond = threading.Condition()
         self._queue: deque[Frame] = deque()
         self._pending: dict[DataCoordinates, Frame] = {}
@@ -182,6 +184,8 @@ class DataHandler:
             else:
                 self.stats.add_dropped_from_queue(frame.image.nbytes, rejected=rejected)
             self._cond.notify_all()
+        if frame is not self._latest:  # the display may still read the latest
+            self.pool.release(frame.image)
 
     def _fail(self, error: StorageWriteError) -> None:
         with self._cond:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from psygnal import Signal
+from pymmcore_plus.mda.events import MDASignaler
 from useq import MDAEvent, MDASequence
 
 from mmapp.data.handler import DEFAULT_QUEUE_BYTES, DataHandler, Frame
@@ -29,6 +31,19 @@ from mmapp.engine.events import coordinates_for
 from mmapp.sim.rig import Rig
 
 logger = logging.getLogger(__name__)
+
+
+# Python hands the GIL over every 5 ms by default. The writer thread releases it
+# for each write() and then waits that long to get it back while the engine and
+# camera threads run Python: at 2048x2048 that alone cut throughput to a fifth
+# (`mmapp bench stream`). A short interval keeps every thread of the frame path
+# moving.
+GIL_SWITCH_INTERVAL_S = 0.0002
+
+
+def tune_gil_for_streaming() -> None:
+    """Shorten the GIL switch interval (process-wide, never lengthened)."""
+    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
 
 
 class RunOutcome(StrEnum):
@@ -203,6 +218,7 @@ class RunController:
 
     # --- the run thread ---------------------------------------------------------
     def _run(self, request: RunRequest, engine: StreamingEngine) -> None:
+        tune_gil_for_streaming()
         t0 = time.perf_counter()
         sink: NDTiffSink | None = None
         handler: DataHandler | None = None
@@ -214,12 +230,26 @@ class RunController:
             handler = DataHandler(sink, max_queue_bytes=request.queue_bytes)
             self._handler = handler
             relay = _FrameRelay(handler, sink, engine, request.settings)
+            engine.frame_pool = handler.pool
             core = self.rig.core
             core.mda.set_engine(engine)
+            # Direct psygnal connections: frames stay on the engine thread (no
+            # relay thread, no unbounded queue, no Qt queued signals).
+            signals = core.mda.events
+            if not isinstance(signals, MDASignaler):
+                raise RuntimeError(
+                    "the acquisition needs psygnal MDA signals; set "
+                    "PYMM_SIGNALS_BACKEND=psygnal before creating the core"
+                )
+            signals.sequenceStarted.connect(relay.sequenceStarted)
+            signals.frameReady.connect(relay.frameReady)
             try:
-                core.mda.run(request.events, output=relay)
+                core.mda.run(request.events)
             except Exception as exc:
                 error = exc
+            finally:
+                signals.frameReady.disconnect(relay.frameReady)
+                signals.sequenceStarted.disconnect(relay.sequenceStarted)
             error = relay.error or error
         except Exception as exc:
             error = exc
@@ -233,6 +263,7 @@ class RunController:
             if handler is not None and handler.error is not None:
                 error = error or handler.error
             result = self._result_for(engine, handler, sink, error, t0)
+            engine.release()
             self._result = result
             self._done.set()
         if error is not None:

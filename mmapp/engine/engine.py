@@ -17,11 +17,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import numpy as np
 from pymmcore_plus import CMMCorePlus
 from pymmcore_plus.core._sequencing import SequencedEvent
 from pymmcore_plus.mda import MDAEngine
 from useq import AcquireImage, MDAEvent, MDASequence
 
+from mmapp.data.frame_pool import FramePool
 from mmapp.engine.errors import (
     BufferOverflowError,
     CameraStoppedError,
@@ -61,6 +63,14 @@ class StreamingEngine(MDAEngine):
         self.frames_acquired = 0
         self.frames_lost = 0
         self.camera_stopped_at: float | None = None
+        self.frame_pool: FramePool | None = None
+
+    def release(self) -> None:
+        """Drop the hooks into the rig (the core's runner keeps its engine)."""
+        self._abort_hooks.clear()
+        self._safe_state_hooks.clear()
+        self._camera_fault = None
+        self.frame_pool = None
 
     # --- stop -------------------------------------------------------------------
     def request_abort(self) -> None:
@@ -183,6 +193,7 @@ class StreamingEngine(MDAEngine):
         wait_until = time.perf_counter() + timeout
         count = 0
         first_number: int | None = None
+        pop = self._popper()
         try:
             while expected is None or count < expected:
                 if abort.is_set():
@@ -203,7 +214,7 @@ class StreamingEngine(MDAEngine):
                         )
                     abort.wait(POLL_S)
                     continue
-                img, mm_meta = core.popNextImageAndMD()
+                img, mm_meta = pop()
                 number = _image_number(mm_meta)
                 if number is not None:
                     if first_number is None:
@@ -231,6 +242,24 @@ class StreamingEngine(MDAEngine):
                     return
         finally:
             self._stop_camera()
+
+    def _popper(self) -> Callable[[], tuple[Any, Any]]:
+        """How to pop frames this sequence: into recycled arrays when possible."""
+        core = self.mmcore
+        ring = getattr(core, "_seq_buffer", None)  # UniMMCore's Python ring buffer
+        pool = self.frame_pool
+        if pool is None or ring is None or not core.isPyDevice(core.getCameraDevice()):
+            return core.popNextImageAndMD
+        shape = (core.getImageHeight(), core.getImageWidth())
+        dtype = np.uint8 if core.getBytesPerPixel() == 1 else np.uint16
+
+        def pop_into_pool() -> tuple[Any, Any]:
+            popped = ring.pop_next(out=pool.acquire(shape, dtype))
+            if popped is None:
+                raise IndexError("Circular buffer is empty.")
+            return popped
+
+        return pop_into_pool
 
     def _raise_camera_stopped(self, count: int, expected: int | None) -> None:
         core = self.mmcore

@@ -179,7 +179,7 @@ class SimCamera(CameraDevice):
                     break
                 next_t = max(next_t + period, time.perf_counter() - period)
             while self.flow_control is not None and self.flow_control():
-                if abort.wait(0.0002):
+                if abort.wait(0.001):
                     return
             if i == self._fault_after:
                 self.last_error = f"simulated sensor fault after {i} frames"

@@ -106,6 +106,8 @@ class Rig:
             if self.core.isSequenceRunning():
                 self.abort_camera()
                 self.core.stopSequenceAcquisition()
+            if self.camera is not None:  # give the ring buffer's memory back now
+                self.core.setCircularBufferMemoryFootprint(16)
         finally:
             self.core.unloadAllDevices()
 

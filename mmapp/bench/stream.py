@@ -1,0 +1,245 @@
+"""`mmapp bench stream`: camera -> engine -> DataHandler -> NDTiff, against raw writes.
+
+Both are measured in the same run, into the same directory, with the same
+bytes: raw sequential writes before and after the pipeline (their mean is the
+reference), so drift in the disk's speed shows up instead of hiding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mmapp.engine.controller import RunController, RunRequest, RunResult
+from mmapp.engine.events import stream_event
+from mmapp.sim.frames import expected_pattern, stamp
+from mmapp.sim.rig import load_rig
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE / 1e6
+
+
+def reset_peak_rss() -> None:
+    """Reset VmHWM so the next peak belongs to the next phase (Linux)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    """VmHWM: the peak resident set size since the last reset."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1e3
+    return float("nan")
+
+
+def raw_write_mb_s(directory: Path, frame: np.ndarray, n: int) -> float:
+    """Sequential writes of n frames to one file: the disk's reference speed."""
+    fd, name = tempfile.mkstemp(prefix="raw-", suffix=".bin", dir=directory)
+    os.close(fd)
+    path = Path(name)
+    try:
+        t0 = time.perf_counter()
+        with open(path, "wb") as f:
+            for _ in range(n):
+                f.write(frame)
+            f.flush()
+        elapsed = time.perf_counter() - t0
+    finally:
+        path.unlink(missing_ok=True)
+    os.sync()
+    return n * frame.nbytes / 1e6 / elapsed
+
+
+@dataclass
+class RssSampler:
+    """Samples RSS against frames acquired while the pipeline runs."""
+
+    controller: RunController
+    samples: list[tuple[int, float]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            snap = self.controller.stats()
+            self.samples.append((snap.frames_in if snap else 0, rss_mb()))
+
+    def start(self) -> None:
+        """Start sampling."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sampling and let go of the controller (and so of the core)."""
+        self._stop.set()
+        self._thread.join()
+        self.controller = None  # type: ignore[assignment]
+
+    def rss_at_fraction(self, fraction: float, total: int) -> float:
+        """RSS when this fraction of the frames had arrived."""
+        target = fraction * total
+        for frames, rss in self.samples:
+            if frames >= target:
+                return rss
+        return self.samples[-1][1] if self.samples else float("nan")
+
+
+def run_pipeline(
+    directory: Path,
+    size: int,
+    frames: int,
+    *,
+    rate_fps: float | None,
+    buffer_mb: int,
+    queue_mb: int,
+) -> tuple[RunResult, RssSampler]:
+    """The simulated camera streaming into NDTiff through the real pipeline."""
+    rig = load_rig(width=size, height=size, exposure_ms=0.0, readout_ms=0.0)
+    core = rig.core
+    core.setCircularBufferMemoryFootprint(buffer_mb)
+    camera = rig.camera
+    assert camera is not None
+    if rate_fps:
+        core.setProperty(core.getCameraDevice(), "FrameIntervalMs", 1000.0 / rate_fps)
+    else:  # free-running, limited by the pipeline (never by overflow)
+        ring_core = core
+        camera.flow_control = lambda: ring_core.getBufferFreeCapacity() < 2
+    controller = RunController(rig)
+    sampler = RssSampler(controller)
+    request = RunRequest(
+        events=[stream_event(max_frames=frames)],
+        out_dir=directory,
+        name="bench",
+        settings={"command": "bench stream", "size": size, "frames": frames},
+        queue_bytes=queue_mb * 1024 * 1024,
+    )
+    reset_peak_rss()
+    controller.start(request)
+    sampler.start()
+    result = controller.wait()
+    sampler.stop()
+    assert result is not None
+    camera.flow_control = None
+    rig.close()
+    del rig, controller, core, camera
+    gc.collect()
+    return result, sampler
+
+
+def run_stream_bench(args: argparse.Namespace) -> int:
+    """Entry point of `mmapp bench stream`."""
+    directory: Path = args.dir
+    directory.mkdir(parents=True, exist_ok=True)
+    size, frames = args.size, args.frames
+    frame = np.ascontiguousarray(
+        expected_pattern((size, size), np.uint16, 0.0, 0.0)
+    ).copy()
+    stamp(frame, 0)
+    need = 2 * frames * frame.nbytes
+    free = shutil.disk_usage(directory).free
+    if free < need:
+        print(
+            f"mmapp bench: not enough disk in {directory}: need {need / 1e9:.1f} GB, "
+            f"{free / 1e9:.1f} GB free"
+        )
+        return 2
+    say = (lambda *a: None) if args.json else print
+    say(f"bench stream: {size}x{size} uint16, {frames} frames, into {directory}")
+    os.sync()
+    raw_write_mb_s(directory, frame, min(frames, 50))  # warm-up, not counted
+    raws: list[float] = []
+    pipes: list[float] = []
+    results: list[RunResult] = []
+    sampler: RssSampler | None = None
+    peak = 0.0
+    rate = args.rate
+    for rep in range(args.repeats):
+        raws.append(raw_write_mb_s(directory, frame, frames))
+        say(f"  raw writes     #{rep + 1}: {raws[-1]:8.1f} MB/s")
+        if args.rate_fraction and rate is None:
+            rate = args.rate_fraction * raws[0] * 1e6 / frame.nbytes
+            say(f"  camera paced at {rate:.1f} fps")
+        result, sampler = run_pipeline(
+            directory,
+            size,
+            frames,
+            rate_fps=rate,
+            buffer_mb=args.buffer_mb,
+            queue_mb=args.queue_mb,
+        )
+        peak = max(peak, peak_rss_mb())
+        results.append(result)
+        pipes.append(result.frames_saved * frame.nbytes / 1e6 / result.duration_s)
+        say(
+            f"  pipeline       #{rep + 1}: {pipes[-1]:8.1f} MB/s "
+            f"({result.frames_saved} frames, {result.outcome.value})"
+        )
+        if result.dataset and not args.keep:
+            shutil.rmtree(result.dataset, ignore_errors=True)
+        os.sync()
+    raws.append(raw_write_mb_s(directory, frame, frames))
+    say(f"  raw writes     #{args.repeats + 1}: {raws[-1]:8.1f} MB/s")
+    raw, pipeline = statistics.median(raws), statistics.median(pipes)
+    dropped = sum(frames - r.frames_saved for r in results)
+    last = results[-1]
+    assert sampler is not None
+    report = {
+        "size": size,
+        "frames": frames,
+        "repeats": args.repeats,
+        "rate_fps": rate,
+        "pipeline_mb_s": round(pipeline, 1),
+        "raw_mb_s": round(raw, 1),
+        "pipeline_runs_mb_s": [round(p, 1) for p in pipes],
+        "raw_runs_mb_s": [round(r, 1) for r in raws],
+        "ratio": round(pipeline / raw, 3),
+        "pipeline_fps": round(pipeline * 1e6 / frame.nbytes, 1),
+        "dropped_frames": dropped,
+        "outcomes": [r.outcome.value for r in results],
+        "message": last.message,
+        "peak_rss_mb": round(peak, 1),
+        "rss_at_25pct_mb": round(sampler.rss_at_fraction(0.25, frames), 1),
+        "rss_at_end_mb": round(sampler.rss_at_fraction(1.0, frames), 1),
+        "duration_s": round(last.duration_s, 2),
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        say(f"  median raw:          {raw:8.1f} MB/s")
+        say(
+            f"  median pipeline:     {pipeline:8.1f} MB/s "
+            f"({report['pipeline_fps']} fps)"
+        )
+        say(f"  ratio pipeline/raw:  {report['ratio']:.3f}")
+        say(f"  dropped frames:      {dropped}")
+        say(
+            f"  peak RSS:            {peak:.0f} MB (RSS at 25% "
+            f"{report['rss_at_25pct_mb']:.0f} MB, "
+            f"at end {report['rss_at_end_mb']:.0f} MB)"
+        )
+        if last.message:
+            say(f"  note: {last.message}")
+    return 0 if math.isfinite(pipeline) else 1
