@@ -63,6 +63,8 @@ class RunRequest:
     name: str = "acquisition"
     settings: Mapping[str, Any] = field(default_factory=dict)
     queue_bytes: int = DEFAULT_QUEUE_BYTES
+    first_frame_timeout_s: float = 20.0  # a triggered camera may wait this long
+    frame_timeout_s: float = 5.0  # then at most this long between frames
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,8 @@ class RunController:
                 abort_hooks=self.rig.abort_hooks,
                 safe_state_hooks=[self.rig.make_safe],
                 camera_fault=self._camera_fault,
+                timeout_first_frame=request.first_frame_timeout_s,
+                timeout_base=request.frame_timeout_s,
             )
             self._thread = threading.Thread(
                 target=self._run,
@@ -177,6 +181,11 @@ class RunController:
         if not self._done.wait(timeout):
             return None
         return self._result
+
+    def wait_camera_armed(self, timeout: float | None = None) -> bool:
+        """Block until the camera of the current run is armed."""
+        engine = self._engine
+        return engine is not None and engine.camera_armed.wait(timeout)
 
     @property
     def running(self) -> bool:

@@ -57,6 +57,10 @@ class StreamingEngine(MDAEngine):
             restore_initial_state=False,
         )
         self.abort_event = threading.Event()
+        # Set while the camera is armed. Other threads must wait on this instead
+        # of polling core.isSequenceRunning(): UniMMCore's check can forget a
+        # sequence that is starting when it is called from another thread.
+        self.camera_armed = threading.Event()
         self._abort_hooks = list(abort_hooks)
         self._safe_state_hooks = list(safe_state_hooks)
         self._camera_fault = camera_fault
@@ -91,7 +95,30 @@ class StreamingEngine(MDAEngine):
                 logger.exception("abort hook failed")
         if core.isSequenceRunning():
             core.stopSequenceAcquisition()
+        self.camera_armed.clear()
         self.camera_stopped_at = time.perf_counter()
+        self._close_auto_shutter()
+
+    def _open_auto_shutter(self) -> None:
+        """What MMCore does for C++ cameras, done for Python cameras too."""
+        core = self.mmcore
+        self._shutter_opened = False
+        if (
+            core.getAutoShutter()
+            and core.getShutterDevice()
+            and core.isPyDevice(core.getCameraDevice())
+            and not core.getShutterOpen()
+        ):
+            core.setShutterOpen(True)
+            self._shutter_opened = True
+
+    def _close_auto_shutter(self) -> None:
+        if getattr(self, "_shutter_opened", False):
+            self._shutter_opened = False
+            try:
+                self.mmcore.setShutterOpen(False)
+            except Exception:
+                logger.exception("could not close the shutter")
 
     # --- protocol -----------------------------------------------------------------
     def setup_sequence(self, sequence: MDASequence) -> Any:
@@ -127,6 +154,7 @@ class StreamingEngine(MDAEngine):
         n = len(event.events)
         t0 = event.metadata.get("runner_t0")
         t0_ms = (time.perf_counter() - t0) * 1000 if t0 else 0.0
+        self._open_auto_shutter()
         core.startSequenceAcquisition(n, 0, True)
         self.post_sequence_started(event)
         yield from self._pop_frames(
@@ -142,6 +170,7 @@ class StreamingEngine(MDAEngine):
         max_frames = data.get("max_frames")
         max_duration = data.get("max_duration_s")
         base = event.model_copy(update={"action": AcquireImage()})
+        self._open_auto_shutter()
         if max_frames:
             core.startSequenceAcquisition(int(max_frames), 0, True)
         else:
@@ -161,6 +190,7 @@ class StreamingEngine(MDAEngine):
 
     def post_sequence_started(self, event: MDAEvent) -> None:
         """Hook run right after the camera is armed (DAQ masters start here)."""
+        self.camera_armed.set()
 
     def teardown_sequence(self, sequence: MDASequence) -> None:
         """Camera stopped and the rig made safe, whatever happened."""
@@ -194,6 +224,7 @@ class StreamingEngine(MDAEngine):
         count = 0
         first_number: int | None = None
         pop = self._popper()
+        numbered_from_zero = core.isPyDevice(core.getCameraDevice())
         try:
             while expected is None or count < expected:
                 if abort.is_set():
@@ -218,7 +249,9 @@ class StreamingEngine(MDAEngine):
                 number = _image_number(mm_meta)
                 if number is not None:
                     if first_number is None:
-                        first_number = number
+                        # UniMMCore numbers each sequence from 0; other cameras
+                        # may count on from earlier runs: trust their first frame.
+                        first_number = 0 if numbered_from_zero else number
                     gap = number - first_number - count - self.frames_lost
                     if gap > 0:
                         self.frames_lost += gap
@@ -265,6 +298,8 @@ class StreamingEngine(MDAEngine):
         core = self.mmcore
         missing = "" if expected is None else f" of {expected}"
         if core.isBufferOverflowed():
+            if expected is not None:
+                self.frames_lost += expected - count
             raise BufferOverflowError(
                 f"camera buffer overflowed after {count}{missing} frames: the "
                 f"camera stopped because the writer could not keep up"

@@ -1,0 +1,285 @@
+"""The streaming engine on the simulated rig: data, Stop in every state, errors."""
+
+from __future__ import annotations
+
+import glob
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from useq import MDASequence
+
+from conftest import HEIGHT, WIDTH, open_dataset, read_all
+from mmapp.data.errors import StorageWriteError
+from mmapp.data.ndtiff_sink import NDTiffSink
+from mmapp.engine.controller import RunController, RunOutcome, RunRequest
+from mmapp.engine.events import stream_event
+from mmapp.sim.frames import DARK_LEVEL, expected_pattern, read_stamp, unstamped
+from mmapp.sim.rig import Rig
+
+SHAPE = (HEIGHT, WIDTH)
+
+
+def _run(controller: RunController, events, tmp_path: Path, **kw) -> object:
+    controller.start(RunRequest(events, tmp_path, "run", **kw))
+    result = controller.wait(60)
+    assert result is not None, "the run did not end"
+    return result
+
+
+def _wait_for_frames(controller: RunController, n: int) -> None:
+    """Block until the handler has seen n frames (no fixed sleeps)."""
+    seen = threading.Event()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        snap = controller.stats()
+        if snap is not None and snap.frames_in >= n:
+            return
+        seen.wait(0.002)
+    raise AssertionError(f"fewer than {n} frames arrived")
+
+
+def _assert_safe(rig: Rig) -> None:
+    core = rig.core
+    assert not core.isSequenceRunning()
+    assert not core.getShutterOpen()
+    for nm in (405, 488, 561, 640):
+        assert core.getProperty("Lasers", f"Laser {nm}") == "Off"
+
+
+def test_stream_frames_round_trip_pixel_exact(controller, rig, tmp_path):
+    rig.core.setConfig("Channel", "488nm")
+    result = _run(controller, [stream_event(max_frames=40)], tmp_path)
+    assert result.outcome is RunOutcome.COMPLETED, result.message
+    assert (result.frames_acquired, result.frames_saved, result.frames_lost) == (
+        40,
+        40,
+        0,
+    )
+    frames = read_all(result.dataset)
+    assert sorted(frames) == list(range(40))
+    ref = expected_pattern(SHAPE, np.uint16, 0.0, 50.0)  # autoshutter opened
+    for t, img in frames.items():
+        assert read_stamp(img) == t
+        np.testing.assert_array_equal(unstamped(img, ref), ref)
+    tif = glob.glob(str(result.dataset / "*.tif"))
+    assert len(tif) == 1
+    with tifffile.TiffFile(tif[0]) as tf:
+        assert tf.is_ndtiff
+        stack = tf.asarray(key=range(len(tf.pages)))
+    assert stack.shape == (40, *SHAPE)
+    for t in range(40):
+        np.testing.assert_array_equal(stack[t], frames[t])
+    _assert_safe(rig)
+
+
+def test_metadata_summary_and_per_frame(controller, rig, tmp_path):
+    result = _run(
+        controller, [stream_event(max_frames=3)], tmp_path, settings={"who": "test"}
+    )
+    ds = open_dataset(result.dataset)
+    try:
+        assert ds.summary_metadata["mmapp"] == {"who": "test"}
+        assert "pymmcore_plus" in ds.summary_metadata
+        md = ds.read_metadata(time=2)
+        assert md["Axes"] == {"time": 2}
+        assert md["camera_metadata"]["mmapp-frame"] == "2"
+        assert md["hardware_triggered"] is True
+    finally:
+        ds.close()
+
+
+def test_mda_sequence_z_and_channels_hardware_sequenced(controller, rig, tmp_path):
+    core = rig.core
+    core.setProperty("Lasers", "Laser 561 Power %", 100.0)
+    seq = MDASequence(
+        time_plan={"interval": 0, "loops": 2},
+        z_plan={"range": 4, "step": 1},
+        channels=["488nm", "561nm"],
+        axis_order="tczp",
+    )
+    result = _run(controller, seq, tmp_path)
+    assert result.outcome is RunOutcome.COMPLETED, result.message
+    assert result.frames_saved == 2 * 2 * 5
+    ds = open_dataset(result.dataset)
+    try:
+        coords = ds.get_image_coordinates_list()
+        assert len(coords) == 20
+        for c in coords:
+            img = np.array(ds.read_image(**c))
+            z_um = -2.0 + c["z"]
+            light = 50.0 if c["channel"] == "488nm" else 100.0
+            ref = expected_pattern(SHAPE, np.uint16, z_um, light)
+            np.testing.assert_array_equal(unstamped(img, ref), ref)
+    finally:
+        ds.close()
+    _assert_safe(rig)
+
+
+def test_stop_while_frames_flow(controller, rig, tmp_path):
+    controller.start(RunRequest([stream_event()], tmp_path, "loop"))
+    _wait_for_frames(controller, 20)
+    controller.stop()
+    result = controller.wait(10)
+    assert result.outcome is RunOutcome.STOPPED
+    assert result.stop_latency_s is not None and result.stop_latency_s < 0.5
+    assert result.frames_acquired >= 20
+    assert result.frames_saved == result.frames_acquired
+    assert result.frames_lost == 0
+    assert len(read_all(result.dataset)) == result.frames_saved
+    _assert_safe(rig)
+
+
+def test_stop_while_camera_waits_for_trigger(controller, rig, tmp_path):
+    rig.core.setProperty("Camera", "TriggerMode", "External")
+    controller.start(RunRequest([stream_event()], tmp_path, "waiting"))
+    assert controller.wait_camera_armed(5)  # armed, waiting for an edge
+    t0 = time.perf_counter()
+    controller.stop()
+    result = controller.wait(5)
+    elapsed = time.perf_counter() - t0
+    assert result.outcome is RunOutcome.STOPPED
+    assert result.stop_latency_s is not None and result.stop_latency_s < 0.5
+    assert elapsed < 2.0  # not the 20 s first-frame timeout
+    assert result.frames_acquired == 0 and result.dataset is None
+    assert list(tmp_path.iterdir()) == []  # no empty dataset left behind
+    _assert_safe(rig)
+
+
+def test_stop_between_sequences(controller, rig, tmp_path):
+    seq = MDASequence(time_plan={"interval": 2.0, "loops": 3})
+    controller.start(RunRequest(seq, tmp_path, "between"))
+    _wait_for_frames(controller, 1)
+    t0 = time.perf_counter()
+    controller.stop()
+    result = controller.wait(5)
+    assert time.perf_counter() - t0 < 1.0  # not the 2 s interval
+    assert result.outcome is RunOutcome.STOPPED
+    assert result.frames_saved == 1
+    assert len(read_all(result.dataset)) == 1
+    _assert_safe(rig)
+
+
+def test_stop_right_after_start(controller, rig, tmp_path):
+    controller.start(RunRequest([stream_event()], tmp_path, "early"))
+    controller.stop()
+    result = controller.wait(5)
+    assert result.outcome is RunOutcome.STOPPED
+    assert result.frames_saved == result.frames_acquired
+    _assert_safe(rig)
+
+
+def test_loop_with_duration_completes(controller, rig, tmp_path):
+    result = _run(controller, [stream_event(max_duration_s=0.3)], tmp_path)
+    assert result.outcome is RunOutcome.COMPLETED
+    assert result.frames_saved > 5
+    assert sorted(read_all(result.dataset)) == list(range(result.frames_saved))
+
+
+def _slow_first_write(monkeypatch, seconds: float) -> None:
+    """A disk that stalls on the first image (the writer falls behind)."""
+    real_put = NDTiffSink.put
+    stalled = threading.Event()
+
+    def put(self, coords, image, metadata):
+        if not stalled.is_set():
+            stalled.set()
+            threading.Event().wait(seconds)
+        return real_put(self, coords, image, metadata)
+
+    monkeypatch.setattr(NDTiffSink, "put", put)
+
+
+@pytest.mark.parametrize("finite", [True, False])
+def test_buffer_overflow_is_an_error_with_counts(
+    controller, rig, tmp_path, monkeypatch, finite
+):
+    core = rig.core
+    core.setProperty("Camera", "SensorWidth", 256)
+    core.setProperty("Camera", "SensorHeight", 256)
+    core.setExposure(0.0)
+    core.setCircularBufferMemoryFootprint(16)  # 128 frames of 128 kB
+    _slow_first_write(monkeypatch, 1.0)
+    event = stream_event(max_frames=2000) if finite else stream_event()
+    result = _run(controller, [event], tmp_path, queue_bytes=4 * 256 * 256 * 2)
+    assert result.outcome is RunOutcome.ERROR
+    assert "overflow" in result.message
+    assert result.frames_lost > 0
+    assert result.frames_saved == result.frames_acquired
+    summary = result.summary()
+    assert f"{result.frames_acquired} frames acquired" in summary
+    assert f"{result.frames_lost} lost" in summary
+    frames = read_all(result.dataset)
+    assert sorted(frames) == list(range(result.frames_saved))
+    for t, img in frames.items():
+        assert read_stamp(img) == t  # what was saved is in order and intact
+    _assert_safe(rig)
+
+
+def test_camera_timeout_is_an_error(controller, rig, tmp_path):
+    rig.core.setProperty("Camera", "TriggerMode", "External")
+    result = _run(
+        controller, [stream_event(max_frames=10)], tmp_path, first_frame_timeout_s=0.3
+    )
+    assert result.outcome is RunOutcome.ERROR
+    assert "no frame for 0.3 s after 0 frames" in result.message
+    _assert_safe(rig)
+
+
+def test_camera_fault_is_an_error_and_keeps_frames(controller, rig, tmp_path):
+    rig.core.setProperty("Camera", "FaultAfterFrames", 5)
+    result = _run(controller, [stream_event(max_frames=20)], tmp_path)
+    assert result.outcome is RunOutcome.ERROR
+    assert "simulated sensor fault after 5 frames" in result.message
+    assert (result.frames_acquired, result.frames_saved) == (5, 5)
+    assert sorted(read_all(result.dataset)) == [0, 1, 2, 3, 4]
+    _assert_safe(rig)
+
+
+def test_disk_error_stops_the_run_and_keeps_written_frames(
+    controller, rig, tmp_path, monkeypatch
+):
+    real_put = NDTiffSink.put
+
+    def put(self, coords, image, metadata):
+        if self.images_written == 3:
+            raise StorageWriteError("writing failed after 3 images: the disk is full")
+        return real_put(self, coords, image, metadata)
+
+    monkeypatch.setattr(NDTiffSink, "put", put)
+    result = _run(controller, [stream_event()], tmp_path)
+    assert result.outcome is RunOutcome.ERROR
+    assert "the disk is full" in result.message
+    assert result.frames_saved == 3
+    assert sorted(read_all(result.dataset)) == [0, 1, 2]
+    _assert_safe(rig)
+
+
+def test_unwritable_directory_is_a_clear_error(controller, rig, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = _run(controller, [stream_event(max_frames=2)], blocker / "sub")
+    assert result.outcome is RunOutcome.ERROR
+    assert "cannot create the save directory" in result.message
+    assert result.frames_acquired == 0
+    _assert_safe(rig)
+
+
+def test_second_start_while_running_is_refused(controller, rig, tmp_path):
+    controller.start(RunRequest([stream_event()], tmp_path, "a"))
+    with pytest.raises(RuntimeError, match="already running"):
+        controller.start(RunRequest([stream_event()], tmp_path, "b"))
+    controller.stop()
+    assert controller.wait(5).outcome is RunOutcome.STOPPED
+
+
+def test_dark_frames_when_shutter_stays_closed(controller, rig, tmp_path):
+    rig.core.setAutoShutter(False)
+    rig.core.setConfig("Channel", "488nm")
+    result = _run(controller, [stream_event(max_frames=3)], tmp_path)
+    ref = np.full(SHAPE, DARK_LEVEL, np.uint16)
+    for img in read_all(result.dataset).values():
+        np.testing.assert_array_equal(unstamped(img, ref), ref)

@@ -1,0 +1,128 @@
+"""The simulated rig behaves like hardware: pixels depend on device state."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import HEIGHT, WIDTH
+from mmapp.sim.frames import DARK_LEVEL, expected_pattern, read_stamp, unstamped
+from mmapp.sim.rig import Rig, RigError, load_rig
+
+
+def _snap(rig: Rig) -> np.ndarray:
+    rig.core.snapImage()
+    return np.array(rig.core.getImage())
+
+
+def test_default_rig_loads_devices(rig: Rig) -> None:
+    core = rig.core
+    assert core.getCameraDevice() == "Camera"
+    assert (core.getImageWidth(), core.getImageHeight()) == (WIDTH, HEIGHT)
+    assert core.getFocusDevice() == "Z"
+    assert core.getXYStageDevice() == "XY"
+    assert core.getShutterDevice() == "LaserShutter"
+    assert set(core.getAvailableConfigs("Channel")) == {
+        "405nm",
+        "488nm",
+        "561nm",
+        "640nm",
+    }
+
+
+def test_dark_frame_when_no_light(rig: Rig) -> None:
+    img = _snap(rig)
+    assert img.dtype == np.uint16
+    ref = np.full((HEIGHT, WIDTH), DARK_LEVEL, np.uint16)
+    np.testing.assert_array_equal(unstamped(img, ref), ref)
+
+
+def test_pattern_depends_on_laser_and_z(rig: Rig) -> None:
+    core = rig.core
+    core.setConfig("Channel", "488nm")
+    core.setShutterOpen(True)
+    core.setPosition("Z", 3.0)
+    img = _snap(rig)
+    ref = expected_pattern((HEIGHT, WIDTH), np.uint16, 3.0, 50.0)
+    np.testing.assert_array_equal(unstamped(img, ref), ref)
+    core.setPosition("Z", 4.0)
+    other = _snap(rig)
+    assert not np.array_equal(unstamped(other, ref), ref)
+    core.setProperty("Lasers", "Laser 488 Power %", 100.0)
+    brighter = _snap(rig)
+    ref100 = expected_pattern((HEIGHT, WIDTH), np.uint16, 4.0, 100.0)
+    np.testing.assert_array_equal(unstamped(brighter, ref100), ref100)
+
+
+def test_sequence_frames_are_numbered(rig: Rig) -> None:
+    core = rig.core
+    core.startSequenceAcquisition(5, 0, True)
+    numbers = []
+    done = threading.Event()
+    while len(numbers) < 5:
+        if core.getRemainingImageCount():
+            numbers.append(read_stamp(core.popNextImage()))
+        else:
+            done.wait(0.001)
+    assert numbers == [0, 1, 2, 3, 4]
+
+
+def test_external_trigger_one_frame_per_edge(rig: Rig) -> None:
+    core = rig.core
+    camera = rig.camera
+    assert camera is not None
+    core.setProperty("Camera", "TriggerMode", "External")
+    core.startContinuousSequenceAcquisition(0)
+    try:
+        assert not threading.Event().wait(0.1)  # no edge: no frame
+        assert core.getRemainingImageCount() == 0
+        camera.trigger.fire(3)
+        got = []
+        waiter = threading.Event()
+        for _ in range(2000):
+            while core.getRemainingImageCount():
+                got.append(read_stamp(core.popNextImage()))
+            if len(got) == 3:
+                break
+            waiter.wait(0.001)
+        assert got == [0, 1, 2]
+    finally:
+        camera.abort()
+        core.stopSequenceAcquisition()
+
+
+def test_make_safe_turns_lasers_off_and_closes_shutter(rig: Rig) -> None:
+    core = rig.core
+    core.setConfig("Channel", "561nm")
+    core.setShutterOpen(True)
+    rig.make_safe()
+    assert core.getProperty("Lasers", "Laser 561") == "Off"
+    assert not core.getShutterOpen()
+
+
+def test_bad_rig_file_names_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "rig.json"
+    bad.write_text(json.dumps({"camera": {"width": -5}, "lasers": {"colour": 1}}))
+    with pytest.raises(RigError, match=r"camera\.width") as info:
+        load_rig(bad)
+    assert "lasers.colour" in str(info.value)
+
+
+def test_rig_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(RigError, match="rig file not found"):
+        load_rig(tmp_path / "missing.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(RigError, match="not valid JSON"):
+        load_rig(broken)
+    with pytest.raises(RigError, match="Micro-Manager config not found"):
+        load_rig(tmp_path / "scope.cfg")
+
+
+def test_camera_override_validated() -> None:
+    with pytest.raises(RigError, match="camera settings"):
+        load_rig(width=0)
