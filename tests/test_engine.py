@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from conftest import HEIGHT, WIDTH, open_dataset, read_all
 from useq import MDASequence
 
-from conftest import HEIGHT, WIDTH, open_dataset, read_all
 from mmapp.data.errors import StorageWriteError
 from mmapp.data.ndtiff_sink import NDTiffSink
 from mmapp.engine.controller import RunController, RunOutcome, RunRequest
