@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     cam.add_argument("--size", type=_positive_int, help="square frame size (pixels)")
     cam.add_argument("--bit-depth", type=int, choices=(8, 10, 12, 14, 16))
     cam.add_argument("--trigger", choices=("Internal", "External"))
+    cam.add_argument(
+        "--first-frame-timeout",
+        type=_positive_float,
+        default=20.0,
+        help="seconds to wait for the first frame (triggered cameras)",
+    )
     acq.add_argument(
         "--queue-mb", type=_positive_int, default=512, help="RAM queue to disk (MB)"
     )
@@ -202,6 +208,7 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         name=args.name,
         settings=settings,
         queue_bytes=args.queue_mb * 1024 * 1024,
+        first_frame_timeout_s=args.first_frame_timeout,
     )
     controller = RunController(rig)
     try:

@@ -1,0 +1,198 @@
+"""The `mmapp` command line, run as the operator runs it (a real process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import open_dataset, read_all
+
+from mmapp.sim.frames import read_stamp
+
+SMALL = ["--size", "32", "--exposure", "1"]
+
+
+def mmapp(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mmapp", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_acquire_frames_json(tmp_path: Path) -> None:
+    proc = mmapp("acquire", "--out", str(tmp_path), "--frames", "25", *SMALL, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["outcome"] == "completed"
+    assert result["frames_saved"] == 25 and result["frames_lost"] == 0
+    frames = read_all(Path(result["dataset"]))
+    assert sorted(frames) == list(range(25))
+    assert all(read_stamp(img) == t for t, img in frames.items())
+    ds = open_dataset(Path(result["dataset"]))
+    try:
+        assert ds.summary_metadata["mmapp"]["frames"] == 25
+    finally:
+        ds.close()
+
+
+def test_acquire_prints_progress_and_summary(tmp_path: Path) -> None:
+    proc = mmapp("acquire", "--out", str(tmp_path), "--frames", "10", *SMALL)
+    assert proc.returncode == 0, proc.stderr
+    assert "frames " in proc.stdout and "MB/s" in proc.stdout
+    assert "buffer" in proc.stdout and "written" in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("mmapp: completed: 10 frames acquired, 10 saved, 0 lost")
+    assert str(tmp_path / "acquisition_1") in last
+
+
+def test_acquire_time_points_and_z(tmp_path: Path) -> None:
+    proc = mmapp(
+        "acquire",
+        "--out",
+        str(tmp_path),
+        "--timepoints",
+        "2",
+        "--z-range",
+        "2",
+        "--z-step",
+        "1",
+        *SMALL,
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["frames_saved"] == 6
+    ds = open_dataset(Path(result["dataset"]))
+    try:
+        axes = {k: sorted(v) for k, v in ds.axes.items()}
+        assert axes == {"time": [0, 1], "z": [0, 1, 2]}
+    finally:
+        ds.close()
+
+
+def test_loop_with_duration(tmp_path: Path) -> None:
+    proc = mmapp(
+        "acquire",
+        "--out",
+        str(tmp_path),
+        "--loop",
+        "--duration",
+        "0.5",
+        *SMALL,
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["outcome"] == "completed" and result["frames_saved"] > 10
+
+
+def test_ctrl_c_is_a_clean_stop(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mmapp",
+            "acquire",
+            "--out",
+            str(tmp_path),
+            "--loop",
+            *SMALL,
+            "--progress-every",
+            "0.1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        seen = ""
+        while "written" not in seen:  # progress is printed: frames are flowing
+            chunk = proc.stdout.read(1)
+            assert chunk, "mmapp exited before printing progress"
+            seen += chunk
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopping (finishing the dataset)" in err
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("mmapp: stopped:")
+    acquired = int(summary.split("stopped: ")[1].split(" frames acquired")[0])
+    assert f"{acquired} saved, 0 lost" in summary
+    frames = read_all(tmp_path / "acquisition_1")
+    assert len(frames) == acquired > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--frames", "0"], "must be >= 1"),
+        (["--frames", "3", "--loop"], "choose --frames N or --loop"),
+        (["--duration", "2"], "--duration goes with --loop"),
+        ([], "say what to acquire"),
+        (["--z-range", "4"], "--z-range needs --z-step"),
+        (["--frames", "2", "--bit-depth", "9"], "invalid choice"),
+        (["--frames", "x"], "invalid _positive_int value"),
+    ],
+)
+def test_bad_options_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = mmapp("acquire", "--out", str(tmp_path), *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_out_exit_2() -> None:
+    proc = mmapp("acquire", "--frames", "2")
+    assert proc.returncode == 2
+    assert "--out" in proc.stderr
+
+
+def test_bad_rig_file_exit_2(tmp_path: Path) -> None:
+    rig = tmp_path / "rig.json"
+    rig.write_text(json.dumps({"camera": {"bit_depth": 9}}))
+    proc = mmapp("acquire", "--out", str(tmp_path), "--frames", "2", "--rig", str(rig))
+    assert proc.returncode == 2
+    assert "camera.bit_depth" in proc.stderr
+
+
+def test_error_run_exits_1_and_reports_counts(tmp_path: Path) -> None:
+    proc = mmapp(
+        "acquire",
+        "--out",
+        str(tmp_path),
+        "--frames",
+        "10",
+        *SMALL,
+        "--trigger",
+        "External",
+        "--first-frame-timeout",
+        "0.3",
+    )
+    assert proc.returncode == 1
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert summary.startswith("mmapp: error: 0 frames acquired, 0 saved, 0 lost")
+    assert "no frame for 0.3 s" in summary
+
+
+def test_info(tmp_path: Path) -> None:
+    assert (
+        mmapp("acquire", "--out", str(tmp_path), "--frames", "4", *SMALL).returncode
+        == 0
+    )
+    proc = mmapp("info", str(tmp_path / "acquisition_1"))
+    assert proc.returncode == 0, proc.stderr
+    assert "images: 4" in proc.stdout
+    assert "frame: 32x32 uint16" in proc.stdout
+    bad = mmapp("info", str(tmp_path))
+    assert bad.returncode == 2 and "is not an NDTiff dataset" in bad.stderr
