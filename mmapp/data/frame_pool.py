@@ -22,6 +22,7 @@ class FramePool:
         self.max_bytes = max_bytes
         self._free: dict[tuple, deque[np.ndarray]] = defaultdict(deque)
         self._bytes = 0
+        self._free_ids: set[int] = set()  # arrays waiting in a free list
         self._lock = threading.Lock()
         # only arrays this pool handed out are ever recycled
         self._owned: weakref.WeakValueDictionary[int, np.ndarray] = (
@@ -37,6 +38,7 @@ class FramePool:
             free = self._free.get(key)
             if free:
                 arr = free.pop()
+                self._free_ids.discard(id(arr))
                 self._bytes -= arr.nbytes
                 self.reused += 1
                 return arr
@@ -49,11 +51,12 @@ class FramePool:
     def release(self, arr: np.ndarray) -> None:
         """Give an array back once nothing reads it any more."""
         with self._lock:
-            if self._owned.get(id(arr)) is not arr:
+            if self._owned.get(id(arr)) is not arr or id(arr) in self._free_ids:
                 return
             if self._bytes + arr.nbytes > self.max_bytes:
                 return
             self._free[(arr.shape, arr.dtype.str)].append(arr)
+            self._free_ids.add(id(arr))
             self._bytes += arr.nbytes
 
     @property

@@ -116,14 +116,14 @@ class DataHandler:
             if not ok:
                 raise TimeoutError(
                     f"the writer did not free queue space within "
-                    f"{self.put_timeout_s:.0f} s ({self.stats.queue_frames} frames, "
+                    f"{self.put_timeout_s:g} s ({self.stats.queue_frames} frames, "
                     f"{self.stats.queue_bytes / 1e6:.0f} MB waiting)"
                 )
             self._queue.append(frame)
             self._pending[key] = frame
+            self._latest = frame  # before the writer can see (and recycle) it
             self.stats.add_in(nbytes)
             self._cond.notify_all()
-        self._latest = frame
 
     def _check_open(self) -> None:
         if self._error is not None:
@@ -141,8 +141,8 @@ class DataHandler:
         key = coords if isinstance(coords, DataCoordinates) else DataCoordinates(coords)
         with self._cond:
             frame = self._pending.get(key)
-        if frame is not None:
-            return frame.image, frame.metadata
+            if frame is not None:  # a copy: the queued buffer is recycled later
+                return frame.image.copy(), frame.metadata
         return self.storage.get(key)
 
     @property
@@ -184,7 +184,8 @@ class DataHandler:
             else:
                 self.stats.add_dropped_from_queue(frame.image.nbytes, rejected=rejected)
             self._cond.notify_all()
-        if frame is not self._latest:  # the display may still read the latest
+            recycle = frame is not self._latest  # the display may read the latest
+        if recycle:
             self.pool.release(frame.image)
 
     def _fail(self, error: StorageWriteError) -> None:
