@@ -125,8 +125,8 @@ def run_pipeline(
     if rate_fps:
         core.setProperty(core.getCameraDevice(), "FrameIntervalMs", 1000.0 / rate_fps)
     else:  # free-running, limited by the pipeline (never by overflow)
-        ring_core = core
-        camera.flow_control = lambda: ring_core.getBufferFreeCapacity() < 2
+        ring_core, full = core, core.getBufferTotalCapacity() - 2
+        camera.flow_control = lambda: ring_core.getRemainingImageCount() >= full
     controller = RunController(rig)
     sampler = RssSampler(controller)
     request = RunRequest(

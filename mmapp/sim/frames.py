@@ -50,10 +50,7 @@ def expected_pattern(
 
 def stamp(buffer: np.ndarray, frame_number: int) -> None:
     """Write the frame number into the first bytes of the frame."""
-    flat = buffer.reshape(-1).view(np.uint8)
-    flat[:STAMP_BYTES] = np.frombuffer(
-        frame_number.to_bytes(STAMP_BYTES, "little"), dtype=np.uint8
-    )
+    buffer.reshape(-1).view(np.uint8)[:STAMP_BYTES].view("<u8")[0] = frame_number
 
 
 def read_stamp(frame: np.ndarray) -> int:
