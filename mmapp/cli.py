@@ -86,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
-    stream = bench_sub.add_parser("stream", help="camera -> NDTiff vs raw writes")
+    stream = bench_sub.add_parser(
+        "stream",
+        help="camera -> NDTiff vs raw writes (both until fsync), interleaved",
+    )
     stream.add_argument("--dir", type=Path, required=True, help="where to write")
     stream.add_argument("--size", type=_positive_int, default=2048, help="pixels")
     stream.add_argument("--frames", type=_positive_int, default=500)

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import ndstorage
-import ndstorage.ndtiff_dataset
 import numpy as np
 import pytest
 import tifffile
 
+from mmapp.data import ndtiff_sink
 from mmapp.data.errors import (
     DuplicateCoordinatesError,
     InvalidFrameError,
@@ -86,17 +86,6 @@ def read_tifffile(path: Path) -> tuple[bool, list[np.ndarray]]:
     """(is_ndtiff, page arrays in file order) through tifffile."""
     with tifffile.TiffFile(the_tif(path)) as tf:
         return tf.is_ndtiff, [page.asarray() for page in tf.pages]
-
-
-def tif_opens(path: Path) -> bool:
-    """Whether tifffile can open every .tif in the directory."""
-    for tif in Path(path).glob("*.tif"):
-        try:
-            with tifffile.TiffFile(tif) as tf:
-                _ = [page.asarray() for page in tf.pages]
-        except (tifffile.TiffFileError, ValueError):
-            return False
-    return True
 
 
 def assert_same(a: np.ndarray, b: np.ndarray) -> None:
@@ -180,7 +169,6 @@ def test_round_trip_through_ndstorage(tmp, dtype):
         assert got_md["index"] == md["index"]
     with pytest.raises(KeyError, match="no image"):
         sink.get({"time": 9, "channel": "DAPI", "z": 0})
-    sink.close()
 
 
 def test_round_trip_through_tifffile_uint16(tmp):
@@ -193,51 +181,29 @@ def test_round_trip_through_tifffile_uint16(tmp):
         assert_same(page, image)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "BUG: uint8 frames are written with BitsPerSample=16 in the TIFF tags "
-        "(ndstorage 0.1.18 ndtiff_file.py _write_ifd: byte_depth = 1 only for "
-        "bytearray); NDTiffSink.put passes the ndarray unchanged, so tifffile "
-        "reads 8-bit datasets as uint16 garbage / truncated strips"
-    ),
-)
 def test_round_trip_through_tifffile_uint8(tmp):
     sink, frames = _write_round_trip(tmp, np.uint8)
     sink.finish()
-    try:
-        is_ndtiff, pages = read_tifffile(sink.path)
-    except ValueError as exc:  # "failed to read 384 bytes, got ..."
-        raise AssertionError(f"tifffile cannot read the uint8 dataset: {exc}") from exc
+    is_ndtiff, pages = read_tifffile(sink.path)
     assert is_ndtiff
     assert len(pages) == len(frames)
     for page, (_, image, _) in zip(pages, frames, strict=True):
         assert_same(page, image)
+    with tifffile.TiffFile(the_tif(sink.path)) as tf:
+        assert {page.bitspersample for page in tf.pages} == {8}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, UnicodeDecodeError),
-    reason=(
-        "BUG: NDTiffSink.get() before finish() reads through the writing "
-        "NDTiffDataset, whose SingleNDTiffReader uses a buffered 'rb' handle "
-        "opened at the first image: bytes it read ahead (zeros of the "
-        "preallocated file) are served stale for images written later, so "
-        "get() returns zeroed pixels (a few KB per image for 512x512 frames, "
-        "whole frames for small ones) or undecodable metadata during a run"
-    ),
-)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 @pytest.mark.parametrize("shape", [(H, W), (512, 512)], ids=["16x24", "512x512"])
-def test_get_while_writing_reads_back_exact_images(tmp, shape):
+def test_get_while_writing_reads_back_exact_images(tmp, shape, dtype):
     sink = NDTiffSink(tmp, "run")
     try:
         for t in range(3):
-            image = pattern(t, np.uint16, shape)
-            sink.put({"time": t}, image, {"t": t})
-            got, md = sink.get({"time": t})
-            assert_same(got, image)
-            assert md == {"t": t, "Axes": {"time": t}}
+            sink.put({"time": t}, pattern(t, dtype, shape), {"t": t})
+            for earlier in range(t + 1):  # the new image and every one before
+                got, md = sink.get({"time": earlier})
+                assert_same(got, pattern(earlier, dtype, shape))
+                assert md == {"t": earlier, "Axes": {"time": earlier}}
     finally:
         sink.finish()
 
@@ -393,11 +359,11 @@ def test_non_contiguous_frames_are_copied_and_written_correctly(tmp, dtype):
     for t, name in enumerate(views):
         assert_same(images[key({"time": t})][0], expected[name])
     assert_same(images[key({"time": len(views)})][0], pattern(99, dtype))
-    if dtype == np.uint16:  # uint8 through tifffile: see the xfail above
-        pages = read_tifffile(sink.path)[1]
-        assert len(pages) == len(views) + 1
-        for page, name in zip(pages, views, strict=False):
-            assert_same(page, expected[name])
+    pages = read_tifffile(sink.path)[1]
+    assert len(pages) == len(views) + 1
+    for page, name in zip(pages, views, strict=False):
+        assert_same(page, expected[name])
+    assert_same(pages[-1], pattern(99, dtype))
 
 
 # --------------------------------------------------------------------------
@@ -434,97 +400,268 @@ def test_duplicate_coordinates_are_refused(tmp):
 # 4. disk full
 # --------------------------------------------------------------------------
 
+# Every image (IFD, pixels, metadata) reaches the file through ONE call of
+# ndtiff_sink.write_gathered (an os.pwritev loop): that is where the disk fills.
+REAL_WRITE_GATHERED = ndtiff_sink.write_gathered
 
-class DiskFullFile:
-    """Proxy of the writer's file: from write call `fail_at` on, the disk is full.
+STOPS = ["before-ifd", "in-ifd", "in-pixels", "in-metadata"]
 
-    The failing write stores the first half of its bytes through the real file
-    (a partial write) and raises ENOSPC; later writes of more than 4 bytes fail
-    too (the disk stays full), in-place 4-byte pointer updates still succeed.
+
+def bytes_before_stop(stop: str, lengths: list[int]) -> int:
+    """How many bytes of one image (IFD, pixels, metadata) reach the disk."""
+    ifd, pixels, metadata = lengths
+    n = {
+        "before-ifd": 0,
+        "in-ifd": ifd // 2,
+        "in-pixels": ifd + pixels // 2,
+        "in-metadata": ifd + pixels + metadata // 2,
+    }[stop]
+    assert n < sum(lengths)
+    return n
+
+
+def enospc() -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class DiskFullWrites:
+    """Stand-in for write_gathered: from image call `fail_at` on, the disk is full.
+
+    The first failing call stores the first bytes of the image (up to `stop`)
+    at the image's offset, a partial write, then raises ENOSPC; every later
+    call raises at once (the disk stays full).
     """
 
-    def __init__(self, real: Any, fail_at: int) -> None:
-        self._real = real
-        self._fail_at = fail_at
-        self._calls = 0
+    def __init__(self, fail_at: int, stop: str, sink: NDTiffSink | None = None):
+        self.fail_at = fail_at
+        self.stop = stop
+        self.sink = sink
+        self.calls = 0
         self.failures = 0
+        self.partial: tuple[str, int, bytes] | None = None  # file, offset, bytes
 
-    def write(self, data: Any) -> int:
-        call = self._calls
-        self._calls += 1
-        view = memoryview(data).cast("B")
-        if call >= self._fail_at and len(view) > 4:
-            if self.failures == 0:
-                self._real.write(view[: len(view) // 2])
-            self.failures += 1
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return self._real.write(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
+    def __call__(self, fd: int, chunks: list[memoryview], offset: int) -> None:
+        call = self.calls
+        self.calls += 1
+        if call < self.fail_at:
+            return REAL_WRITE_GATHERED(fd, chunks, offset)
+        lengths = [len(c) for c in chunks]
+        assert len(lengths) == 3, "one call per image: IFD, pixels, metadata"
+        if self.failures == 0:
+            data = b"".join(chunks)[: bytes_before_stop(self.stop, lengths)]
+            assert os.pwrite(fd, data, offset) == len(data)
+            filename = self.sink._dataset.current_writer.filename if self.sink else ""
+            self.partial = (filename, offset, data)
+        self.failures += 1
+        raise enospc()
 
 
 def _frames(n: int) -> list[tuple[dict, np.ndarray, dict]]:
     return [({"time": t}, pattern(t), {"t": t}) for t in range(n)]
 
 
-@pytest.mark.parametrize("written_before", [1, 3])
-@pytest.mark.parametrize(
-    "fail_at", [0, 1, 2], ids=["in-ifd", "in-pixels", "in-metadata"]
-)
-def test_disk_full_keeps_earlier_images(tmp, written_before, fail_at):
-    frames = _frames(written_before + 2)
-    sink = NDTiffSink(tmp / "data", "run")
-    for coords, image, md in frames[:written_before]:
-        sink.put(coords, image, md)
-    writer = sink._dataset.current_writer
-    proxy = DiskFullFile(writer.file, fail_at)
-    writer.file = proxy
-
-    coords, image, md = frames[written_before]
-    with pytest.raises(StorageWriteError) as first:
-        sink.put(coords, image, md)
-    assert proxy.failures == 1  # the failure happened inside the file write
-    message = str(first.value)
-    assert "the disk is full" in message
-    assert f"after {written_before} images" in message
-    assert isinstance(first.value.__cause__, OSError)
-    assert sink.failed is first.value
-    assert sink.images_written == written_before
-    assert not sink.has(coords)
-
-    # every later put reports the same failure, without touching the file
-    calls = proxy._calls
-    with pytest.raises(StorageWriteError) as later:
-        sink.put(*frames[written_before + 1])
-    assert str(later.value) == message
-    assert proxy._calls == calls
-
-    sink.finish()
-
+def assert_only_good_images(
+    sink: NDTiffSink, reference: Path, frames: list[tuple[dict, np.ndarray, dict]]
+) -> None:
+    """The finished dataset holds exactly `frames`, byte for byte as `reference`."""
     _, images = read_ndstorage(sink.path)
-    assert set(images) == {key(c) for c, _, _ in frames[:written_before]}
-    for c, img, m in frames[:written_before]:
+    assert set(images) == {key(c) for c, _, _ in frames}
+    for c, img, m in frames:
         got, got_md = images[key(c)]
         assert_same(got, img)
         assert got_md == {**m, "Axes": c}
 
     is_ndtiff, pages = read_tifffile(sink.path)
     assert is_ndtiff
-    assert len(pages) == written_before  # no trailing garbage page
-    for page, (_, img, _) in zip(pages, frames, strict=False):
+    assert len(pages) == len(frames)  # no trailing garbage page
+    for page, (_, img, _) in zip(pages, frames, strict=True):
         assert_same(page, img)
 
     # byte for byte what a clean run with only those images writes
-    reference = write_reference(tmp / "reference", frames[:written_before])
     assert the_tif(sink.path).read_bytes() == the_tif(reference).read_bytes()
     assert (sink.path / "NDTiff.index").read_bytes() == (
         reference / "NDTiff.index"
     ).read_bytes()
 
 
+@pytest.mark.parametrize("written_before", [1, 3])
+@pytest.mark.parametrize("stop", STOPS)
+def test_disk_full_keeps_earlier_images(tmp, monkeypatch, written_before, stop):
+    frames = _frames(written_before + 2)
+    sink = NDTiffSink(tmp / "data", "run")
+    disk = DiskFullWrites(written_before, stop, sink)
+    monkeypatch.setattr(ndtiff_sink, "write_gathered", disk)
+    for coords, image, md in frames[:written_before]:
+        sink.put(coords, image, md)
+    assert (disk.calls, disk.failures) == (written_before, 0)
+
+    coords, image, md = frames[written_before]
+    with pytest.raises(StorageWriteError) as first:
+        sink.put(coords, image, md)
+    assert disk.failures == 1  # the failure happened inside the image write
+    message = str(first.value)
+    assert "the disk is full" in message
+    assert f"after {written_before} images" in message
+    assert isinstance(first.value.__cause__, OSError)
+    assert first.value.__cause__.errno == errno.ENOSPC
+    assert sink.failed is first.value
+    assert sink.images_written == written_before
+    assert not sink.has(coords)
+    # the partial image really is on disk (finish must cut it off)
+    filename, offset, stored = disk.partial
+    with open(filename, "rb") as f:
+        assert os.pread(f.fileno(), len(stored), offset) == stored
+
+    # every later put reports the same failure, without touching the file
+    with pytest.raises(StorageWriteError) as later:
+        sink.put(*frames[written_before + 1])
+    assert str(later.value) == message
+    assert disk.calls == written_before + 1
+
+    sink.finish()
+    monkeypatch.undo()
+    reference = write_reference(tmp / "reference", frames[:written_before])
+    assert_only_good_images(sink, reference, frames[:written_before])
+
+
+class FullDisk:
+    """os.pwritev onto a disk that fills up during the next image.
+
+    The disk has room for `stop` bytes of the next image written: the call
+    crossing that limit stores what fits and returns a short count (no error),
+    the next call, at the limit, fails with ENOSPC, as a real full disk does.
+    """
+
+    def __init__(self, stop: str) -> None:
+        self.stop = stop
+        self.limit: int | None = None
+        self.calls: list[tuple[int, int]] = []  # (bytes asked, bytes written)
+
+    def __call__(self, fd: int, buffers: Any, offset: int) -> int:
+        chunks = [memoryview(b).cast("B") for b in buffers]
+        asked = sum(len(c) for c in chunks)
+        if self.limit is None:  # the first call writes the whole image
+            lengths = [len(c) for c in chunks]
+            assert len(lengths) == 3
+            self.limit = offset + bytes_before_stop(self.stop, lengths)
+        if offset >= self.limit:
+            self.calls.append((asked, -1))
+            raise enospc()
+        data = b"".join(chunks)[: self.limit - offset]
+        written = os.pwrite(fd, data, offset)
+        self.calls.append((asked, written))
+        return written
+
+
+@pytest.mark.parametrize("stop", STOPS[1:])  # a short write stores something
+def test_disk_full_with_a_short_write_keeps_earlier_images(tmp, monkeypatch, stop):
+    frames = _frames(4)
+    sink = NDTiffSink(tmp / "data", "run")
+    for coords, image, md in frames[:2]:
+        sink.put(coords, image, md)
+    disk = FullDisk(stop)
+    monkeypatch.setattr(ndtiff_sink.os, "pwritev", disk)
+
+    with pytest.raises(StorageWriteError, match="the disk is full") as exc:
+        sink.put(*frames[2])
+    assert "after 2 images" in str(exc.value)
+    # one short write (no error), then ENOSPC on the rest
+    assert len(disk.calls) == 2
+    (asked, written), (rest, failed) = disk.calls
+    assert 0 < written < asked
+    assert (rest, failed) == (asked - written, -1)
+    assert sink.images_written == 2
+    assert not sink.has(frames[2][0])
+    with pytest.raises(StorageWriteError, match="the disk is full"):
+        sink.put(*frames[3])
+    assert len(disk.calls) == 2
+
+    sink.finish()  # the rollback ran: finish neither fails nor keeps garbage
+    monkeypatch.undo()
+    reference = write_reference(tmp / "reference", frames[:2])
+    assert_only_good_images(sink, reference, frames[:2])
+
+
+def test_short_writes_that_succeed_are_continued(tmp, monkeypatch):
+    """A short pwritev is not an error: write_gathered writes the rest."""
+    real_pwritev = os.pwritev
+    calls = []
+
+    def dribble(fd: int, buffers: Any, offset: int) -> int:
+        chunks = [memoryview(b).cast("B") for b in buffers]
+        data = b"".join(chunks)[:7]  # odd: short writes end inside every part
+        calls.append(len(data))
+        return real_pwritev(fd, [data], offset)
+
+    frames = _frames(3)
+    monkeypatch.setattr(ndtiff_sink.os, "pwritev", dribble)
+    sink = NDTiffSink(tmp / "data", "run")
+    for coords, image, md in frames:
+        sink.put(coords, image, md)
+        got, got_md = sink.get(coords)
+        assert_same(got, image)
+        assert got_md == {**md, "Axes": coords}
+    sink.finish()
+    monkeypatch.undo()
+    assert len(calls) > 3 * (H * W * 2) // 7
+    reference = write_reference(tmp / "reference", frames)
+    assert_only_good_images(sink, reference, frames)
+
+
+@pytest.mark.parametrize("stop", STOPS)
+def test_disk_full_on_first_image_leaves_nothing(tmp, monkeypatch, stop):
+    disk = DiskFullWrites(0, stop)
+    monkeypatch.setattr(ndtiff_sink, "write_gathered", disk)
+    sink = NDTiffSink(tmp, "run")
+    with pytest.raises(StorageWriteError, match="the disk is full") as exc:
+        sink.put({"time": 0}, pattern(0), {})
+    assert "after 0 images" in str(exc.value)
+    assert disk.failures == 1
+    assert not sink.has({"time": 0})
+    # the half-written file is gone at once
+    assert list(sink.path.glob("*.tif")) == []
+    with pytest.raises(StorageWriteError, match="the disk is full"):
+        sink.put({"time": 1}, pattern(1), {})
+    sink.finish()
+    assert not sink.path.exists()
+    assert list(tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("stop", STOPS)
+def test_disk_full_on_first_image_of_a_new_file(tmp, monkeypatch, stop):
+    # at most two images per .tif file, so the third one opens a second file
+    monkeypatch.setattr(
+        ndtiff_sink.GatheredWriter,
+        "has_space_to_write",
+        lambda self, pixels, metadata: len(self.index_map) < 2,
+    )
+    frames = _frames(4)
+    sink = NDTiffSink(tmp / "data", "run")
+    disk = DiskFullWrites(2, stop, sink)
+    monkeypatch.setattr(ndtiff_sink, "write_gathered", disk)
+    for coords, image, md in frames[:2]:
+        sink.put(coords, image, md)
+    first_file = sink._dataset.current_writer.filename
+
+    with pytest.raises(StorageWriteError, match="the disk is full") as exc:
+        sink.put(*frames[2])
+    assert "after 2 images" in str(exc.value)
+    new_file = disk.partial[0]
+    assert new_file != first_file  # the failure was in the new file ...
+    assert not Path(new_file).exists()  # ... which is deleted
+    with pytest.raises(StorageWriteError, match="the disk is full"):
+        sink.put(*frames[3])
+    sink.finish()
+
+    assert [p.name for p in sink.path.glob("*.tif")] == [Path(first_file).name]
+    monkeypatch.setattr(ndtiff_sink, "write_gathered", REAL_WRITE_GATHERED)
+    reference = write_reference(tmp / "reference", frames[:2])
+    assert_only_good_images(sink, reference, frames[:2])
+
+
 class FullDiskRaw(io.FileIO):
-    """A raw file on a full disk: bytes past `limit` cannot be stored (ENOSPC)."""
+    """A raw file on a disk with room up to `limit`: a write crossing it is
+    short, a write at it fails with ENOSPC (`limit` None: room again)."""
 
     limit: int | None = None
 
@@ -535,76 +672,40 @@ class FullDiskRaw(io.FileIO):
             return super().write(view)
         if pos < self.limit:
             return super().write(view[: self.limit - pos])  # short write
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise enospc()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "BUG: on a real ENOSPC the unwritten bytes stay in the BufferedRandom "
-        "buffer, so NDTiffSink._roll_back's writer.file.seek() flushes, fails "
-        "again and the OSError is swallowed: nothing is rolled back, finish() "
-        "raises StorageWriteError, the .tif keeps its 4 GiB preallocated size "
-        "and ends in a half-written garbage page"
-    ),
-)
-def test_disk_full_with_buffered_io_keeps_earlier_images(tmp):
+@pytest.mark.parametrize("room", ["partial-entry", "room-again-at-finish"])
+def test_disk_full_while_writing_the_index_keeps_earlier_images(tmp, room):
     frames = _frames(3)
     sink = NDTiffSink(tmp / "data", "run")
     for coords, image, md in frames[:2]:
         sink.put(coords, image, md)
-    writer = sink._dataset.current_writer
-    real = writer.file
-    real.flush()
-    position = real.tell()
-    raw = FullDiskRaw(writer.filename, "r+")
-    raw.seek(position)
-    raw.limit = position + 100  # part of the next IFD fits, then the disk is full
-    writer.file = io.BufferedRandom(raw)
-    real.close()
+    ds = sink._dataset
+    old = ds._index_file
+    old.flush()
+    raw = FullDiskRaw(str(sink.path / "NDTiff.index"), "r+")
+    raw.seek(old.tell())
+    raw.limit = raw.tell() + (10 if room == "partial-entry" else 0)
+    ds._index_file = io.BufferedWriter(raw)
+    old.close()
 
-    with pytest.raises(StorageWriteError, match="the disk is full"):
+    with pytest.raises(StorageWriteError, match="the disk is full") as exc:
         sink.put(*frames[2])
+    assert "after 2 images" in str(exc.value)
+    assert sink.images_written == 2
+    assert not sink.has(frames[2][0]), "the failed image is still indexed"
+    if room == "room-again-at-finish":
+        raw.limit = None
     try:
         sink.finish()
-    except StorageWriteError as exc:  # what happens now: the rollback never ran
-        raise AssertionError(f"finish() failed after the rollback: {exc}") from exc
-
-    _, images = read_ndstorage(sink.path)
-    assert set(images) == {key(c) for c, _, _ in frames[:2]}
-    pages = read_tifffile(sink.path)[1]
-    assert len(pages) == 2
-    reference = write_reference(tmp / "reference", frames[:2])
-    assert the_tif(sink.path).stat().st_size == the_tif(reference).stat().st_size
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "BUG: when the very first image fails (disk full), NDTiffSink has no "
-        "rollback point (current_writer was None) and images_written == 0, so "
-        "finish() truncates after the half-written IFD and _remove_if_empty's "
-        "rmdir fails silently: a dataset folder with an empty index and a .tif "
-        "that tifffile cannot open ('corrupted IFD structure') is left behind"
-    ),
-)
-def test_disk_full_on_first_image_leaves_no_corrupt_file(tmp, monkeypatch):
-    base = ndstorage.ndtiff_dataset.SingleNDTiffWriter
-
-    class FullDiskWriter(base):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)  # header and summary fit
-            self.file = DiskFullFile(self.file, 0)
-
-    monkeypatch.setattr(ndstorage.ndtiff_dataset, "SingleNDTiffWriter", FullDiskWriter)
-    sink = NDTiffSink(tmp, "run")
-    with pytest.raises(StorageWriteError, match="the disk is full") as exc:
-        sink.put({"time": 0}, pattern(0), {})
-    assert "after 0 images" in str(exc.value)
-    sink.finish()
-    assert not sink.path.exists() or tif_opens(sink.path)
+    except StorageWriteError as error:
+        raise AssertionError(f"finish() failed: {error}") from error
+    try:
+        reference = write_reference(tmp / "reference", frames[:2])
+        assert_only_good_images(sink, reference, frames[:2])
+    except Exception as error:  # ndstorage cannot parse the index
+        raise AssertionError(f"dataset unreadable: {error!r}") from error
 
 
 # --------------------------------------------------------------------------

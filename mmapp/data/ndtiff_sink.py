@@ -160,6 +160,8 @@ class NDTiffSink:
                 if writer is not None
                 else None
             )
+            index_file = ds._index_file
+            index_length = index_file.tell() if index_file is not None else 0
             try:
                 ds.put_image(axes, image, md)
                 index_file = getattr(ds, "_index_file", None)
@@ -167,16 +169,21 @@ class NDTiffSink:
                     index_file.flush()
             except Exception as exc:
                 with contextlib.suppress(OSError):  # the original error matters
-                    self._roll_back(rollback, axes)
+                    self._roll_back(rollback, axes, index_length)
                 self.failed = _storage_error(exc, self.path, self.images_written)
                 raise self.failed from exc
             self.images_written += 1
 
-    def _roll_back(self, rollback: tuple | None, axes: dict) -> None:
-        """Forget a half-written image so the file ends at the last good one."""
+    def _roll_back(self, rollback: tuple | None, axes: dict, index_length: int) -> None:
+        """Forget a half-written image: files end at the last good one."""
         ds = self._dataset
-        ds._write_pending_images.pop(frozenset(axes.items()), None)
+        key = frozenset(axes.items())
+        ds._write_pending_images.pop(key, None)
+        ds.index.pop(key, None)
         current = ds.current_writer
+        if current is not None:
+            current.index_map.pop(key, None)
+        self._truncate_index(index_length)
         if rollback is not None and current is rollback[0]:
             _, position, next_ifd_location = rollback
             current.file.seek(position)  # finish() truncates here
@@ -187,6 +194,22 @@ class NDTiffSink:
             current.file.close()
             Path(current.filename).unlink(missing_ok=True)
             ds.current_writer = None
+
+    def _truncate_index(self, length: int) -> None:
+        """Cut NDTiff.index back to `length` bytes, dropping unwritten entries."""
+        ds = self._dataset
+        index_file = ds._index_file
+        if index_file is None:
+            return
+        # Closing the descriptor first drops the entry still in Python's buffer
+        # (flushing it could fail again, or write an entry without its image).
+        with contextlib.suppress(OSError):
+            os.close(index_file.fileno())
+        with contextlib.suppress(OSError, ValueError):
+            index_file.close()
+        path = self.path / "NDTiff.index"
+        os.truncate(path, length)
+        ds._index_file = open(path, "ab")  # noqa: SIM115 - ndstorage closes it
 
     def has(self, coords: Mapping[str, int | str]) -> bool:
         """Whether an image with these coordinates is on disk."""
