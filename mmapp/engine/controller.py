@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 # camera threads run Python: at 2048x2048 that alone cut throughput to a fifth
 # (`mmapp bench stream`). A short interval keeps every thread of the frame path
 # moving.
-GIL_SWITCH_INTERVAL_S = 0.0002
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def tune_gil_for_streaming() -> None:

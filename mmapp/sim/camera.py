@@ -53,6 +53,7 @@ class SimCamera(CameraDevice):
         self._fault_after = -1
         self.last_error: str | None = None
         self.frames_emitted = 0
+        self._slot_contents: dict[int, np.ndarray] = {}  # ring address -> pattern
         # Benchmarks only: while this returns True the camera holds the next frame
         # (a free-running camera limited by the pipeline, never by overflow).
         self.flow_control: Callable[[], bool] | None = None
@@ -148,6 +149,20 @@ class SimCamera(CameraDevice):
         self.trigger.interrupt()
 
     # --- acquisition ------------------------------------------------------------
+    def _fill(self, buf: np.ndarray, pattern: np.ndarray) -> None:
+        """Put the pattern in a ring-buffer slot (skipped if the slot holds it).
+
+        Ring slots come back at the same addresses every cycle; a slot that
+        already holds this pattern only needs its stamp. This keeps the
+        simulation from spending memory bandwidth a real camera's DMA would
+        not take from the CPU, so benchmarks measure the pipeline.
+        """
+        address = buf.ctypes.data
+        if self._slot_contents.get(address) is not pattern:
+            np.copyto(buf, pattern)
+            self._slot_contents[address] = pattern
+
+
     def _frame_period_s(self) -> float:
         busy = (self._exposure_ms + self._readout_ms) / 1000.0
         return max(busy, self._interval_ms / 1000.0)
@@ -160,6 +175,7 @@ class SimCamera(CameraDevice):
         """Produce n frames (None: until stopped) into the core's buffer."""
         self._abort.clear()
         self.trigger.reset()
+        self._slot_contents.clear()  # the core may have a new ring buffer
         self.last_error = None
         shape, dtype = self.shape(), np.dtype(self.dtype())
         external = self._trigger_mode == "External"
@@ -189,7 +205,7 @@ class SimCamera(CameraDevice):
             if external and busy_s > 0 and abort.wait(busy_s):
                 break
             buf = get_buffer(shape, dtype)
-            np.copyto(buf, expected_pattern(shape, dtype, z, light, self._bit_depth))
+            self._fill(buf, expected_pattern(shape, dtype, z, light, self._bit_depth))
             stamp(buf, i)
             self.frames_emitted += 1
             yield {
