@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -24,7 +24,6 @@ from mmapp.data.errors import (
     InvalidFrameError,
     StorageWriteError,
 )
-from mmapp.data.frame_pool import FramePool
 from mmapp.data.stats import RunStats
 from mmapp.data.validation import validate_frame
 
@@ -50,6 +49,8 @@ class Frame(NamedTuple):
     coords: DataCoordinates
     image: np.ndarray
     metadata: Mapping[str, Any]
+    # called once the frame is written or dropped (frees a camera buffer slot)
+    release: Callable[[], None] | None = None
 
 
 class DataHandler:
@@ -68,7 +69,6 @@ class DataHandler:
         self.max_queue_bytes = max_queue_bytes
         self.put_timeout_s = put_timeout_s
         self.stats = RunStats(max_queue_bytes)
-        self.pool = FramePool(max_queue_bytes)
         self._cond = threading.Condition()
         self._queue: deque[Frame] = deque()
         self._pending: dict[DataCoordinates, Frame] = {}
@@ -87,15 +87,20 @@ class DataHandler:
         coords: Mapping[str, int | str],
         image: np.ndarray,
         metadata: Mapping[str, Any] | None = None,
+        release: Callable[[], None] | None = None,
     ) -> None:
-        """Queue one frame; waits (bounded) only while the queue is full."""
+        """Queue one frame; waits (bounded) only while the queue is full.
+
+        `release` is called once the frame is written or dropped (not when put
+        raises: then the caller still owns the frame).
+        """
         key = coords if isinstance(coords, DataCoordinates) else DataCoordinates(coords)
         try:
             image = validate_frame(image)
         except InvalidFrameError:
             self.stats.add_rejected()
             raise
-        frame = Frame(key, image, metadata or {})
+        frame = Frame(key, image, metadata or {}, release)
         nbytes = image.nbytes
         with self._cond:
             self._check_open()
@@ -184,18 +189,21 @@ class DataHandler:
             else:
                 self.stats.add_dropped_from_queue(frame.image.nbytes, rejected=rejected)
             self._cond.notify_all()
-            recycle = frame is not self._latest  # the display may read the latest
-        if recycle:
-            self.pool.release(frame.image)
+        if frame.release is not None:
+            frame.release()
 
     def _fail(self, error: StorageWriteError) -> None:
         with self._cond:
             self._error = error
-            while self._queue:
-                frame = self._queue.popleft()
+            dropped = list(self._queue)
+            self._queue.clear()
+            for frame in dropped:
                 self._pending.pop(frame.coords, None)
                 self.stats.add_dropped_from_queue(frame.image.nbytes, rejected=False)
             self._cond.notify_all()
+        for frame in dropped:
+            if frame.release is not None:
+                frame.release()
 
     # --- end -------------------------------------------------------------------------
     def finish(self, timeout: float | None = None) -> None:

@@ -26,7 +26,7 @@ from useq import MDAEvent, MDASequence
 from mmapp.data.handler import DEFAULT_QUEUE_BYTES, DataHandler, Frame
 from mmapp.data.ndtiff_sink import NDTiffSink, json_safe
 from mmapp.data.stats import StatsSnapshot
-from mmapp.engine.engine import StreamingEngine
+from mmapp.engine.engine import RELEASE_KEY, StreamingEngine
 from mmapp.engine.events import coordinates_for
 from mmapp.sim.rig import Rig
 
@@ -144,11 +144,18 @@ class _FrameRelay:
         self.sink.set_summary_metadata(json_safe(summary))
 
     def frameReady(self, img: np.ndarray, event: MDAEvent, meta: Mapping) -> None:
+        release = meta.pop(RELEASE_KEY, None)
         if self.error is not None:
+            if release is not None:
+                release()
             return
         try:
-            self.handler.put(coordinates_for(event), img, frame_record(event, meta))
+            self.handler.put(
+                coordinates_for(event), img, frame_record(event, meta), release
+            )
         except Exception as exc:
+            if release is not None:
+                release()
             self.error = exc
             self.engine.request_abort()
 
@@ -268,7 +275,7 @@ class RunController:
             handler = DataHandler(sink, max_queue_bytes=request.queue_bytes)
             self._handler = handler
             relay = _FrameRelay(handler, sink, engine, request.settings)
-            engine.frame_pool = handler.pool
+            engine.zero_copy = True  # the relay releases every frame it gets
             core = self.rig.core
             core.mda.set_engine(engine)
             # Direct psygnal connections: frames stay on the engine thread (no

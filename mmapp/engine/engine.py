@@ -15,26 +15,29 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
-import numpy as np
 from pymmcore_plus import CMMCorePlus
 from pymmcore_plus.core._sequencing import SequencedEvent
 from pymmcore_plus.mda import MDAEngine
 from useq import AcquireImage, MDAEvent, MDASequence
 
-from mmapp.data.frame_pool import FramePool
 from mmapp.engine.errors import (
+    AcquisitionError,
     BufferOverflowError,
     CameraStoppedError,
     CameraTimeoutError,
     DeviceError,
 )
 from mmapp.engine.events import is_stream_event
+from mmapp.engine.ring import RingLease
 
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.0005  # wait between buffer checks when no frame is ready
+ENDLESS = 2**31 - 1  # frames: "until stopped", with stop-on-overflow
+RELEASE_KEY = "mmapp_release"  # payload metadata: call once the frame is stored
+RELEASE_TIMEOUT_S = 60.0
 
 
 class StreamingEngine(MDAEngine):
@@ -67,14 +70,17 @@ class StreamingEngine(MDAEngine):
         self.frames_acquired = 0
         self.frames_lost = 0
         self.camera_stopped_at: float | None = None
-        self.frame_pool: FramePool | None = None
+        # The controller turns this on when every frame's release callback
+        # (payload metadata RELEASE_KEY) is called once the frame is stored.
+        self.zero_copy = False
+        self._lease: RingLease | None = None
 
     def release(self) -> None:
         """Drop the hooks into the rig (the core's runner keeps its engine)."""
         self._abort_hooks.clear()
         self._safe_state_hooks.clear()
         self._camera_fault = None
-        self.frame_pool = None
+        self.zero_copy = False
 
     # --- stop -------------------------------------------------------------------
     def request_abort(self) -> None:
@@ -154,10 +160,12 @@ class StreamingEngine(MDAEngine):
         n = len(event.events)
         t0 = event.metadata.get("runner_t0")
         t0_ms = (time.perf_counter() - t0) * 1000 if t0 else 0.0
+        source = self._frame_source()
         self._open_auto_shutter()
         core.startSequenceAcquisition(n, 0, True)
         self.post_sequence_started(event)
         yield from self._pop_frames(
+            source,
             expected=n,
             event_at=event.events.__getitem__,
             timing=event,
@@ -170,9 +178,12 @@ class StreamingEngine(MDAEngine):
         max_frames = data.get("max_frames")
         max_duration = data.get("max_duration_s")
         base = event.model_copy(update={"action": AcquireImage()})
+        source = self._frame_source()
         self._open_auto_shutter()
         if max_frames:
             core.startSequenceAcquisition(int(max_frames), 0, True)
+        elif isinstance(source, RingLease):  # leased slots must never be overwritten
+            core.startSequenceAcquisition(ENDLESS, 0, True)
         else:
             core.startContinuousSequenceAcquisition(0)
         self.post_sequence_started(event)
@@ -181,6 +192,7 @@ class StreamingEngine(MDAEngine):
             return base.model_copy(update={"index": {"t": i}})
 
         yield from self._pop_frames(
+            source,
             expected=max_frames,
             event_at=event_at,
             timing=event,
@@ -208,6 +220,7 @@ class StreamingEngine(MDAEngine):
     # --- the pop loop ---------------------------------------------------------------
     def _pop_frames(
         self,
+        source: FrameSource,
         *,
         expected: int | None,
         event_at: Callable[[int], MDAEvent],
@@ -223,7 +236,6 @@ class StreamingEngine(MDAEngine):
         wait_until = time.perf_counter() + timeout
         count = 0
         first_number: int | None = None
-        pop = self._popper()
         numbered_from_zero = core.isPyDevice(core.getCameraDevice())
         try:
             while expected is None or count < expected:
@@ -231,12 +243,9 @@ class StreamingEngine(MDAEngine):
                     return
                 if deadline_s is not None and time.perf_counter() >= deadline_s:
                     return
-                remaining = core.getRemainingImageCount()
+                remaining = source.remaining()
                 if not remaining:
-                    if (
-                        not core.isSequenceRunning()
-                        and not core.getRemainingImageCount()
-                    ):
+                    if not core.isSequenceRunning() and not source.remaining():
                         self._raise_camera_stopped(count, expected)
                     if time.perf_counter() > wait_until:
                         raise CameraTimeoutError(
@@ -245,7 +254,7 @@ class StreamingEngine(MDAEngine):
                         )
                     abort.wait(POLL_S)
                     continue
-                img, mm_meta = pop()
+                img, mm_meta, release = source.take()
                 number = _image_number(mm_meta)
                 if number is not None:
                     if first_number is None:
@@ -254,6 +263,8 @@ class StreamingEngine(MDAEngine):
                         first_number = 0 if numbered_from_zero else number
                     gap = number - first_number - count - self.frames_lost
                     if gap > 0:
+                        if release is not None:
+                            release()
                         self.frames_lost += gap
                         raise BufferOverflowError(
                             f"camera buffer overflowed: {gap} frames were overwritten "
@@ -267,6 +278,8 @@ class StreamingEngine(MDAEngine):
                     event_t0=t0_ms,
                     remaining=remaining - 1,
                 )
+                if release is not None:
+                    payload.metadata[RELEASE_KEY] = release
                 count += 1
                 self.frames_acquired += 1
                 timeout = frame_timeout
@@ -276,30 +289,35 @@ class StreamingEngine(MDAEngine):
         finally:
             self._stop_camera()
 
-    def _popper(self) -> Callable[[], tuple[Any, Any]]:
-        """How to pop frames this sequence: into recycled arrays when possible."""
+    def _frame_source(self) -> FrameSource:
+        """Where this sequence's frames come from: leased ring slots or copies.
+
+        Before the camera starts again (which resets the ring), every frame
+        leased from the previous sequence must have been stored.
+        """
         core = self.mmcore
-        ring = getattr(core, "_seq_buffer", None)  # UniMMCore's Python ring buffer
-        pool = self.frame_pool
-        if pool is None or ring is None or not core.isPyDevice(core.getCameraDevice()):
-            return core.popNextImageAndMD
-        shape = (core.getImageHeight(), core.getImageWidth())
-        dtype = np.uint8 if core.getBytesPerPixel() == 1 else np.uint16
-
-        def pop_into_pool() -> tuple[Any, Any]:
-            popped = ring.pop_next(out=pool.acquire(shape, dtype))
-            if popped is None:
-                raise IndexError("Circular buffer is empty.")
-            return popped
-
-        return pop_into_pool
+        if not (self.zero_copy and RingLease.supported(core)):
+            return _CopyingSource(core)
+        ring = core._seq_buffer
+        if self._lease is not None:
+            if not self._lease.wait_all_released(RELEASE_TIMEOUT_S):
+                raise AcquisitionError(
+                    f"{self._lease.outstanding} frames of the previous sequence "
+                    f"were not stored within {RELEASE_TIMEOUT_S:.0f} s"
+                )
+            if self._lease.ring is not ring:
+                self._lease = None
+        if self._lease is None:
+            self._lease = RingLease(ring)
+        return self._lease
 
     def _raise_camera_stopped(self, count: int, expected: int | None) -> None:
         core = self.mmcore
         missing = "" if expected is None else f" of {expected}"
         if core.isBufferOverflowed():
-            if expected is not None:
-                self.frames_lost += expected - count
+            # the camera stopped at the first frame that found the buffer full;
+            # a finite sequence also misses every frame it would have taken after
+            self.frames_lost += 1 if expected is None else expected - count
             raise BufferOverflowError(
                 f"camera buffer overflowed after {count}{missing} frames: the "
                 f"camera stopped because the writer could not keep up"
@@ -307,6 +325,25 @@ class StreamingEngine(MDAEngine):
         if self._camera_fault is not None and (fault := self._camera_fault()):
             raise DeviceError(f"camera fault after {count}{missing} frames: {fault}")
         raise CameraStoppedError(f"the camera stopped after {count}{missing} frames")
+
+
+class FrameSource(Protocol):
+    """Frames popped from the camera: (image, metadata, release or None)."""
+
+    def remaining(self) -> int: ...
+    def take(self) -> tuple[Any, Any, Callable[[], None] | None]: ...
+
+
+class _CopyingSource:
+    """The core's own pop (a copy per frame): any camera, any core."""
+
+    def __init__(self, core: CMMCorePlus) -> None:
+        self.remaining = core.getRemainingImageCount
+        self._pop = core.popNextImageAndMD
+
+    def take(self) -> tuple[Any, Any, None]:
+        img, meta = self._pop()
+        return img, meta, None
 
 
 def _image_number(mm_meta: Any) -> int | None:

@@ -162,7 +162,6 @@ class SimCamera(CameraDevice):
             np.copyto(buf, pattern)
             self._slot_contents[address] = pattern
 
-
     def _frame_period_s(self) -> float:
         busy = (self._exposure_ms + self._readout_ms) / 1000.0
         return max(busy, self._interval_ms / 1000.0)

@@ -1,0 +1,102 @@
+"""Frames straight out of the camera's circular buffer, without a copy.
+
+For Python cameras in `UniMMCore` the circular buffer is a `SequenceBuffer`
+(pymmcore-plus 0.18): a byte pool with a FIFO of slots. `popNextImage` copies
+each frame out and frees its slot at once; at 2048x2048 that copy costs as much
+memory bandwidth as writing the frame to disk. A :class:`RingLease` hands out
+read-only views of the slots instead and frees them, oldest first, only when
+the writer is done with them. The camera therefore never overwrites a frame
+that is still queued: a writer that falls behind fills the ring, and the
+camera stops with a buffer overflow (the sequence must stop on overflow).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+
+class _Token:
+    """One handed-out slot; released once."""
+
+    __slots__ = ("released",)
+
+    def __init__(self) -> None:
+        self.released = False
+
+
+class _Release:
+    """Callable that frees one leased slot (FIFO-safe, idempotent)."""
+
+    __slots__ = ("_lease", "_token")
+
+    def __init__(self, lease: RingLease, token: _Token) -> None:
+        self._lease, self._token = lease, token
+
+    def __call__(self) -> None:
+        self._lease._release(self._token)
+
+
+class RingLease:
+    """Zero-copy consumer of a pymmcore-plus `SequenceBuffer` (FIFO release)."""
+
+    def __init__(self, ring: Any) -> None:
+        self.ring = ring
+        self._ring = ring
+        self._lock: threading.Lock = ring._lock
+        self._tokens: deque[_Token] = deque()  # handed out, oldest first
+        self._all_released = threading.Condition(threading.Lock())
+
+    @staticmethod
+    def supported(core: Any) -> bool:
+        """Whether the core's current camera uses a `SequenceBuffer` we can lease."""
+        ring = getattr(core, "_seq_buffer", None)
+        return (
+            ring is not None
+            and all(hasattr(ring, a) for a in ("_lock", "_slots", "_evict_slot"))
+            and core.isPyDevice(core.getCameraDevice())
+        )
+
+    def remaining(self) -> int:
+        """Frames in the ring that have not been handed out yet."""
+        with self._lock:
+            return len(self._ring._slots) - len(self._tokens)
+
+    def take(self) -> tuple[np.ndarray, Mapping[str, Any], Callable[[], None]]:
+        """The oldest frame not yet handed out: (view, metadata, release)."""
+        with self._lock:
+            slot = self._ring._slots[len(self._tokens)]
+            token = _Token()
+            self._tokens.append(token)
+        view = slot.array.view()
+        view.flags.writeable = False
+        return view, dict(slot.metadata or {}), _Release(self, token)
+
+    def _release(self, token: _Token) -> None:
+        with self._lock:
+            if token.released:
+                return
+            token.released = True
+            ring = self._ring
+            while self._tokens and self._tokens[0].released:
+                self._tokens.popleft()
+                ring._evict_slot(ring._slots.popleft())
+            empty = not self._tokens
+        if empty:
+            with self._all_released:
+                self._all_released.notify_all()
+
+    @property
+    def outstanding(self) -> int:
+        """Frames handed out and not yet released."""
+        with self._lock:
+            return len(self._tokens)
+
+    def wait_all_released(self, timeout: float | None = None) -> bool:
+        """Block until every handed-out frame is released (before the ring is reset)."""
+        with self._all_released:
+            return self._all_released.wait_for(lambda: self.outstanding == 0, timeout)
