@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="pace the camera at this fraction of the measured raw frame rate",
     )
     stream.add_argument(
+        "--duration",
+        type=_positive_float,
+        help="with --rate/--rate-fraction: seconds of acquisition (sets --frames)",
+    )
+    stream.add_argument(
         "--repeats", type=_positive_int, default=3, help="pipeline runs (median)"
     )
     stream.add_argument("--buffer-mb", type=_positive_int, default=1024)

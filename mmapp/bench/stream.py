@@ -67,6 +67,7 @@ def fsync_tree(path: Path) -> float:
 
 
 RAW_SOURCE_BYTES = 256 * 1024 * 1024  # far beyond any CPU cache
+RAW_PHASE_BYTES = 8 * 1024**3  # a raw phase measures a rate: 8 GiB is plenty
 
 
 def raw_sources(frame: np.ndarray) -> list[np.ndarray]:
@@ -185,7 +186,21 @@ def run_stream_bench(args: argparse.Namespace) -> int:
         expected_pattern((size, size), np.uint16, 0.0, 0.0)
     ).copy()
     stamp(frame, 0)
-    need = 2 * frames * frame.nbytes
+    raw_frames = min(frames, max(1, RAW_PHASE_BYTES // frame.nbytes))
+    sources = raw_sources(frame)
+    say = (lambda *a: None) if args.json else print
+    rate = args.rate
+    if args.rate_fraction:  # the raw rate decides the pace (and so the frames)
+        os.sync()
+        raw_write_mb_s(directory, sources, min(raw_frames, 50))  # warm-up
+        first_raw = raw_write_mb_s(directory, sources, raw_frames)
+        rate = args.rate_fraction * first_raw * 1e6 / frame.nbytes
+    if args.duration:
+        if not rate:
+            print("mmapp bench: --duration needs --rate or --rate-fraction")
+            return 2
+        frames = max(1, round(rate * args.duration))
+    need = (frames + raw_frames) * frame.nbytes
     free = shutil.disk_usage(directory).free
     if free < need:
         print(
@@ -193,23 +208,19 @@ def run_stream_bench(args: argparse.Namespace) -> int:
             f"{free / 1e9:.1f} GB free"
         )
         return 2
-    say = (lambda *a: None) if args.json else print
     say(f"bench stream: {size}x{size} uint16, {frames} frames, into {directory}")
+    if rate:
+        say(f"  camera paced at {rate:.1f} fps ({rate * frame.nbytes / 1e6:.0f} MB/s)")
     os.sync()
-    sources = raw_sources(frame)
-    raw_write_mb_s(directory, sources, min(frames, 50))  # warm-up, not counted
+    raw_write_mb_s(directory, sources, min(raw_frames, 50))  # warm-up, not counted
     raws: list[float] = []
     pipes: list[float] = []
     results: list[RunResult] = []
     sampler: RssSampler | None = None
     peak = 0.0
-    rate = args.rate
     for rep in range(args.repeats):
-        raws.append(raw_write_mb_s(directory, sources, frames))
+        raws.append(raw_write_mb_s(directory, sources, raw_frames))
         say(f"  raw writes     #{rep + 1}: {raws[-1]:8.1f} MB/s")
-        if args.rate_fraction and rate is None:
-            rate = args.rate_fraction * raws[0] * 1e6 / frame.nbytes
-            say(f"  camera paced at {rate:.1f} fps")
         result, sampler = run_pipeline(
             directory,
             size,
@@ -231,7 +242,7 @@ def run_stream_bench(args: argparse.Namespace) -> int:
         if result.dataset and not args.keep:
             shutil.rmtree(result.dataset, ignore_errors=True)
         os.sync()
-    raws.append(raw_write_mb_s(directory, sources, frames))
+    raws.append(raw_write_mb_s(directory, sources, raw_frames))
     say(f"  raw writes     #{args.repeats + 1}: {raws[-1]:8.1f} MB/s")
     raw, pipeline = statistics.median(raws), statistics.median(pipes)
     # Each pipeline run against the mean of the raw runs on either side of it:
