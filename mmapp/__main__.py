@@ -1,7 +1,5 @@
 """`python -m mmapp` entry point."""
 
-import sys
+from mmapp.cli import entry
 
-from mmapp.cli import main
-
-sys.exit(main())
+entry()

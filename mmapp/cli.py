@@ -7,6 +7,8 @@ import contextlib
 import gc
 import io
 import json
+import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -117,6 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a dataset")
     info.add_argument("dataset", type=Path)
     return parser
+
+
+def entry() -> None:
+    """Console-script entry: run, then leave without interpreter finalisation.
+
+    Python devices loaded in a core can make the interpreter abort while it
+    tears itself down ("FATAL: exception not rethrown", exit status 134), after
+    the work is done and the dataset finished. Leaving with os._exit after
+    flushing the output keeps the exit status the run's own.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

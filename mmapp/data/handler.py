@@ -69,7 +69,11 @@ class DataHandler:
         self.max_queue_bytes = max_queue_bytes
         self.put_timeout_s = put_timeout_s
         self.stats = RunStats(max_queue_bytes)
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # the writer waits here for frames
+        # put() waits here for room; woken only below the low-water mark, so a
+        # full queue costs one wake-up per batch of frames, not one per frame
+        self._room = threading.Condition(self._cond._lock)  # type: ignore[attr-defined]
+        self._low_water = max_queue_bytes * 3 // 4
         self._queue: deque[Frame] = deque()
         self._pending: dict[DataCoordinates, Frame] = {}
         self._closing = False
@@ -108,7 +112,7 @@ class DataHandler:
                 raise DuplicateCoordinatesError(
                     f"coordinates {dict(key)} are already waiting to be written"
                 )
-            ok = self._cond.wait_for(
+            ok = self._room.wait_for(
                 lambda: (
                     self._closing
                     or self._error is not None
@@ -126,9 +130,10 @@ class DataHandler:
                 )
             self._queue.append(frame)
             self._pending[key] = frame
-            self._latest = frame  # before the writer can see (and recycle) it
+            self._latest = frame
             self.stats.add_in(nbytes)
-            self._cond.notify_all()
+            if len(self._queue) == 1:  # the writer only waits on an empty queue
+                self._cond.notify()
 
     def _check_open(self) -> None:
         if self._error is not None:
@@ -188,7 +193,8 @@ class DataHandler:
                 self.stats.add_written(frame.image.nbytes)
             else:
                 self.stats.add_dropped_from_queue(frame.image.nbytes, rejected=rejected)
-            self._cond.notify_all()
+            if self.stats.queue_bytes <= self._low_water:
+                self._room.notify_all()
         if frame.release is not None:
             frame.release()
 
@@ -201,6 +207,7 @@ class DataHandler:
                 self._pending.pop(frame.coords, None)
                 self.stats.add_dropped_from_queue(frame.image.nbytes, rejected=False)
             self._cond.notify_all()
+            self._room.notify_all()
         for frame in dropped:
             if frame.release is not None:
                 frame.release()
@@ -213,6 +220,7 @@ class DataHandler:
                 return
             self._closing = True
             self._cond.notify_all()
+            self._room.notify_all()
         self._writer.join(timeout)
         if self._writer.is_alive():
             raise TimeoutError(f"the writer did not drain within {timeout} s")

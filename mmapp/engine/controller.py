@@ -121,6 +121,17 @@ def frame_record(event: MDAEvent, meta: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
+def _detached(error: BaseException | None) -> BaseException | None:
+    """The error without its tracebacks (they would keep the core alive)."""
+    seen: set[int] = set()
+    exc = error
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
+    return error
+
+
 class _FrameRelay:
     """Runner listener: frames to the handler, summary metadata to the sink."""
 
@@ -307,7 +318,7 @@ class RunController:
                     error = error or exc
             if handler is not None and handler.error is not None:
                 error = error or handler.error
-            result = self._result_for(engine, handler, sink, error, t0)
+            result = self._result_for(engine, handler, sink, _detached(error), t0)
             engine.release()
             self._result = result
             self._done.set()

@@ -34,7 +34,8 @@ from mmapp.engine.ring import RingLease
 
 logger = logging.getLogger(__name__)
 
-POLL_S = 0.0005  # wait between buffer checks when no frame is ready
+POLL_S = 0.0002  # first wait when no frame is ready; doubles while idle ...
+MAX_POLL_S = 0.002  # ... up to this (Stop is an event: it never waits for a poll)
 ENDLESS = 2**31 - 1  # frames: "until stopped", with stop-on-overflow
 RELEASE_KEY = "mmapp_release"  # payload metadata: call once the frame is stored
 RELEASE_TIMEOUT_S = 60.0
@@ -237,6 +238,18 @@ class StreamingEngine(MDAEngine):
         count = 0
         first_number: int | None = None
         numbered_from_zero = core.isPyDevice(core.getCameraDevice())
+        idle_wait = POLL_S
+        # pymmcore-plus's frame-dict, with what cannot change during a hardware
+        # sequence read once (per frame it costs more than writing 512x512 px)
+        frame_constants = {
+            "format": "frame-dict",
+            "version": "1.0",
+            "camera_device": core.getCameraDevice(),
+            "property_values": (),
+            "exposure_ms": core.getExposure(),
+            "pixel_size_um": core.getPixelSizeUm(True),
+            "hardware_triggered": True,
+        }
         try:
             while expected is None or count < expected:
                 if abort.is_set():
@@ -252,7 +265,8 @@ class StreamingEngine(MDAEngine):
                             f"the camera delivered no frame for {timeout:.1f} s "
                             f"after {count} frames (is it waiting for a trigger?)"
                         )
-                    abort.wait(POLL_S)
+                    abort.wait(idle_wait)  # short right after a frame, longer when idle
+                    idle_wait = min(idle_wait * 2, MAX_POLL_S)
                     continue
                 img, mm_meta, release = source.take()
                 number = _image_number(mm_meta)
@@ -270,20 +284,22 @@ class StreamingEngine(MDAEngine):
                             f"camera buffer overflowed: {gap} frames were overwritten "
                             f"before they could be saved"
                         )
-                payload = self._create_seqimg_payload_from_popped(
-                    img,
-                    mm_meta,
-                    event=event_at(count),
-                    channel=0,
-                    event_t0=t0_ms,
-                    remaining=remaining - 1,
-                )
+                event = event_at(count)
+                meta = {
+                    **frame_constants,
+                    "runner_time_ms": t0_ms + _elapsed_ms(mm_meta),
+                    "mda_event": event,
+                    "images_remaining_in_buffer": remaining - 1,
+                    "camera_metadata": mm_meta,
+                }
                 if release is not None:
-                    payload.metadata[RELEASE_KEY] = release
+                    meta[RELEASE_KEY] = release
+                payload = (img, event, meta)
                 count += 1
                 self.frames_acquired += 1
                 timeout = frame_timeout
                 wait_until = time.perf_counter() + timeout
+                idle_wait = POLL_S
                 if (yield payload) == "cancel":
                     return
         finally:
@@ -344,6 +360,13 @@ class _CopyingSource:
     def take(self) -> tuple[Any, Any, None]:
         img, meta = self._pop()
         return img, meta, None
+
+
+def _elapsed_ms(mm_meta: Any) -> float:
+    try:
+        return float(mm_meta["ElapsedTime-ms"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
 
 
 def _image_number(mm_meta: Any) -> int | None:

@@ -194,7 +194,7 @@ class SimCamera(CameraDevice):
                     break
                 next_t = max(next_t + period, time.perf_counter() - period)
             while self.flow_control is not None and self.flow_control():
-                if abort.wait(0.001):
+                if abort.wait(0.002):
                     return
             if i == self._fault_after:
                 self.last_error = f"simulated sensor fault after {i} frames"
