@@ -164,8 +164,8 @@ def wait_until(predicate: Callable[[], bool], what: str) -> None:
 
 
 def waiting_on_queue(handler: DataHandler) -> int:
-    """Threads blocked in the handler's condition (CPython Condition._waiters)."""
-    return len(handler._cond._waiters)
+    """Threads blocked in put() waiting for room (CPython Condition._waiters)."""
+    return len(handler._room._waiters)
 
 
 def read_ndstorage(path: Path) -> dict[frozenset, tuple[np.ndarray, dict]]:
