@@ -56,6 +56,51 @@ def write_gathered(fd: int, chunks: list[memoryview], offset: int) -> None:
 _BITS_PER_SAMPLE_VALUE = 2 + 2 * 12 + 8  # third IFD entry's value field
 
 
+class _PositionedFile:
+    """The writer's file with its position kept in Python: no lseek per call.
+
+    ndstorage asks `tell()` several times per image; on a buffered file each
+    is a system call. Every write here is positional (`pwrite`/`pwritev`).
+    """
+
+    def __init__(self, file: Any) -> None:
+        file.flush()
+        self._file = file
+        self._fd = file.fileno()
+        self._pos = file.tell()
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence != 0:
+            raise ValueError("only absolute seeks are supported")
+        self._pos = pos
+        return pos
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):  # header, summary, the last IFD's null pointer
+            done += os.pwrite(self._fd, view[done:], self._pos + done)
+        self._pos += done
+        return done
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self._pos if size is None else size
+        os.ftruncate(self._fd, size)
+        return size
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class GatheredWriter(SingleNDTiffWriter):
     """ndstorage's file writer, writing each image with one gathered write.
 
@@ -64,6 +109,10 @@ class GatheredWriter(SingleNDTiffWriter):
     high frame rates. It also tags 8-bit frames as 16 bits per sample, which
     tifffile then cannot read. Layout and offsets stay ndstorage's own.
     """
+
+    def __init__(self, directory: str, filename: str, summary_md: Any) -> None:
+        super().__init__(directory, filename, summary_md)
+        self.file = _PositionedFile(self.file)
 
     def write_image(
         self,
@@ -81,7 +130,6 @@ class GatheredWriter(SingleNDTiffWriter):
         )
         if pixels.dtype == np.uint8:
             struct.pack_into("<I", self.buffers[0], _BITS_PER_SAMPLE_VALUE, 8)
-        self.file.flush()
         position = self.file.tell()
         chunks = [memoryview(b).cast("B") for b in self.buffers]
         self.buffers.clear()
