@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument(
         "--repeats", type=_positive_int, default=3, help="pipeline runs (median)"
     )
-    stream.add_argument("--buffer-mb", type=_positive_int, default=1024)
+    stream.add_argument("--buffer-mb", type=_positive_int, default=256)
     stream.add_argument("--queue-mb", type=_positive_int, default=512)
     stream.add_argument("--keep", action="store_true", help="keep the dataset")
     stream.add_argument("--json", action="store_true", help="one JSON object")

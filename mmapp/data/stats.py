@@ -44,10 +44,13 @@ class RunStats:
         self.queue_capacity_bytes = queue_capacity_bytes
         self.bytes_written = 0
         self.buffer_fill = -1.0
+        self.first_frame_at: float | None = None  # perf_counter of the first frame
 
     def add_in(self, nbytes: int) -> None:
         """A frame entered the queue."""
         with self._lock:
+            if not self.frames_in:
+                self.first_frame_at = time.perf_counter()
             self.frames_in += 1
             self.queue_frames += 1
             self.queue_bytes += nbytes

@@ -124,6 +124,14 @@ def _quiet_adapter_search() -> Iterator[None]:
         log.setLevel(level)
 
 
+def set_buffer_mb(core: UniMMCore, size_mb: int) -> None:
+    """Size the camera's circular buffer and fault its pages in up front."""
+    from mmapp.engine.ring import prefault  # engine helper, imported late
+
+    core.setCircularBufferMemoryFootprint(size_mb)
+    prefault(core)
+
+
 def read_rig_spec(path: Path) -> RigSpec:
     """Parse and validate a rig file, naming the bad field on error."""
     try:
@@ -205,7 +213,7 @@ def build_simulated_rig(spec: RigSpec, source: str = "") -> Rig:
     core.setFocusDevice(spec.z_stage.label)
     core.setXYStageDevice(spec.xy_stage.label)
     core.setShutterDevice(spec.shutter.label)
-    core.setCircularBufferMemoryFootprint(spec.circular_buffer_mb)
+    set_buffer_mb(core, spec.circular_buffer_mb)
     for nm in spec.lasers.wavelengths_nm:
         for other in spec.lasers.wavelengths_nm:
             core.defineConfig(
