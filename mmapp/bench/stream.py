@@ -203,8 +203,10 @@ def run_stream_bench(args: argparse.Namespace) -> int:
     if args.rate_fraction:  # the raw rate decides the pace (and so the frames)
         os.sync()
         raw_write_mb_s(directory, sources, min(raw_frames, 50))  # warm-up
-        first_raw = raw_write_mb_s(directory, sources, raw_frames)
-        rate = args.rate_fraction * first_raw * 1e6 / frame.nbytes
+        pace_raw = statistics.median(
+            raw_write_mb_s(directory, sources, raw_frames) for _ in range(3)
+        )
+        rate = args.rate_fraction * pace_raw * 1e6 / frame.nbytes
     if args.duration:
         if not rate:
             print("mmapp bench: --duration needs --rate or --rate-fraction")
