@@ -1,0 +1,66 @@
+"""`mmapp bench stream` runs end to end (tiny sizes; the figures are not tested)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_bench_stream_json(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mmapp",
+            "bench",
+            "stream",
+            "--dir",
+            str(tmp_path),
+            "--size",
+            "64",
+            "--frames",
+            "40",
+            "--repeats",
+            "2",
+            "--buffer-mb",
+            "16",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("pipeline_mb_s", "raw_mb_s", "ratio", "dropped_frames", "peak_rss_mb"):
+        assert key in report
+    assert report["dropped_frames"] == 0
+    assert report["outcomes"] == ["completed", "completed"]
+    assert len(report["raw_runs_mb_s"]) == 3 and len(report["pair_ratios"]) == 2
+    assert report["pipeline_mb_s"] > 0 and report["raw_mb_s"] > 0
+    assert list(tmp_path.iterdir()) == []  # datasets and raw files removed
+
+
+def test_bench_refuses_when_the_disk_is_too_small(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mmapp",
+            "bench",
+            "stream",
+            "--dir",
+            str(tmp_path),
+            "--size",
+            "4096",
+            "--frames",
+            "100000000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "not enough disk" in proc.stdout
