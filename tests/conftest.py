@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import io
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from ndstorage import Dataset
+from helpers import HEIGHT, WIDTH
 
 from mmapp.engine.controller import RunController
 from mmapp.sim.rig import Rig, load_rig
-
-WIDTH, HEIGHT = 64, 48
 
 
 @pytest.fixture
@@ -37,19 +33,12 @@ def controller(rig: Rig) -> Iterator[RunController]:
     c.wait(10)
 
 
-def open_dataset(path: Path) -> Dataset:
-    """ndstorage.Dataset without its progress chatter."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        return Dataset(str(path))
-
-
-def read_all(path: Path) -> dict[int, np.ndarray]:
-    """time index -> frame, through ndstorage."""
-    ds = open_dataset(path)
-    try:
-        return {
-            c["time"]: np.array(ds.read_image(**c))
-            for c in ds.get_image_coordinates_list()
-        }
-    finally:
-        ds.close()
+@pytest.fixture
+def tmp(tmp_path: Path) -> Iterator[Path]:
+    """tmp_path, emptied afterwards (unfinished datasets hold 4 GiB sparse files)."""
+    yield tmp_path
+    for child in tmp_path.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)

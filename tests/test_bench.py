@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from helpers import run_mmapp
 
 
 def test_bench_stream_json(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mmapp",
-            "bench",
-            "stream",
-            "--dir",
-            str(tmp_path),
-            "--size",
-            "64",
-            "--frames",
-            "40",
-            "--repeats",
-            "2",
-            "--buffer-mb",
-            "16",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
+    proc = run_mmapp(
+        "bench",
+        "stream",
+        "--dir",
+        str(tmp_path),
+        "--size",
+        "64",
+        "--frames",
+        "40",
+        "--repeats",
+        "2",
+        "--buffer-mb",
+        "16",
+        "--json",
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
@@ -44,22 +37,15 @@ def test_bench_stream_json(tmp_path: Path) -> None:
 
 
 def test_bench_refuses_when_the_disk_is_too_small(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mmapp",
-            "bench",
-            "stream",
-            "--dir",
-            str(tmp_path),
-            "--size",
-            "4096",
-            "--frames",
-            "100000000",
-        ],
-        capture_output=True,
-        text=True,
+    proc = run_mmapp(
+        "bench",
+        "stream",
+        "--dir",
+        str(tmp_path),
+        "--size",
+        "4096",
+        "--frames",
+        "100000000",
         timeout=60,
     )
     assert proc.returncode == 2

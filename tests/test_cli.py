@@ -10,20 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import open_dataset, read_all
+from helpers import open_dataset, read_all
+from helpers import run_mmapp as mmapp
 
 from mmapp.sim.frames import read_stamp
 
 SMALL = ["--size", "32", "--exposure", "1"]
-
-
-def mmapp(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mmapp", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_acquire_frames_json(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -142,17 +141,6 @@ def make_handler() -> Iterator[Callable[..., DataHandler]]:
         inner = getattr(storage, "inner", storage)
         if isinstance(inner, NDTiffSink):
             inner.finish()
-
-
-@pytest.fixture
-def tmp(tmp_path: Path) -> Iterator[Path]:
-    """tmp_path, emptied afterwards."""
-    yield tmp_path
-    for child in tmp_path.iterdir():
-        if child.is_dir():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
 
 
 def wait_until(predicate: Callable[[], bool], what: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import HEIGHT, WIDTH, open_dataset, read_all
+from helpers import HEIGHT, WIDTH, open_dataset, read_all
 from useq import MDASequence
 
 from mmapp.data.errors import StorageWriteError

@@ -9,12 +9,11 @@ from __future__ import annotations
 import errno
 import io
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +36,6 @@ H, W = 16, 24
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tmp(tmp_path: Path) -> Iterator[Path]:
-    """tmp_path, emptied afterwards (unfinished datasets hold 4 GiB sparse files)."""
-    yield tmp_path
-    for child in tmp_path.iterdir():
-        if child.is_dir():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
 
 
 def pattern(i: int, dtype: Any = np.uint16, shape: tuple[int, int] = (H, W)):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HEIGHT, WIDTH
+from helpers import HEIGHT, WIDTH
 
 from mmapp.sim.frames import DARK_LEVEL, expected_pattern, read_stamp, unstamped
 from mmapp.sim.rig import Rig, RigError, load_rig
