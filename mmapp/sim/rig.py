@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymmcore_plus.experimental.unicore import UniMMCore
 
 from mmapp.resources import default_rig_file
+from mmapp.sim.buffer import prefault
 from mmapp.sim.camera import SimCamera
 from mmapp.sim.devices import SimLasers, SimShutter, SimXYStage, SimZStage
 from mmapp.sim.state import SimRigState
@@ -126,8 +127,6 @@ def _quiet_adapter_search() -> Iterator[None]:
 
 def set_buffer_mb(core: UniMMCore, size_mb: int) -> None:
     """Size the camera's circular buffer and fault its pages in up front."""
-    from mmapp.engine.ring import prefault  # engine helper, imported late
-
     core.setCircularBufferMemoryFootprint(size_mb)
     prefault(core)
 

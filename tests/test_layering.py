@@ -1,0 +1,51 @@
+"""Imports run one way: gui -> engine -> (daq, data, processing, sim) -> presets."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mmapp"
+LOWER = ("data", "daq", "processing", "sim", "presets")
+FORBIDDEN = {
+    **{
+        layer: ("mmapp.engine", "mmapp.gui", "mmapp.cli", "mmapp.bench")
+        for layer in LOWER
+    },
+    "engine": ("mmapp.gui", "mmapp.cli", "mmapp.bench"),
+}
+QT = ("PyQt6", "pyqtgraph", "qtpy", "pymmcore_widgets", "superqt")
+
+
+def _imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layer_does_not_import_upwards(layer: str) -> None:
+    bad = [
+        f"{py.relative_to(PACKAGE.parent)} imports {name}"
+        for py in (PACKAGE / layer).rglob("*.py")
+        for name in _imports(py)
+        if name.startswith(FORBIDDEN[layer])
+    ]
+    assert not bad, bad
+
+
+def test_only_gui_imports_qt() -> None:
+    bad = [
+        f"{py.relative_to(PACKAGE.parent)} imports {name}"
+        for py in PACKAGE.rglob("*.py")
+        if "gui" not in py.relative_to(PACKAGE).parts
+        for name in _imports(py)
+        if name.split(".")[0] in QT
+    ]
+    assert not bad, bad
