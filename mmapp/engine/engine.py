@@ -82,11 +82,15 @@ class StreamingEngine(MDAEngine):
         self._safe_state_hooks.clear()
         self._camera_fault = None
         self.zero_copy = False
+        self._lease = None
 
     # --- stop -------------------------------------------------------------------
     def request_abort(self) -> None:
         """Stop now: unblock the camera and the pop loop (thread-safe)."""
         self.abort_event.set()
+        self._unblock_camera()
+
+    def _unblock_camera(self) -> None:
         for hook in self._abort_hooks:
             try:
                 hook()
@@ -95,11 +99,7 @@ class StreamingEngine(MDAEngine):
 
     def _stop_camera(self) -> None:
         core = self.mmcore
-        for hook in self._abort_hooks:
-            try:
-                hook()
-            except Exception:
-                logger.exception("abort hook failed")
+        self._unblock_camera()
         if core.isSequenceRunning():
             core.stopSequenceAcquisition()
         self.camera_armed.clear()
