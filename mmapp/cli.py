@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--keep", action="store_true", help="keep the dataset")
     stream.add_argument("--json", action="store_true", help="one JSON object")
 
+    stop = bench_sub.add_parser("stop", help="Stop latency in each run state")
+    stop.add_argument("--trials", type=_positive_int, default=10)
+    stop.add_argument("--size", type=_positive_int, default=512, help="pixels")
+    stop.add_argument("--json", action="store_true", help="one JSON object")
+
     info = sub.add_parser("info", help="describe a dataset")
     info.add_argument("dataset", type=Path)
     return parser
@@ -145,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "acquire":
         return _cmd_acquire(parser, args)
     if args.command == "bench":
+        if args.bench_command == "stop":
+            from mmapp.bench.stop import run_stop_bench
+
+            return run_stop_bench(args)
         from mmapp.bench.stream import run_stream_bench
 
         return run_stream_bench(args)

@@ -50,3 +50,18 @@ def test_bench_refuses_when_the_disk_is_too_small(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "not enough disk" in proc.stdout
+
+
+def test_bench_stop_json() -> None:
+    proc = run_mmapp(
+        "bench", "stop", "--trials", "1", "--size", "32", "--json", timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(report["states"]) == {
+        "frames flowing",
+        "camera waiting for a trigger",
+        "between sequences",
+    }
+    assert report["met"] is True
+    assert report["worst_camera_stop_ms"] < 100

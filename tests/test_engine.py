@@ -283,3 +283,18 @@ def test_dark_frames_when_shutter_stays_closed(controller, rig, tmp_path):
     ref = np.full(SHAPE, DARK_LEVEL, np.uint16)
     for img in read_all(result.dataset).values():
         np.testing.assert_array_equal(unstamped(img, ref), ref)
+
+
+def test_time_points_keep_their_interval(controller, rig, tmp_path):
+    seq = MDASequence(time_plan={"interval": 0.2, "loops": 3})
+    t0 = time.perf_counter()
+    result = _run(controller, seq, tmp_path)
+    assert result.outcome is RunOutcome.COMPLETED
+    assert time.perf_counter() - t0 >= 0.4  # two intervals between three points
+    ds = open_dataset(result.dataset)
+    try:
+        times = [ds.read_metadata(time=t)["runner_time_ms"] for t in range(3)]
+    finally:
+        ds.close()
+    gaps = np.diff(times)
+    assert all(g >= 190 for g in gaps), times
