@@ -114,6 +114,36 @@ def raw_write_mb_s(
     return written * sources[0].nbytes / 1e6 / elapsed
 
 
+def raw_paced_max_lag_s(
+    directory: Path, sources: list[np.ndarray], rate_fps: float, n: int
+) -> float:
+    """A plain writer at the camera's pace: how far behind schedule it fell.
+
+    If even this falls further behind than the ring buffer holds, the disk
+    cannot keep that pace, whatever the pipeline does.
+    """
+    fd, name = tempfile.mkstemp(prefix="rawpaced-", suffix=".bin", dir=directory)
+    os.close(fd)
+    path = Path(name)
+    worst = 0.0
+    tick = threading.Event()
+    try:
+        t0 = time.perf_counter()
+        with open(path, "wb") as f:
+            for i in range(n):
+                lag = time.perf_counter() - (t0 + i / rate_fps)
+                if lag < 0:
+                    tick.wait(-lag)
+                worst = max(worst, lag)
+                f.write(sources[i % len(sources)])
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        path.unlink(missing_ok=True)
+    os.sync()
+    return worst
+
+
 @dataclass
 class RssSampler:
     """Samples RSS against frames acquired while the pipeline runs."""
@@ -276,6 +306,13 @@ def run_stream_bench(args: argparse.Namespace) -> int:
         if result.dataset and not args.keep:
             shutil.rmtree(result.dataset, ignore_errors=True)
         os.sync()
+    raw_lag = None
+    if rate and args.duration:
+        raw_lag = raw_paced_max_lag_s(directory, sources, rate, frames)
+        say(
+            f"  raw writer at the same pace: at most {raw_lag:.2f} s behind "
+            f"(the ring holds {args.buffer_mb * 2**20 / frame.nbytes / rate:.1f} s)"
+        )
     raws.append(raw_write_mb_s(directory, sources, raw_frames))
     say(f"  raw writes     #{args.repeats + 1}: {raws[-1]:8.1f} MB/s")
     raw, pipeline = statistics.median(raws), statistics.median(pipes)
@@ -302,6 +339,10 @@ def run_stream_bench(args: argparse.Namespace) -> int:
         "ratio_of_medians": round(pipeline / raw, 3),
         "pipeline_fps": round(pipeline * 1e6 / frame.nbytes, 1),
         "dropped_frames": dropped,
+        "raw_paced_max_lag_s": None if raw_lag is None else round(raw_lag, 2),
+        "ring_holds_s": round(args.buffer_mb * 2**20 / frame.nbytes / rate, 2)
+        if rate
+        else None,
         "outcomes": [r.outcome.value for r in results],
         "message": last.message,
         "peak_rss_mb": round(peak, 1),
