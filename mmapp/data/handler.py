@@ -143,7 +143,11 @@ class DataHandler:
 
     # --- UI side -----------------------------------------------------------------
     def latest(self) -> Frame | None:
-        """The most recent frame put (never blocks)."""
+        """The most recent frame put (never blocks).
+
+        Its image may be a view into the camera's ring buffer, which the camera
+        reuses once the frame is written: a display copies what it shows.
+        """
         return self._latest
 
     def get(self, coords: Mapping[str, int | str]) -> tuple[np.ndarray, Mapping]:
