@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -277,15 +278,20 @@ def _run_with_progress(
 ) -> RunResult:
     """Run, print progress, and turn Ctrl-C into a clean Stop."""
 
+    stop_requested = threading.Event()
+
     def on_sigint(signum: int, frame: object) -> None:
         print("\nmmapp: stopping (finishing the dataset)...", file=sys.stderr)
-        controller.stop()
+        stop_requested.set()
+        controller.stop()  # may find the run still starting: see the loop
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         controller.start(request)
         result = None
         while result is None:
+            if stop_requested.is_set():
+                controller.stop()  # idempotent; catches a Ctrl-C during start()
             result = controller.wait(args.progress_every)
             snap = controller.stats()
             if snap is not None and not args.json:

@@ -695,3 +695,19 @@ def test_producer_thread_and_small_queue_keep_every_frame(make_handler, tmp):
     assert len(pages) == n
     for i, page in enumerate(pages):
         np.testing.assert_array_equal(page, frame(i))
+
+
+def test_latest_frame_outlives_the_release_of_its_buffer(tmp):
+    """A released camera slot is reused: the display keeps a copy of the latest."""
+    sink = NDTiffSink(tmp / "data", "run")
+    handler = DataHandler(sink)
+    slot = np.full((8, 8), 7, np.uint16)  # stands for a ring-buffer slot
+    released = threading.Event()
+    handler.put({"time": 0}, slot, {}, release=released.set)
+    handler.finish()
+    assert released.is_set()
+    slot[:] = 99  # the camera writes the next frame into the slot
+    latest = handler.latest()
+    assert latest is not None and latest.release is None
+    assert not np.shares_memory(latest.image, slot)
+    np.testing.assert_array_equal(latest.image, np.full((8, 8), 7, np.uint16))

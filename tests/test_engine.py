@@ -298,3 +298,117 @@ def test_time_points_keep_their_interval(controller, rig, tmp_path):
         ds.close()
     gaps = np.diff(times)
     assert all(g >= 190 for g in gaps), times
+
+
+def test_ring_not_a_whole_number_of_frames_streams_on(controller, rig, tmp_path):
+    # 64x48 uint16 frames do not divide 16 MiB: the write position must still
+    # wrap while leased frames are waiting to be written (no false overflow).
+    core = rig.core
+    core.setExposure(0.0)
+    core.setCircularBufferMemoryFootprint(16)
+    capacity = core.getBufferTotalCapacity()
+    assert (16 * 2**20) % (WIDTH * HEIGHT * 2) != 0
+    camera = rig.camera
+    camera.flow_control = lambda: core.getRemainingImageCount() >= capacity - 2
+    n = 3 * capacity
+    result = _run(controller, [stream_event(max_frames=n)], tmp_path)
+    camera.flow_control = None
+    assert result.outcome is RunOutcome.COMPLETED, result.message
+    assert result.frames_saved == n
+    frames = read_all(result.dataset)
+    assert all(read_stamp(frames[t]) == t for t in (0, capacity, n - 1))
+
+
+def test_a_listener_that_raises_costs_one_frame_not_the_run(controller, rig, tmp_path):
+    calls = []
+
+    def bad_listener(img, event, meta):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("a viewer crashed")
+
+    rig.core.mda.events.frameReady.connect(bad_listener)  # called before the relay
+    seq = MDASequence(
+        channels=["488nm", "561nm"],
+        time_plan={"interval": 0, "loops": 10},
+        axis_order="ct",
+    )
+    try:
+        t0 = time.perf_counter()
+        result = _run(controller, seq, tmp_path)
+    finally:
+        rig.core.mda.events.frameReady.disconnect(bad_listener)
+    assert time.perf_counter() - t0 < 10  # no wait for a frame nobody stores
+    assert result.outcome is RunOutcome.COMPLETED
+    assert (result.frames_acquired, result.frames_saved, result.frames_lost) == (
+        20,
+        19,
+        1,
+    )
+
+
+def test_frames_refused_by_the_handler_are_counted(
+    controller, rig, tmp_path, monkeypatch
+):
+    from mmapp.data.handler import DataHandler
+
+    real_put = DataHandler.put
+
+    def put(self, coords, image, metadata=None, release=None):
+        if self.stats.frames_in == 10:
+            raise TimeoutError("the writer did not free queue space")
+        return real_put(self, coords, image, metadata, release)
+
+    monkeypatch.setattr(DataHandler, "put", put)
+    result = _run(controller, [stream_event(max_frames=50)], tmp_path)
+    assert result.outcome is RunOutcome.ERROR
+    assert result.frames_saved == 10
+    assert result.frames_acquired == (
+        result.frames_saved + result.frames_lost + result.frames_rejected
+    )
+
+
+def _slow_writes(monkeypatch, seconds: float) -> None:
+    real_put = NDTiffSink.put
+    pause = threading.Event()
+
+    def put(self, coords, image, metadata):
+        pause.wait(seconds)  # a disk slower than the camera
+        return real_put(self, coords, image, metadata)
+
+    monkeypatch.setattr(NDTiffSink, "put", put)
+
+
+def test_stop_keeps_every_frame_the_camera_delivered(
+    controller, rig, tmp_path, monkeypatch
+):
+    _slow_writes(monkeypatch, 0.002)
+    rig.core.setExposure(0.5)
+    controller.start(RunRequest([stream_event()], tmp_path, "drain"))
+    _wait_for_frames(controller, 30)
+    controller.stop()
+    result = controller.wait(60)
+    assert result.outcome is RunOutcome.STOPPED
+    assert result.frames_lost == 0
+    assert rig.camera.frames_emitted == result.frames_acquired == result.frames_saved
+    assert sorted(read_all(result.dataset)) == list(range(result.frames_saved))
+
+
+def test_stop_while_the_next_sequence_waits_for_the_writer(
+    controller, rig, tmp_path, monkeypatch
+):
+    _slow_writes(monkeypatch, 0.01)
+    rig.core.setExposure(0.0)
+    seq = MDASequence(
+        channels=["488nm", "561nm"],
+        time_plan={"interval": 0, "loops": 20},
+        axis_order="ct",
+    )
+    controller.start(RunRequest(seq, tmp_path, "waiting-writer"))
+    _wait_for_frames(controller, 20)  # first sequence acquired, writer behind
+    controller.stop()
+    result = controller.wait(30)
+    assert result.outcome is RunOutcome.STOPPED
+    assert rig.camera.frames_emitted == 20  # the second sequence never started
+    assert result.frames_saved == 20
+    _assert_safe(rig)

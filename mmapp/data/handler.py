@@ -199,6 +199,9 @@ class DataHandler:
                 self.stats.add_dropped_from_queue(frame.image.nbytes, rejected=rejected)
             if self.stats.queue_bytes <= self._low_water:
                 self._room.notify_all()
+            if frame is self._latest and frame.release is not None:
+                # the camera reuses the slot once released: the display keeps a copy
+                self._latest = frame._replace(image=frame.image.copy(), release=None)
         if frame.release is not None:
             frame.release()
 

@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +23,7 @@ from psygnal import Signal
 from pymmcore_plus.mda.events import MDASignaler
 from useq import MDAEvent, MDASequence
 
+from mmapp.data.errors import InvalidFrameError
 from mmapp.data.handler import DEFAULT_QUEUE_BYTES, DataHandler, Frame
 from mmapp.data.ndtiff_sink import NDTiffSink, json_safe
 from mmapp.data.stats import StatsSnapshot
@@ -156,19 +157,24 @@ class _FrameRelay:
 
     def frameReady(self, img: np.ndarray, event: MDAEvent, meta: Mapping) -> None:
         release = meta.pop(RELEASE_KEY, None)
-        if self.error is not None:
-            if release is not None:
-                release()
+        if self.error is not None:  # the run is ending: this frame cannot be kept
+            self._drop(release, lost=True)
             return
         try:
             self.handler.put(
                 coordinates_for(event), img, frame_record(event, meta), release
             )
         except Exception as exc:
-            if release is not None:
-                release()
+            # an invalid frame is already counted as rejected by the handler
+            self._drop(release, lost=not isinstance(exc, InvalidFrameError))
             self.error = exc
             self.engine.request_abort()
+
+    def _drop(self, release: Callable[[], None] | None, *, lost: bool) -> None:
+        if release is not None:
+            release()
+        if lost:
+            self.handler.stats.add_lost(1)
 
 
 class RunController:
@@ -183,7 +189,8 @@ class RunController:
         self._handler: DataHandler | None = None
         self._result: RunResult | None = None
         self._stop_requested_at: float | None = None
-        self._lock = threading.Lock()
+        # re-entrant: a Ctrl-C handler may call stop() inside start() (same thread)
+        self._lock = threading.RLock()
         self._done = threading.Event()
         self._done.set()
 
@@ -310,7 +317,10 @@ class RunController:
         except Exception as exc:
             error = exc
         finally:
-            self.rig.make_safe()
+            try:
+                self.rig.make_safe()
+            except Exception as exc:  # the dataset must still be finished
+                error = error or exc
             if handler is not None:
                 try:
                     handler.finish()

@@ -30,7 +30,7 @@ from mmapp.engine.errors import (
     DeviceError,
 )
 from mmapp.engine.events import is_stream_event
-from mmapp.engine.ring import RingLease
+from mmapp.engine.ring import RingLease, fit_ring_to_frames
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +181,8 @@ class StreamingEngine(MDAEngine):
         t0 = event.metadata.get("runner_t0")
         t0_ms = (time.perf_counter() - t0) * 1000 if t0 else 0.0
         source = self._frame_source()
+        if self.abort_event.is_set():
+            return
         self._open_auto_shutter()
         core.startSequenceAcquisition(n, 0, True)
         self.post_sequence_started(event)
@@ -199,6 +201,8 @@ class StreamingEngine(MDAEngine):
         max_duration = data.get("max_duration_s")
         base = event.model_copy(update={"action": AcquireImage()})
         source = self._frame_source()
+        if self.abort_event.is_set():
+            return
         self._open_auto_shutter()
         if max_frames:
             core.startSequenceAcquisition(int(max_frames), 0, True)
@@ -269,12 +273,41 @@ class StreamingEngine(MDAEngine):
             "pixel_size_um": core.getPixelSizeUm(True),
             "hardware_triggered": True,
         }
+        unclaimed: dict | None = None  # the last payload's metadata
+
+        def payload(take: tuple[Any, Any, Any], remaining: int) -> tuple:
+            nonlocal count, unclaimed
+            img, mm_meta, release = take
+            event = event_at(count)
+            meta = {
+                **frame_constants,
+                "runner_time_ms": t0_ms + _elapsed_ms(mm_meta),
+                "mda_event": event,
+                "images_remaining_in_buffer": remaining - 1,
+                "camera_metadata": mm_meta,
+            }
+            if release is not None:
+                meta[RELEASE_KEY] = release
+            unclaimed = meta
+            count += 1
+            self.frames_acquired += 1
+            return (img, event, meta)
+
+        def settle() -> None:
+            """A frame no listener took (one raised first): free it, count it."""
+            nonlocal unclaimed
+            if unclaimed is not None and (release := unclaimed.pop(RELEASE_KEY, None)):
+                release()
+                self.frames_lost += 1
+            unclaimed = None
+
+        error: AcquisitionError | None = None
         try:
             while expected is None or count < expected:
                 if abort.is_set():
-                    return
+                    break
                 if deadline_s is not None and time.perf_counter() >= deadline_s:
-                    return
+                    break
                 remaining = source.remaining()
                 if not remaining:
                     if not core.isSequenceRunning() and not source.remaining():
@@ -287,8 +320,8 @@ class StreamingEngine(MDAEngine):
                     abort.wait(idle_wait)  # short right after a frame, longer when idle
                     idle_wait = min(idle_wait * 2, MAX_POLL_S)
                     continue
-                img, mm_meta, release = source.take()
-                number = _image_number(mm_meta)
+                taken = source.take()
+                number = _image_number(taken[1])
                 if number is not None:
                     if first_number is None:
                         # UniMMCore numbers each sequence from 0; other cameras
@@ -296,33 +329,31 @@ class StreamingEngine(MDAEngine):
                         first_number = 0 if numbered_from_zero else number
                     gap = number - first_number - count - self.frames_lost
                     if gap > 0:
-                        if release is not None:
-                            release()
                         self.frames_lost += gap
-                        raise BufferOverflowError(
+                        error = BufferOverflowError(
                             f"camera buffer overflowed: {gap} frames were overwritten "
                             f"before they could be saved"
                         )
-                event = event_at(count)
-                meta = {
-                    **frame_constants,
-                    "runner_time_ms": t0_ms + _elapsed_ms(mm_meta),
-                    "mda_event": event,
-                    "images_remaining_in_buffer": remaining - 1,
-                    "camera_metadata": mm_meta,
-                }
-                if release is not None:
-                    meta[RELEASE_KEY] = release
-                payload = (img, event, meta)
-                count += 1
-                self.frames_acquired += 1
+                signal = yield payload(taken, remaining)
+                settle()
+                if error is not None:
+                    raise error
                 timeout = frame_timeout
                 wait_until = time.perf_counter() + timeout
                 idle_wait = POLL_S
-                if (yield payload) == "cancel":
-                    return
+                if signal == "cancel":
+                    break
+        except AcquisitionError as exc:
+            error = exc
         finally:
+            settle()
             self._stop_camera()
+        # Stop, a limit or an error: what the camera already delivered is data.
+        while (expected is None or count < expected) and source.remaining():
+            yield payload(source.take(), source.remaining())
+            settle()
+        if error is not None:
+            raise error
 
     def _frame_source(self) -> FrameSource:
         """Where this sequence's frames come from: leased ring slots or copies.
@@ -335,13 +366,19 @@ class StreamingEngine(MDAEngine):
             return _CopyingSource(core)
         ring = core._seq_buffer
         if self._lease is not None:
-            if not self._lease.wait_all_released(RELEASE_TIMEOUT_S):
-                raise AcquisitionError(
-                    f"{self._lease.outstanding} frames of the previous sequence "
-                    f"were not stored within {RELEASE_TIMEOUT_S:.0f} s"
-                )
+            deadline = time.perf_counter() + RELEASE_TIMEOUT_S
+            while not self._lease.wait_all_released(0.05):
+                if self.abort_event.is_set():  # the caller returns, camera untouched
+                    return _CopyingSource(core)
+                if time.perf_counter() > deadline:
+                    raise AcquisitionError(
+                        f"{self._lease.outstanding} frames of the previous sequence "
+                        f"were not stored within {RELEASE_TIMEOUT_S:.0f} s"
+                    )
             if self._lease.ring is not ring:
                 self._lease = None
+        if not fit_ring_to_frames(ring, _frame_bytes(core)):
+            return _CopyingSource(core)
         if self._lease is None:
             self._lease = RingLease(ring)
         return self._lease
@@ -379,6 +416,10 @@ class _CopyingSource:
     def take(self) -> tuple[Any, Any, None]:
         img, meta = self._pop()
         return img, meta, None
+
+
+def _frame_bytes(core: CMMCorePlus) -> int:
+    return core.getImageWidth() * core.getImageHeight() * core.getBytesPerPixel()
 
 
 def _elapsed_ms(mm_meta: Any) -> float:

@@ -100,3 +100,22 @@ class RingLease:
         """Block until every handed-out frame is released (before the ring is reset)."""
         with self._all_released:
             return self._all_released.wait_for(lambda: self.outstanding == 0, timeout)
+
+
+def fit_ring_to_frames(ring: Any, frame_bytes: int) -> bool:
+    """Make the ring a whole number of frames long (before a sequence starts).
+
+    With overwrite off, pymmcore-plus's SequenceBuffer only wraps to the start
+    of its pool when the oldest slot is free; a leased slot usually is not, so
+    a pool that is not a whole number of frames "overflows" once per cycle with
+    most of it free. Exactly k frames long, the write position wraps by itself.
+    Returns False when fewer than two frames fit (then leasing is not used).
+    """
+    frames = ring._pool.nbytes // frame_bytes if frame_bytes > 0 else 0
+    if frames < 2:
+        return False
+    size = frames * frame_bytes
+    if ring._size_bytes != size:
+        ring.clear()
+        ring._size_bytes = size
+    return True
