@@ -32,14 +32,7 @@ def _run(controller: RunController, events, tmp_path: Path, **kw) -> object:
 
 def _wait_for_frames(controller: RunController, n: int) -> None:
     """Block until the handler has seen n frames (no fixed sleeps)."""
-    seen = threading.Event()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        snap = controller.stats()
-        if snap is not None and snap.frames_in >= n:
-            return
-        seen.wait(0.002)
-    raise AssertionError(f"fewer than {n} frames arrived")
+    assert controller.wait_frames(n, 20), f"fewer than {n} frames arrived"
 
 
 def _assert_safe(rig: Rig) -> None:

@@ -14,7 +14,6 @@ import json
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,14 +28,8 @@ TARGET_S = 0.100
 
 
 def _wait_frames(controller: RunController, n: int) -> None:
-    tick = threading.Event()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        snap = controller.stats()
-        if snap is not None and snap.frames_in >= n:
-            return
-        tick.wait(0.001)
-    raise RuntimeError(f"fewer than {n} frames arrived")
+    if not controller.wait_frames(n, 30):
+        raise RuntimeError(f"fewer than {n} frames arrived")
 
 
 def _flowing(rig: Rig, controller: RunController, out: Path) -> None:

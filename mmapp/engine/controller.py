@@ -236,6 +236,19 @@ class RunController:
             return None
         return self._result
 
+    def wait_frames(self, n: int, timeout: float) -> bool:
+        """Block until the current run has received n frames (False: timed out
+        or the run ended first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            snap = self.stats()
+            if snap is not None and snap.frames_in >= n:
+                return True
+            if self._done.wait(0.001):  # ended: one last look at the count
+                snap = self.stats()
+                return snap is not None and snap.frames_in >= n
+        return False
+
     def wait_camera_armed(self, timeout: float | None = None) -> bool:
         """Block until the camera of the current run is armed."""
         engine = self._engine
