@@ -131,10 +131,20 @@ class Timing(_Model):
         return self
 
 
+Topology = Literal["daq_master", "camera_master"]
+
+
 class WaveformProgram(_Model):
-    """Everything the DAQ plays for one acquisition."""
+    """Everything the DAQ plays for one acquisition.
+
+    `topology` says who clocks whom: with "daq_master" the card's sample clock
+    paces everything and the camera trigger line starts each frame; with
+    "camera_master" the camera's exposure-out edge triggers one frame of the
+    program at a time.
+    """
 
     timing: Timing = Timing()
+    topology: Topology = "daq_master"
     channels: list[str] = Field(default_factory=lambda: ["488nm"], min_length=1)
     interleave: Literal["frame", "volume"] = "frame"
     analog: list[AnalogChannel] = Field(default_factory=list)

@@ -23,6 +23,7 @@ from psygnal import Signal
 from pymmcore_plus.mda.events import MDASignaler
 from useq import MDAEvent, MDASequence
 
+from mmapp.daq.program import WaveformProgram
 from mmapp.data.errors import InvalidFrameError
 from mmapp.data.handler import DEFAULT_QUEUE_BYTES, DataHandler, Frame
 from mmapp.data.ndtiff_sink import NDTiffSink, json_safe
@@ -66,6 +67,7 @@ class RunRequest:
     queue_bytes: int = DEFAULT_QUEUE_BYTES
     first_frame_timeout_s: float = 20.0  # a triggered camera may wait this long
     frame_timeout_s: float = 5.0  # then at most this long between frames
+    program: WaveformProgram | None = None  # what the DAQ plays (None: no DAQ)
 
 
 @dataclass(frozen=True)
