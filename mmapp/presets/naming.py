@@ -1,0 +1,72 @@
+"""Dataset name templates: `{name}`, `{date}` and `{time}`, nothing else.
+
+`{name}` is the preset's name (characters a file name cannot hold become `_`);
+`{date}` and `{time}` are the local start time, formatted with an optional
+strftime spec (`{date}` = `{date:%Y%m%d}`, `{time}` = `{time:%H%M%S}`). Literal
+braces are written `{{` and `}}`. ndstorage appends `_1`, `_2`, ... to the
+rendered name to make each dataset folder unique.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import datetime
+
+PLACEHOLDERS = ("name", "date", "time")
+_DEFAULT_SPECS = {"date": "%Y%m%d", "time": "%H%M%S"}
+_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
+_SAMPLE_TIME = datetime(2000, 1, 2, 3, 4, 5)
+
+
+def safe_component(text: str) -> str:
+    """`text` with every character a file name cannot hold replaced by `_`."""
+    return _UNSAFE.sub("_", text).strip(" .") or "_"
+
+
+def check_template(template: str) -> None:
+    """Raise ValueError naming the problem if the template is unusable."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"{exc} (write literal braces as {{{{ and }}}})") from None
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if field not in PLACEHOLDERS:
+            raise ValueError(
+                f"unknown placeholder {{{field}}}; use "
+                + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
+            )
+        if conversion is not None:
+            raise ValueError(f"{{{field}!{conversion}}}: conversions are not allowed")
+        if spec and ("{" in spec or "}" in spec):
+            raise ValueError(f"{{{field}}}: nested placeholders are not allowed")
+    rendered = render_name(template, name="x", when=_SAMPLE_TIME)
+    bad = sorted(set(_UNSAFE.findall(rendered)))
+    if bad:
+        raise ValueError(
+            f"renders to {rendered!r}, which holds characters a folder name "
+            f"cannot: {' '.join(repr(c) for c in bad)}"
+        )
+    if rendered.strip(" .") != rendered or not rendered:
+        raise ValueError(f"renders to {rendered!r}: starts or ends with . or space")
+
+
+def render_name(template: str, *, name: str, when: datetime) -> str:
+    """The dataset name for a preset `name` started at `when`."""
+    out: list[str] = []
+    for literal, field, spec, _ in string.Formatter().parse(template):
+        out.append(literal)
+        if field is None:
+            continue
+        if field == "name":
+            out.append(format(safe_component(name), spec or ""))
+        else:
+            out.append(when.strftime(spec or _DEFAULT_SPECS[field]))
+    return "".join(out)
+
+
+def escape_literal(text: str) -> str:
+    """A template that renders to exactly `text`."""
+    return text.replace("{", "{{").replace("}", "}}")
