@@ -1,4 +1,5 @@
-"""Command line: `mmapp`, `mmapp acquire`, `mmapp bench stream`, `mmapp info`."""
+"""Command line: `mmapp`, `mmapp acquire [PRESET]`, `mmapp preset`, `mmapp bench`,
+`mmapp info`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,8 @@ from mmapp import __version__
 
 if TYPE_CHECKING:
     from mmapp.engine.controller import RunController, RunRequest, RunResult
+    from mmapp.presets import Preset, PresetError
+    from mmapp.presets.overrides import Overrides
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -54,9 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mmapp {__version__}")
     sub = parser.add_subparsers(dest="command")
 
-    acq = sub.add_parser("acquire", help="run an acquisition headless")
-    acq.add_argument("--out", type=Path, required=True, help="save directory")
-    acq.add_argument("--name", default="acquisition", help="dataset name")
+    acq = sub.add_parser(
+        "acquire",
+        help="run an acquisition headless (from a preset, options override it)",
+    )
+    acq.add_argument(
+        "preset", nargs="?", type=Path, help="preset file (.mmpreset); optional"
+    )
+    acq.add_argument(
+        "--out", type=Path, help="save directory (required without a preset)"
+    )
+    acq.add_argument(
+        "--name", help="dataset name template ({name}, {date}, {time} allowed)"
+    )
+    acq.add_argument(
+        "--if-exists",
+        choices=("increment", "error"),
+        help="a dataset of that name exists: next _N suffix, or refuse to start",
+    )
     acq.add_argument("--rig", type=Path, help="rig file (.json) or Micro-Manager .cfg")
     what = acq.add_argument_group("what to acquire")
     what.add_argument("--frames", type=_positive_int, help="stream N frames")
@@ -64,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--duration", type=_positive_float, help="with --loop: seconds")
     what.add_argument("--timepoints", type=_positive_int, help="MDA time points")
     what.add_argument(
-        "--interval", type=_non_negative_float, default=0.0, help="s between points"
+        "--interval", type=_non_negative_float, help="s between points (default 0)"
     )
     what.add_argument("--z-range", type=_non_negative_float, help="z range in um")
     what.add_argument("--z-step", type=_positive_float, help="z step in um")
@@ -76,11 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     cam.add_argument(
         "--first-frame-timeout",
         type=_positive_float,
-        default=20.0,
-        help="seconds to wait for the first frame (triggered cameras)",
+        help="seconds to wait for the first frame (triggered cameras; default 20)",
     )
     acq.add_argument(
-        "--queue-mb", type=_positive_int, default=512, help="RAM queue to disk (MB)"
+        "--queue-mb", type=_positive_int, help="RAM queue to disk (MB, default 512)"
     )
     acq.add_argument(
         "--progress-every", type=_positive_float, default=0.5, help="seconds"
@@ -124,6 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="describe a dataset")
     info.add_argument("dataset", type=Path)
+
+    preset = sub.add_parser("preset", help="experiment presets")
+    preset_sub = preset.add_subparsers(dest="preset_command", required=True)
+    validate = preset_sub.add_parser("validate", help="check preset files")
+    validate.add_argument("files", type=Path, nargs="+")
+    from_ds = preset_sub.add_parser(
+        "from-dataset", help="the preset a dataset was acquired with"
+    )
+    from_ds.add_argument("dataset", type=Path)
+    from_ds.add_argument(
+        "-o", "--output", type=Path, help="write here (default: print it)"
+    )
     return parser
 
 
@@ -160,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_stream_bench(args)
     if args.command == "info":
         return _cmd_info(args)
+    if args.command == "preset":
+        return _cmd_preset(args)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 
@@ -189,62 +219,86 @@ def _default_start() -> int:
     )
 
 
-def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from mmapp.engine.controller import RunController, RunOutcome, RunRequest
-    from mmapp.engine.plans import build_events
-    from mmapp.sim.rig import RigError, load_rig
+def _overrides(args: argparse.Namespace) -> Overrides:
+    from mmapp.presets.overrides import Overrides
 
-    if args.duration is not None and not args.loop:
-        parser.error("--duration goes with --loop")
-    try:
-        events = build_events(
-            frames=args.frames,
-            loop=args.loop,
-            duration_s=args.duration,
-            timepoints=args.timepoints,
-            interval_s=args.interval,
-            z_range_um=args.z_range,
-            z_step_um=args.z_step,
-            exposure_ms=args.exposure,
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
-    overrides: dict[str, object] = {}
-    if args.size:
-        overrides.update(width=args.size, height=args.size)
-    if args.bit_depth:
-        overrides["bit_depth"] = args.bit_depth
-    if args.exposure is not None:
-        overrides["exposure_ms"] = args.exposure
-    if args.trigger:
-        overrides["trigger_mode"] = args.trigger
-    try:
-        rig = load_rig(args.rig, **overrides)
-    except RigError as exc:
-        print(f"mmapp: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    settings = {
-        "command": "acquire",
-        "rig": rig.source or rig.name,
-        "frames": args.frames,
-        "loop": args.loop,
-        "duration_s": args.duration,
-        "timepoints": args.timepoints,
-        "interval_s": args.interval,
-        "z_range_um": args.z_range,
-        "z_step_um": args.z_step,
-        "camera": overrides,
-        "started": datetime.now().isoformat(timespec="seconds"),
-        "mmapp_version": __version__,
-    }
-    request = RunRequest(
-        events=events,
-        out_dir=args.out,
+    return Overrides(
+        out=args.out,
         name=args.name,
-        settings=settings,
-        queue_bytes=args.queue_mb * 1024 * 1024,
+        if_exists=args.if_exists,
+        rig=args.rig,
+        frames=args.frames,
+        loop=args.loop,
+        duration_s=args.duration,
+        timepoints=args.timepoints,
+        interval_s=args.interval,
+        z_range_um=args.z_range,
+        z_step_um=args.z_step,
+        exposure_ms=args.exposure,
+        size=args.size,
+        bit_depth=args.bit_depth,
+        trigger=args.trigger,
+        queue_mb=args.queue_mb,
         first_frame_timeout_s=args.first_frame_timeout,
     )
+
+
+def _preset_error(exc: PresetError) -> int:
+    """Print a bad preset's problems, one field path per line; exit code 2."""
+    print(f"mmapp: error: bad preset {exc.source}:", file=sys.stderr)
+    for issue in exc.issues:
+        print(f"  {issue}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _rig_settings(preset: Preset) -> dict[str, object]:
+    """The rig a preset runs on, as the run settings record it."""
+    from mmapp.presets import ConfigRig
+    from mmapp.resources import default_rig_file
+
+    if isinstance(preset.rig, ConfigRig):
+        return {"rig": preset.rig.path, "camera": {}}
+    rig = preset.rig.file or str(default_rig_file())
+    return {"rig": rig, "camera": preset.rig.camera.overrides()}
+
+
+def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from mmapp.engine.controller import RunController, RunOutcome
+    from mmapp.engine.preset_run import (
+        DatasetExistsError,
+        build_run_request,
+        open_rig,
+        save_preset_with_dataset,
+    )
+    from mmapp.presets import ApplyError, PresetError, load_preset
+    from mmapp.presets.overrides import apply_overrides
+    from mmapp.sim.rig import RigError
+
+    if args.preset is None and args.out is None:
+        parser.error("--out is required without a preset")
+    try:
+        base = load_preset(args.preset) if args.preset is not None else None
+        preset = apply_overrides(base, _overrides(args))
+    except PresetError as exc:
+        return _preset_error(exc)
+    except ValueError as exc:
+        parser.error(str(exc))
+    acquisition = preset.acquisition
+    settings = {
+        "command": "acquire",
+        "preset_file": str(args.preset) if args.preset is not None else None,
+        "mode": acquisition.mode,
+        "frames": getattr(acquisition, "frames", None),
+        "loop": acquisition.mode == "stream" and acquisition.frames is None,
+        "duration_s": getattr(acquisition, "duration_s", None),
+        **_rig_settings(preset),
+    }
+    try:
+        request = build_run_request(preset, settings=settings)
+        rig = open_rig(preset)
+    except (RigError, ApplyError, DatasetExistsError) as exc:
+        print(f"mmapp: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     controller = RunController(rig)
     try:
         result = _run_with_progress(controller, request, args)
@@ -252,6 +306,11 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         rig.close()
         del rig, controller
         gc.collect()  # drop the core before exit (see DESIGN.md)
+    if result.dataset is not None:
+        try:
+            save_preset_with_dataset(preset, result.dataset)
+        except OSError as exc:  # the summary metadata holds it anyway
+            print(f"mmapp: warning: preset not copied: {exc}", file=sys.stderr)
     if not args.json:
         print()
         print(f"mmapp: {result.summary()}")
@@ -271,6 +330,35 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
             )
         )
     return EXIT_ERROR if result.outcome is RunOutcome.ERROR else EXIT_OK
+
+
+def _cmd_preset(args: argparse.Namespace) -> int:
+    from mmapp.presets import PresetError, load_preset, preset_to_json, save_preset
+
+    if args.preset_command == "validate":
+        code = EXIT_OK
+        for path in args.files:
+            try:
+                preset = load_preset(path)
+            except PresetError as exc:
+                code = _preset_error(exc)
+                continue
+            print(
+                f"{path}: OK ({preset.name!r}, schema version {preset.schema_version})"
+            )
+        return code
+    from mmapp.engine.preset_run import preset_from_dataset
+
+    try:
+        preset = preset_from_dataset(args.dataset)
+    except PresetError as exc:
+        return _preset_error(exc)
+    if args.output is None:
+        sys.stdout.write(preset_to_json(preset))
+    else:
+        save_preset(preset, args.output)
+        print(f"mmapp: wrote {args.output}")
+    return EXIT_OK
 
 
 def _run_with_progress(

@@ -335,7 +335,7 @@ def test_recent_presets_config_dir_from_environment(
 def test_name_template_placeholders() -> None:
     when = datetime(2026, 11, 22, 5, 6, 7)
     assert render_name("{name}_{date}_{time}", name="OPM a/b", when=when) == (
-        "OPM a_b_20261122_050607"
+        "OPM_a_b_20261122_050607"
     )
     assert render_name("{date:%Y-%m}", name="x", when=when) == "2026-11"
     assert render_name("{{x}}", name="x", when=when) == "{x}"

@@ -1,6 +1,7 @@
 """Dataset name templates: `{name}`, `{date}` and `{time}`, nothing else.
 
-`{name}` is the preset's name (characters a file name cannot hold become `_`);
+`{name}` is the preset's name (spaces and characters a folder name cannot hold
+become `_`);
 `{date}` and `{time}` are the local start time, formatted with an optional
 strftime spec (`{date}` = `{date:%Y%m%d}`, `{time}` = `{time:%H%M%S}`). Literal
 braces are written `{{` and `}}`. ndstorage appends `_1`, `_2`, ... to the
@@ -20,8 +21,8 @@ _SAMPLE_TIME = datetime(2000, 1, 2, 3, 4, 5)
 
 
 def safe_component(text: str) -> str:
-    """`text` with every character a file name cannot hold replaced by `_`."""
-    return _UNSAFE.sub("_", text).strip(" .") or "_"
+    """`text` with spaces and characters a folder name cannot hold as `_`."""
+    return re.sub(r"\s+", "_", _UNSAFE.sub("_", text)).strip("._") or "_"
 
 
 def check_template(template: str) -> None:
