@@ -1,0 +1,260 @@
+"""`mmapp acquire PRESET`, `mmapp preset validate`, `mmapp preset from-dataset`:
+every example runs on the simulated rig, datasets carry their preset, and a
+preset recreated from a dataset acquires the same data again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import open_dataset
+from helpers import run_mmapp as mmapp_process
+
+from mmapp.cli import main
+from mmapp.presets import PRESET_SUFFIX, Preset, load_preset, save_preset
+from mmapp.presets.overrides import Overrides, apply_overrides
+from mmapp.resources import resources_dir
+from mmapp.sim.frames import read_stamp
+
+PRESETS = resources_dir() / "presets"
+SMALL = ["--size", "32", "--exposure", "1"]
+# loop-until-stop examples run for a short while; the others as they are
+RUN_ARGS = {
+    "stream_1000_frames": [],
+    "mda_z_stack": [],
+    "loop_until_stop": ["--duration", "0.3"],
+    "opm_volume_daq": ["--duration", "0.3"],
+}
+
+
+def mmapp(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    """Run `mmapp ARGS` in this process: (exit code, stdout, stderr)."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def dataset_contents(path: Path) -> tuple[dict, dict, list]:
+    """(summary metadata, axes, [(coords, image, metadata)] sorted by coords)."""
+    ds = open_dataset(path)
+    try:
+        coords = sorted(
+            ds.get_image_coordinates_list(), key=lambda c: sorted(c.items())
+        )
+        images = [
+            (c, np.array(ds.read_image(**c)), ds.read_metadata(**c)) for c in coords
+        ]
+        axes = {k: sorted(v) for k, v in ds.axes.items()}
+        return dict(ds.summary_metadata), axes, images
+    finally:
+        ds.close()
+
+
+def test_run_args_cover_every_example() -> None:
+    assert sorted(RUN_ARGS) == sorted(p.stem for p in PRESETS.glob(f"*{PRESET_SUFFIX}"))
+
+
+@pytest.mark.parametrize("stem", sorted(RUN_ARGS))
+def test_every_example_runs_on_the_simulated_rig(
+    stem: str, tmp: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = PRESETS / f"{stem}{PRESET_SUFFIX}"
+    args = [path, "--out", tmp, *SMALL, *RUN_ARGS[stem], "--json"]
+    code, out, err = mmapp(capsys, "acquire", *args)
+    assert code == 0, err
+    result = last_json(out)
+    assert result["outcome"] == "completed", result
+    assert result["frames_lost"] == 0 and result["frames_saved"] > 0
+    dataset = Path(result["dataset"])
+    summary, axes, images = dataset_contents(dataset)
+    assert len(images) == result["frames_saved"]
+    assert all(img.shape == (32, 32) and img.dtype == np.uint16 for _, img, _ in images)
+
+    # the dataset carries the preset it was acquired with: the file's, with
+    # the command line's overrides applied
+    expected = apply_overrides(
+        load_preset(path),
+        Overrides(
+            out=tmp,
+            size=32,
+            exposure_ms=1.0,
+            duration_s=0.3 if RUN_ARGS[stem] else None,
+        ),
+    )
+    stored = Preset.model_validate(summary["mmapp"]["preset"])
+    assert stored == expected
+    assert stored.program == load_preset(path).program
+    assert summary["mmapp"]["preset_file"] == str(path)
+    assert load_preset(dataset / "preset.mmpreset") == expected
+
+    if stem == "stream_1000_frames":
+        assert len(images) == 1000 and axes == {"time": list(range(1000))}
+        assert [read_stamp(img) for _, img, _ in images] == list(range(1000))
+    if stem == "mda_z_stack":
+        assert axes == {"channel": ["488nm", "561nm"], "z": list(range(11))}
+    if stem == "opm_volume_daq":
+        assert stored.program.analog[0].physical_channel == "Dev1/ao0"
+
+
+def test_from_dataset_rerun_gives_an_equivalent_acquisition(
+    tmp: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp / f"z{PRESET_SUFFIX}"
+    preset = apply_overrides(
+        load_preset(PRESETS / f"mda_z_stack{PRESET_SUFFIX}"),
+        Overrides(out=tmp / "first", size=32, exposure_ms=1.0, z_range_um=4),
+    )
+    save_preset(preset, source)
+    code, out, err = mmapp(capsys, "acquire", source, "--json")
+    assert code == 0, err
+    first = Path(last_json(out)["dataset"])
+
+    recreated = tmp / f"recreated{PRESET_SUFFIX}"
+    code, out, err = mmapp(capsys, "preset", "from-dataset", first, "-o", recreated)
+    assert code == 0, err
+    assert load_preset(recreated) == preset
+    assert recreated.read_text(encoding="utf-8") == source.read_text(encoding="utf-8")
+
+    code, out, err = mmapp(
+        capsys, "acquire", recreated, "--out", tmp / "second", "--json"
+    )
+    assert code == 0, err
+    second = Path(last_json(out)["dataset"])
+    assert first.name == second.name  # same template, same day
+
+    summary_a, axes_a, images_a = dataset_contents(first)
+    summary_b, axes_b, images_b = dataset_contents(second)
+    assert axes_a == axes_b == {"channel": ["488nm", "561nm"], "z": list(range(5))}
+    assert len(images_a) == len(images_b) == 10
+    for (ca, ia, ma), (cb, ib, mb) in zip(images_a, images_b, strict=True):
+        assert ca == cb
+        np.testing.assert_array_equal(ia, ib)  # the simulation is deterministic
+        assert ma["Axes"] == mb["Axes"]
+        assert ma["z_um"] == mb["z_um"] and ma["channel"] == mb["channel"]
+    a, b = summary_a["mmapp"]["preset"], summary_b["mmapp"]["preset"]
+    assert a.pop("storage")["directory"] != b.pop("storage")["directory"]
+    assert a == b
+
+
+def test_from_dataset_prints_json(tmp: Path, capsys: pytest.CaptureFixture) -> None:
+    code, out, err = mmapp(
+        capsys, "acquire", "--out", tmp, "--frames", "3", *SMALL, "--json"
+    )
+    assert code == 0, err
+    dataset = Path(last_json(out)["dataset"])
+    code, out, err = mmapp(capsys, "preset", "from-dataset", dataset)
+    assert code == 0, err
+    preset = Preset.model_validate_json(out)
+    # options alone make a preset too: every dataset can be re-run
+    assert preset.acquisition.frames == 3 and preset.rig.camera.width == 32
+
+
+def test_from_dataset_of_something_else(tmp: Path, capsys) -> None:
+    code, _, err = mmapp(capsys, "preset", "from-dataset", tmp)
+    assert code == 2
+    assert "not an NDTiff dataset" in err
+
+
+def test_validate(tmp: Path, capsys: pytest.CaptureFixture) -> None:
+    good = PRESETS / f"mda_z_stack{PRESET_SUFFIX}"
+    code, out, err = mmapp(capsys, "preset", "validate", good)
+    assert code == 0 and f"{good}: OK ('z stack', schema version 2)" in out, err
+    bad = tmp / f"bad{PRESET_SUFFIX}"
+    data = json.loads(good.read_text(encoding="utf-8"))
+    data["acquisition"]["sequence"]["z_plan"]["step"] = "fine"
+    data["display"]["colormap"] = "rainbow"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    code, out, err = mmapp(capsys, "preset", "validate", good, bad)
+    assert code == 2
+    assert f"bad preset {bad}:" in err
+    assert "acquisition.sequence.z_plan.step: " in err
+    assert "display.colormap: Input should be 'gray'" in err
+
+
+def test_bad_preset_starts_nothing(tmp: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp / f"bad{PRESET_SUFFIX}"
+    data = json.loads((PRESETS / f"loop_until_stop{PRESET_SUFFIX}").read_text())
+    data["storage"]["if_exists"] = "overwrite"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    out_dir = tmp / "out"
+    code, _, err = mmapp(capsys, "acquire", bad, "--out", out_dir, "--frames", "2")
+    assert code == 2
+    assert "storage.if_exists: Input should be 'increment' or 'error'" in err
+    assert not out_dir.exists()
+
+
+def test_bad_device_setting_starts_nothing(
+    tmp: Path, capsys: pytest.CaptureFixture
+) -> None:
+    preset = load_preset(PRESETS / f"stream_1000_frames{PRESET_SUFFIX}")
+    data = preset.model_dump(mode="json")
+    data["devices"]["properties"][0]["value"] = 250.0
+    bad = tmp / f"bad{PRESET_SUFFIX}"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    out_dir = tmp / "out"
+    code, _, err = mmapp(capsys, "acquire", bad, "--out", out_dir, *SMALL)
+    assert code == 2
+    assert "devices.properties.0: 250.0 is outside [0, 100]" in err
+    assert not out_dir.exists()
+
+
+def test_overrides_on_the_command_line(tmp: Path, capsys) -> None:
+    loop = PRESETS / f"loop_until_stop{PRESET_SUFFIX}"
+    args = ["--out", tmp, *SMALL, "--frames", "6", "--name", "{name}-x", "--json"]
+    code, out, err = mmapp(capsys, "acquire", loop, *args)
+    assert code == 0, err
+    result = last_json(out)
+    assert result["frames_saved"] == 6
+    assert Path(result["dataset"]) == tmp / "loop_until_stop-x_1"
+    code, out, err = mmapp(capsys, "acquire", loop, *args, "--if-exists", "error")
+    assert code == 2
+    assert "a dataset named 'loop_until_stop-x' is already in" in err
+    assert sorted(p.name for p in tmp.iterdir()) == ["loop_until_stop-x_1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--frames", "3", "--loop"], "choose --frames N or --loop"),
+        (["--timepoints", "2"], "cannot be combined"),
+        (["--name", "{user}"], "storage.name_template: unknown placeholder {user}"),
+        (["--rig", "nowhere.json"], "rig file not found"),
+    ],
+)
+def test_bad_overrides_exit_2(
+    tmp: Path, capsys: pytest.CaptureFixture, args: list[str], message: str
+) -> None:
+    loop = PRESETS / f"loop_until_stop{PRESET_SUFFIX}"
+    extra = [] if "--loop" in args or "--timepoints" in args else ["--frames", "2"]
+    if "--timepoints" in args:
+        extra = ["--frames", "2"]
+    code, _, err = mmapp(capsys, "acquire", loop, "--out", tmp, *args, *extra)
+    assert code == 2
+    assert message in err
+    assert not any(tmp.iterdir())
+
+
+def test_missing_preset_file(tmp: Path, capsys: pytest.CaptureFixture) -> None:
+    code, _, err = mmapp(capsys, "acquire", tmp / "nope.mmpreset")
+    assert code == 2 and "nope.mmpreset:" in err and "not found" in err
+
+
+def test_acquire_preset_as_the_operator_runs_it(tmp: Path) -> None:
+    """A real process: the example preset, overrides, exit code and dataset."""
+    preset = PRESETS / f"stream_1000_frames{PRESET_SUFFIX}"
+    proc = mmapp_process(
+        "acquire", str(preset), "--out", str(tmp), "--frames", "20", *SMALL
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "mmapp: completed: 20 frames acquired, 20 saved, 0 lost" in proc.stdout
+    bad = mmapp_process("preset", "validate", str(tmp / "missing.mmpreset"))
+    assert bad.returncode == 2 and "not found" in bad.stderr
