@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from helpers import HEIGHT
 
-from mmapp.presets import ApplyError, apply_device_settings, check_device_settings
+from mmapp.engine.preset_run import RigMismatchError, apply_preset_to_rig, same_rig
+from mmapp.presets import (
+    ApplyError,
+    Preset,
+    apply_device_settings,
+    check_device_settings,
+    load_preset,
+)
 from mmapp.presets.model import DeviceSettings
+from mmapp.resources import resources_dir
 from mmapp.sim.rig import Rig
 
 
@@ -180,4 +189,45 @@ def test_failure_while_applying_restores_what_was_set(
             ),
         )
     monkeypatch.undo()
+    assert state(rig) == before
+
+
+# --- a whole preset onto the rig that is already loaded (File > Open) -----------------
+def preset_with(**changes: object) -> Preset:
+    base = load_preset(resources_dir() / "presets" / "stream_1000_frames.mmpreset")
+    return Preset.model_validate({**base.model_dump(mode="json"), **changes})
+
+
+def test_preset_onto_the_loaded_rig(rig: Rig) -> None:
+    preset = preset_with(
+        rig={"kind": "simulated", "camera": {"width": 32, "exposure_ms": 3.0}}
+    )
+    assert same_rig(preset, rig)
+    apply_preset_to_rig(preset, rig)
+    core = rig.core
+    assert (core.getImageWidth(), core.getImageHeight()) == (32, HEIGHT)
+    assert core.getExposure() == 3.0
+    assert core.getProperty("Lasers", "Laser 488") == "On"  # config group
+    assert core.getProperty("Lasers", "Laser 488 Power %") == 20.0
+
+
+def test_preset_onto_the_loaded_rig_all_or_nothing(rig: Rig) -> None:
+    """A camera setting and a device setting in one preset: the bad device
+    setting leaves the camera untouched too."""
+    before = state(rig)
+    data = preset_with(rig={"kind": "simulated", "camera": {"width": 32}})
+    data = data.model_dump(mode="json")
+    data["devices"]["properties"][0]["value"] = 101.0
+    with pytest.raises(ApplyError) as info:
+        apply_preset_to_rig(Preset.model_validate(data), rig)
+    assert [i.path for i in info.value.issues] == ["devices.properties.0"]
+    assert state(rig) == before
+
+
+def test_preset_for_another_rig_changes_nothing(rig: Rig) -> None:
+    before = state(rig)
+    preset = preset_with(rig={"kind": "mm_config", "path": "C:/rigs/opm.cfg"})
+    assert not same_rig(preset, rig)
+    with pytest.raises(RigMismatchError, match=r"opm\.cfg"):
+        apply_preset_to_rig(preset, rig)
     assert state(rig) == before

@@ -30,8 +30,15 @@ from mmapp.presets import (
     preset_from_data,
     save_preset,
 )
-from mmapp.presets.model import ConfigRig, StreamAcquisition
+from mmapp.presets.apply import Step
+from mmapp.presets.model import (
+    ConfigRig,
+    PropertySetting,
+    SimulatedRig,
+    StreamAcquisition,
+)
 from mmapp.presets.naming import render_name
+from mmapp.resources import default_rig_file
 from mmapp.sim.rig import Rig, load_rig
 
 PRESET_FILE_NAME = "preset.mmpreset"  # the copy saved inside each dataset folder
@@ -40,6 +47,20 @@ MIB = 1024 * 1024
 
 class DatasetExistsError(FileExistsError):
     """storage.if_exists is "error" and a dataset of that name is already there."""
+
+
+class RigMismatchError(ValueError):
+    """The preset names another rig than the one loaded (load it: open_rig)."""
+
+
+# simulated camera setting -> the camera property that sets it on a loaded rig
+CAMERA_PROPERTIES = {
+    "width": "SensorWidth",
+    "height": "SensorHeight",
+    "bit_depth": "BitDepth",
+    "exposure_ms": "Exposure",
+    "trigger_mode": "TriggerMode",
+}
 
 
 def events_for(
@@ -113,15 +134,53 @@ def open_rig(preset: Preset) -> Rig:
     refuses a device setting (the rig is closed again: nothing is left half set).
     """
     if isinstance(preset.rig, ConfigRig):
-        rig = load_rig(preset.rig.path)
+        rig = load_rig(rig_path(preset))
     else:
-        rig = load_rig(preset.rig.file, **preset.rig.camera.overrides())
+        rig = load_rig(rig_path(preset), **preset.rig.camera.overrides())
     try:
         apply_device_settings(rig.core, preset.devices)
     except BaseException:
         rig.close()
         raise
     return rig
+
+
+def rig_path(preset: Preset) -> Path:
+    """The file the preset's rig is loaded from."""
+    if isinstance(preset.rig, ConfigRig):
+        return Path(preset.rig.path).expanduser()
+    return Path(preset.rig.file).expanduser() if preset.rig.file else default_rig_file()
+
+
+def same_rig(preset: Preset, rig: Rig) -> bool:
+    """Whether `rig` was loaded from the file the preset names."""
+    if not rig.source:
+        return False
+    return Path(rig.source).resolve() == rig_path(preset).resolve()
+
+
+def apply_preset_to_rig(preset: Preset, rig: Rig) -> None:
+    """Apply the preset's simulated-camera and device settings to a loaded rig,
+    all or nothing (what File > Open does to the rig that is already up).
+
+    Raises RigMismatchError if the preset names another rig (nothing changed:
+    load that one with open_rig), ApplyError if the core refuses a setting
+    (nothing changed either).
+    """
+    if not same_rig(preset, rig):
+        raise RigMismatchError(
+            f"the preset runs on {rig_path(preset)}; the loaded rig is "
+            f"{rig.source or rig.name}"
+        )
+    first: list[Step] = []
+    if isinstance(preset.rig, SimulatedRig) and rig.spec is not None:
+        label = rig.spec.camera.label
+        for key, value in preset.rig.camera.overrides().items():
+            setting = PropertySetting(
+                device=label, property=CAMERA_PROPERTIES[key], value=value
+            )
+            first.append((f"rig.camera.{key}", setting))
+    apply_device_settings(rig.core, preset.devices, first=first)
 
 
 def save_preset_with_dataset(preset: Preset, dataset: Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pymmcore_plus import CMMCorePlus, PropertyType
 
@@ -61,11 +61,35 @@ def _as_text(value: object, kind: PropertyType) -> str:
     return str(value)
 
 
-def check_device_settings(core: CMMCorePlus, settings: DeviceSettings) -> list[Issue]:
-    """Every reason the core would refuse these settings (empty: all fine)."""
+Step = tuple[str, tuple[str, str] | PropertySetting]  # (field path, what to set)
+
+
+def _steps(settings: DeviceSettings, first: Sequence[Step]) -> list[Step]:
+    groups = [
+        (f"devices.config_groups.{g}", (g, c))
+        for g, c in settings.config_groups.items()
+    ]
+    props = [(f"devices.properties.{i}", s) for i, s in enumerate(settings.properties)]
+    return [*first, *groups, *props]
+
+
+def check_device_settings(
+    core: CMMCorePlus, settings: DeviceSettings, *, first: Sequence[Step] = ()
+) -> list[Issue]:
+    """Every reason the core would refuse these settings (empty: all fine).
+
+    `first`: settings that go before the preset's (e.g. the simulated camera's),
+    each with the field path to report.
+    """
     issues: list[Issue] = []
-    for group, preset in settings.config_groups.items():
-        path = f"devices.config_groups.{group}"
+    for path, step in _steps(settings, first):
+        if isinstance(step, PropertySetting):
+            if issue := _check_property(
+                core, step.device, step.property, step.value, path
+            ):
+                issues.append(issue)
+            continue
+        group, preset = step
         if not core.isGroupDefined(group):
             issues.append(Issue(path, f"no config group {group!r} on this rig"))
         elif not core.isConfigDefined(group, preset):
@@ -75,23 +99,17 @@ def check_device_settings(core: CMMCorePlus, settings: DeviceSettings) -> list[I
             for device, prop, value in _config_settings(core, group, preset):
                 if issue := _check_property(core, device, prop, value, path):
                     issues.append(issue)
-    for i, setting in enumerate(settings.properties):
-        path = f"devices.properties.{i}"
-        issue = _check_property(
-            core, setting.device, setting.property, setting.value, path
-        )
-        if issue:
-            issues.append(issue)
     return issues
 
 
-def _targets(core: CMMCorePlus, settings: DeviceSettings) -> list[Target]:
+def _targets(core: CMMCorePlus, steps: Sequence[Step]) -> list[Target]:
     seen: dict[Target, None] = {}
-    for group, preset in settings.config_groups.items():
-        for device, prop, _ in _config_settings(core, group, preset):
-            seen[(device, prop)] = None
-    for s in settings.properties:
-        seen[(s.device, s.property)] = None
+    for _, step in steps:
+        if isinstance(step, PropertySetting):
+            seen[(step.device, step.property)] = None
+        else:
+            for device, prop, _ in _config_settings(core, *step):
+                seen[(device, prop)] = None
     return list(seen)
 
 
@@ -105,27 +123,26 @@ def _set(core: CMMCorePlus, setting: PropertySetting) -> None:
     core.setProperty(setting.device, setting.property, value)
 
 
-def apply_device_settings(core: CMMCorePlus, settings: DeviceSettings) -> None:
-    """Apply config-group presets, then properties; all or nothing.
+def apply_device_settings(
+    core: CMMCorePlus, settings: DeviceSettings, *, first: Sequence[Step] = ()
+) -> None:
+    """Apply `first`, then config-group presets, then properties; all or nothing.
 
     Raises ApplyError without touching the core if any setting is refused by
     the check, and restores every touched property if applying fails midway.
     """
-    issues = check_device_settings(core, settings)
+    issues = check_device_settings(core, settings, first=first)
     if issues:
         raise ApplyError(issues)
-    before = [(d, p, core.getProperty(d, p)) for d, p in _targets(core, settings)]
-    groups = settings.config_groups.items()
-    steps: list[tuple[str, object]] = [
-        (f"devices.config_groups.{g}", (g, c)) for g, c in groups
-    ] + [(f"devices.properties.{i}", s) for i, s in enumerate(settings.properties)]
+    steps = _steps(settings, first)
+    before = [(d, p, core.getProperty(d, p)) for d, p in _targets(core, steps)]
     for path, step in steps:
         try:
             if isinstance(step, PropertySetting):
                 _set(core, step)
             else:
-                core.setConfig(*step)  # type: ignore[misc]
-                core.waitForConfig(*step)  # type: ignore[misc]
+                core.setConfig(*step)
+                core.waitForConfig(*step)
         except Exception as exc:
             failed = _restore(core, before)
             note = f" (could not restore {', '.join(failed)})" if failed else ""
