@@ -1,5 +1,24 @@
 """Experiment presets: the model, load/save/validate, migration, applying
-device settings. Qt-free and engine-free (the GUI and the CLI call this)."""
+device settings. Qt-free and engine-free (the GUI and the CLI call this).
+
+For the main window:
+
+- File > Open: `preset = load_preset(path)` (raises PresetError: show
+  `str(exc)` or `exc.issues`; nothing changed), then
+  `mmapp.engine.preset_run.apply_preset_to_rig(preset, rig)` (raises
+  RigMismatchError if the preset names another rig: load it with
+  `open_rig(preset)`; ApplyError if the core refuses a setting: nothing
+  changed), then take over the rest (acquisition, program, storage,
+  display: plain data) and `RecentPresets().add(path)`.
+- File > Save / Save As: `save_preset(preset, path)` (atomic; OSError leaves
+  the old file intact), then `RecentPresets().add(path)`; new presets get
+  `PRESET_SUFFIX`.
+- Recent: `RecentPresets().paths()` (newest first), `.remove(path)` for one
+  that no longer opens.
+- Start: `mmapp.engine.preset_run.build_run_request(preset)` gives the
+  RunRequest (the preset goes into the dataset's summary metadata);
+  `save_preset_with_dataset(preset, result.dataset)` afterwards.
+"""
 
 from mmapp.presets.apply import apply_device_settings, check_device_settings
 from mmapp.presets.errors import ApplyError, Issue, PresetError
