@@ -1,5 +1,5 @@
 """Hypothesis: malformed presets raise PresetError, naming a field path, and
-nothing else ever escapes."""
+nothing else ever escapes; whatever loads round-trips."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmapp.presets import PRESET_SUFFIX, SCHEMA_VERSION, Preset, PresetError
-from mmapp.presets.io import parse_preset
+from mmapp.presets.io import parse_preset, preset_to_json
 from mmapp.resources import resources_dir
 
 EXAMPLES = sorted((resources_dir() / "presets").glob(f"*{PRESET_SUFFIX}"))
@@ -80,6 +80,9 @@ def check(text: str | bytes) -> PresetError | None:
         assert str(exc).startswith("fuzz.mmpreset: ")
         return exc
     assert isinstance(preset, Preset)
+    text = preset_to_json(preset)  # whatever loads also saves and loads back
+    again = parse_preset(text)
+    assert again == preset and preset_to_json(again) == text
     return None
 
 

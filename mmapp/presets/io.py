@@ -73,8 +73,6 @@ def _field_path(loc: Sequence[int | str], raw: Any) -> str:
     node: Any = raw
     last = len(loc) - 1
     for i, part in enumerate(loc):
-        if isinstance(node, list) and isinstance(part, str) and part.isdigit():
-            part = int(part)
         if isinstance(node, list):
             if not (isinstance(part, int) and 0 <= part < len(node)):
                 break  # a union member's label
@@ -100,7 +98,7 @@ def issues_from(exc: ValidationError, raw: Any) -> list[Issue]:
         ctx = err.get("ctx") or {}
         reason = err["msg"].removeprefix("Value error, ")
         if err["type"] == UNKNOWN_FIELD:
-            loc += str(ctx["path"]).split(".")
+            loc += list(ctx["keys"])
             reason = "unknown field"
         elif err["type"] == "extra_forbidden":
             reason = "unknown field"

@@ -31,7 +31,7 @@ from mmapp.presets.naming import check_template
 SCHEMA_VERSION = 2
 PRESET_SUFFIX = ".mmpreset"
 MAX_MDA_EVENTS = 10**8
-UNKNOWN_FIELD = "unknown_field"  # error type whose ctx["path"] extends the loc
+UNKNOWN_FIELD = "unknown_field"  # error type whose ctx["keys"] extend the loc
 
 
 class _Model(BaseModel):
@@ -149,7 +149,7 @@ class MDAAcquisition(_Model):
         unknown = _unknown_keys(value, sequence)
         if unknown:
             raise PydanticCustomError(
-                UNKNOWN_FIELD, "unknown field", {"path": unknown[0]}
+                UNKNOWN_FIELD, "unknown field", {"keys": unknown[0]}
             )
         return sequence
 
@@ -192,26 +192,24 @@ def _event_count(sequence: MDASequence) -> float:
     return count
 
 
-def _unknown_keys(raw: Any, model: Any, path: str = "") -> list[str]:
-    """Keys of `raw` that the validated `model` has no field for (recursively)."""
-    found: list[str] = []
+def _unknown_keys(raw: Any, model: Any, path: tuple = ()) -> list[tuple]:
+    """Keys (as paths) of `raw` that the validated `model` has no field for."""
+    found: list[tuple] = []
     if isinstance(model, BaseModel) and isinstance(raw, dict):
         fields = type(model).model_fields
         for key, sub in raw.items():
-            where = f"{path}.{key}" if path else str(key)
             if key not in fields:
-                found.append(where)
+                found.append((*path, key))
             else:
-                found += _unknown_keys(sub, getattr(model, key), where)
+                found += _unknown_keys(sub, getattr(model, key), (*path, key))
     elif isinstance(raw, list | tuple) and isinstance(model, list | tuple):
         if len(raw) == len(model):
             for i, (r, m) in enumerate(zip(raw, model, strict=True)):
-                found += _unknown_keys(r, m, f"{path}.{i}" if path else str(i))
+                found += _unknown_keys(r, m, (*path, i))
     elif isinstance(raw, dict) and isinstance(model, dict):
         for key, sub in raw.items():
             if key in model:
-                where = f"{path}.{key}" if path else str(key)
-                found += _unknown_keys(sub, model[key], where)
+                found += _unknown_keys(sub, model[key], (*path, key))
     return found
 
 
