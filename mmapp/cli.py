@@ -413,9 +413,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if coords:
         first = np.asarray(ds.read_image(**coords[0]))
         print(f"frame: {first.shape[1]}x{first.shape[0]} {first.dtype}")
-    settings = ds.summary_metadata.get("mmapp", {})
+    settings = dict(ds.summary_metadata.get("mmapp", {}))
+    preset = settings.pop("preset", None)
     if settings:
         print(f"settings: {json.dumps(settings)}")
+    if isinstance(preset, dict):
+        print(
+            f"preset: {preset.get('name')!r} (schema version "
+            f"{preset.get('schema_version')}; mmapp preset from-dataset {path})"
+        )
     ds.close()
     return EXIT_OK
 

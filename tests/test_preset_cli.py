@@ -156,6 +156,10 @@ def test_from_dataset_prints_json(tmp: Path, capsys: pytest.CaptureFixture) -> N
     preset = Preset.model_validate_json(out)
     # options alone make a preset too: every dataset can be re-run
     assert preset.acquisition.frames == 3 and preset.rig.camera.width == 32
+    code, out, err = mmapp(capsys, "info", dataset)
+    assert code == 0, err
+    assert "preset: 'acquisition' (schema version 2; mmapp preset from-dataset" in out
+    assert '"frames": 3' in out and '"preset"' not in out
 
 
 def test_from_dataset_of_something_else(tmp: Path, capsys) -> None:

@@ -339,3 +339,12 @@ def test_name_template_placeholders() -> None:
     )
     assert render_name("{date:%Y-%m}", name="x", when=when) == "2026-11"
     assert render_name("{{x}}", name="x", when=when) == "{x}"
+
+
+def test_save_refuses_a_preset_that_would_not_load(tmp_path: Path) -> None:
+    preset = load_preset(EXAMPLES[0])
+    bad = preset.model_copy(update={"name": ""})  # model_copy skips validation
+    target = tmp_path / f"p{PRESET_SUFFIX}"
+    with pytest.raises(PresetError, match="name"):
+        save_preset(bad, target)
+    assert not target.exists()

@@ -10,8 +10,10 @@ For the main window:
   `open_rig(preset)`; ApplyError if the core refuses a setting: nothing
   changed), then take over the rest (acquisition, program, storage,
   display: plain data) and `RecentPresets().add(path)`.
-- File > Save / Save As: `save_preset(preset, path)` (atomic; OSError leaves
-  the old file intact), then `RecentPresets().add(path)`; new presets get
+- File > Save / Save As: build the edited preset with
+  `preset_from_data(data)` (validates; `model_copy(update=...)` does not),
+  then `save_preset(preset, path)` (atomic; PresetError or OSError leave the
+  old file intact) and `RecentPresets().add(path)`; new files get
   `PRESET_SUFFIX`.
 - Recent: `RecentPresets().paths()` (newest first), `.remove(path)` for one
   that no longer opens.

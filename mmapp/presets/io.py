@@ -185,10 +185,14 @@ def atomic_write_text(path: Path, text: str) -> None:
 def save_preset(preset: Preset, path: str | Path) -> Path:
     """Save atomically (a temporary file renamed over the target); returns the path.
 
-    Raises OSError if the file cannot be written (the old file is then intact).
+    Raises PresetError for a preset that would not load again (e.g. one made
+    with `model_copy(update=...)`, which skips validation) and OSError if the
+    file cannot be written; the old file is intact either way.
     """
     path = Path(path)
-    atomic_write_text(path, preset_to_json(preset))
+    text = preset_to_json(preset)
+    parse_preset(text, str(path))  # never write a file that would not load
+    atomic_write_text(path, text)
     return path
 
 
