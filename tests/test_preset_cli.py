@@ -262,3 +262,16 @@ def test_acquire_preset_as_the_operator_runs_it(tmp: Path) -> None:
     assert "mmapp: completed: 20 frames acquired, 20 saved, 0 lost" in proc.stdout
     bad = mmapp_process("preset", "validate", str(tmp / "missing.mmpreset"))
     assert bad.returncode == 2 and "not found" in bad.stderr
+
+
+def test_missing_micro_manager_config_starts_nothing(
+    tmp: Path, capsys: pytest.CaptureFixture
+) -> None:
+    loop = PRESETS / f"loop_until_stop{PRESET_SUFFIX}"
+    cfg = tmp / "rig.cfg"
+    code, _, err = mmapp(
+        capsys, "acquire", loop, "--out", tmp / "out", "--rig", cfg, "--frames", "2"
+    )
+    assert code == 2
+    assert f"Micro-Manager config not found: {cfg}" in err
+    assert not (tmp / "out").exists()
