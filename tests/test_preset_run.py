@@ -140,6 +140,10 @@ def test_rig_override() -> None:
     assert cfg.rig.kind == "mm_config" and cfg.rig.path == str(Path("a/b.cfg"))
     with pytest.raises(ValueError, match="--size, --bit-depth and --trigger"):
         apply_overrides(cfg, Overrides(size=32))
+    assert apply_overrides(cfg, Overrides(exposure_ms=2)).acquisition.exposure_ms == 2
+    mda = apply_overrides(example("mda_z_stack"), Overrides(rig=Path("a/b.cfg")))
+    with pytest.raises(ValueError, match="takes its exposure from the channels"):
+        apply_overrides(mda, Overrides(exposure_ms=2))
     sim = apply_overrides(cfg, Overrides(rig=Path("rig.json"), size=32))
     assert sim.rig.kind == "simulated" and sim.rig.file == "rig.json"
 

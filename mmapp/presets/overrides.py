@@ -41,6 +41,10 @@ class Overrides:
     first_frame_timeout_s: float | None = None
 
 
+def _is_loop(acq: dict[str, Any] | None) -> bool:
+    return acq is not None and acq.get("mode") == "stream" and acq.get("frames") is None
+
+
 def _stream(acq: dict[str, Any], ov: Overrides) -> dict[str, Any]:
     was_stream = acq.get("mode") == "stream"
     out: dict[str, Any] = {"mode": "stream"}
@@ -48,9 +52,7 @@ def _stream(acq: dict[str, Any], ov: Overrides) -> dict[str, Any]:
     if ov.frames is not None:
         out.update(frames=ov.frames, duration_s=None)
     else:  # --loop
-        keep = (
-            acq.get("duration_s") if was_stream and acq.get("frames") is None else None
-        )
+        keep = acq.get("duration_s") if _is_loop(acq) else None
         out.update(frames=None, duration_s=ov.duration_s or keep)
     out["first_frame_timeout_s"] = acq.get("first_frame_timeout_s", 20.0)
     return out
@@ -83,10 +85,6 @@ def _mda(acq: dict[str, Any], ov: Overrides) -> dict[str, Any]:
         "sequence": seq,
         "first_frame_timeout_s": acq.get("first_frame_timeout_s", 20.0),
     }
-
-
-def _is_loop(acq: dict[str, Any] | None) -> bool:
-    return acq is not None and acq.get("mode") == "stream" and acq.get("frames") is None
 
 
 def _acquisition(acq: dict[str, Any] | None, ov: Overrides) -> dict[str, Any]:
@@ -160,6 +158,12 @@ def apply_overrides(
         acq = data["acquisition"]
     data["acquisition"] = _acquisition(acq, ov)
     data["rig"] = _rig(data.get("rig", {"kind": "simulated"}), ov)
+    mm_rig = data["rig"]["kind"] != "simulated"
+    if ov.exposure_ms is not None and mm_rig and data["acquisition"]["mode"] == "mda":
+        raise ValueError(
+            "--exposure sets the simulated camera or a stream; on a Micro-Manager "
+            "rig an MDA takes its exposure from the channels in the preset"
+        )
     storage = dict(data.get("storage", {}))
     for key, value in (
         ("directory", ov.out),
