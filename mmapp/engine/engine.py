@@ -22,6 +22,7 @@ from pymmcore_plus.core._sequencing import SequencedEvent
 from pymmcore_plus.mda import MDAEngine
 from useq import AcquireImage, MDAEvent, MDASequence
 
+from mmapp.engine.daq_link import DaqLink, DaqOutOfStepError, DaqProgramError
 from mmapp.engine.errors import (
     AcquisitionError,
     BufferOverflowError,
@@ -53,6 +54,8 @@ class StreamingEngine(MDAEngine):
         camera_fault: Callable[[], str | None] | None = None,
         timeout_first_frame: float | None = 20.0,
         timeout_base: float = 5.0,
+        daq: DaqLink | None = None,
+        camera_ready: Callable[[float], bool] | None = None,
     ) -> None:
         super().__init__(
             mmc,
@@ -75,6 +78,9 @@ class StreamingEngine(MDAEngine):
         # (payload metadata RELEASE_KEY) is called once the frame is stored.
         self.zero_copy = False
         self._lease: RingLease | None = None
+        self.daq = daq
+        self._camera_ready = camera_ready
+        self._trigger_mode_before: str | None = None
 
     def release(self) -> None:
         """Drop the hooks into the rig (the core's runner keeps its engine)."""
@@ -83,6 +89,8 @@ class StreamingEngine(MDAEngine):
         self._camera_fault = None
         self.zero_copy = False
         self._lease = None
+        self.daq = None
+        self._camera_ready = None
 
     # --- stop -------------------------------------------------------------------
     def request_abort(self) -> None:
@@ -96,6 +104,38 @@ class StreamingEngine(MDAEngine):
                 hook()
             except Exception:
                 logger.exception("abort hook failed")
+
+    def _stop_daq(self) -> None:
+        if self.daq is not None:
+            self.daq.stop()
+
+    def _prepare_daq(self, frames: int | None) -> None:
+        """Program the card and put the camera in the matching trigger mode."""
+        if self.daq is None:
+            return
+        self.daq.prepare(frames)
+        mode = (
+            "Internal" if self.daq.program.topology == "camera_master" else "External"
+        )
+        core = self.mmcore
+        camera = core.getCameraDevice()
+        if camera and core.hasProperty(camera, "TriggerMode"):
+            before = core.getProperty(camera, "TriggerMode")
+            if before != mode:
+                if self._trigger_mode_before is None:
+                    self._trigger_mode_before = before
+                core.setProperty(camera, "TriggerMode", mode)
+
+    def _restore_trigger_mode(self) -> None:
+        before, self._trigger_mode_before = self._trigger_mode_before, None
+        if before is None:
+            return
+        try:
+            self.mmcore.setProperty(
+                self.mmcore.getCameraDevice(), "TriggerMode", before
+            )
+        except Exception:
+            logger.exception("could not restore the camera's trigger mode")
 
     def _stop_camera(self) -> None:
         core = self.mmcore
@@ -168,6 +208,12 @@ class StreamingEngine(MDAEngine):
             return
         if is_stream_event(event):
             yield from self._exec_stream(event)
+        elif self.daq is not None and not isinstance(event, SequencedEvent):
+            raise DaqProgramError(
+                "a DAQ waveform program needs a hardware-sequenced acquisition "
+                "(a stream, or time points with interval 0); this event is a "
+                "single snap"
+            )
         else:
             yield from super().exec_event(event)
 
@@ -183,6 +229,7 @@ class StreamingEngine(MDAEngine):
         source = self._frame_source()
         if self.abort_event.is_set():
             return
+        self._prepare_daq(n)
         self._open_auto_shutter()
         core.startSequenceAcquisition(n, 0, True)
         self.post_sequence_started(event)
@@ -203,6 +250,7 @@ class StreamingEngine(MDAEngine):
         source = self._frame_source()
         if self.abort_event.is_set():
             return
+        self._prepare_daq(int(max_frames) if max_frames else None)
         self._open_auto_shutter()
         if max_frames:
             core.startSequenceAcquisition(int(max_frames), 0, True)
@@ -212,7 +260,11 @@ class StreamingEngine(MDAEngine):
             core.startContinuousSequenceAcquisition(0)
         self.post_sequence_started(event)
 
+        daq = self.daq
+
         def event_at(i: int) -> MDAEvent:
+            if daq is not None:
+                return daq.event_for(base, i)
             return base.model_copy(update={"index": {"t": i}})
 
         yield from self._pop_frames(
@@ -225,8 +277,12 @@ class StreamingEngine(MDAEngine):
         )
 
     def post_sequence_started(self, event: MDAEvent) -> None:
-        """Hook run right after the camera is armed (DAQ masters start here)."""
+        """Right after the camera is armed: start the DAQ (followers, then master)."""
+        if self._camera_ready is not None and not self._camera_ready(2.0):
+            raise CameraStoppedError("the camera did not arm within 2 s")
         self.camera_armed.set()
+        if self.daq is not None:
+            self.daq.start()
 
     def teardown_sequence(self, sequence: MDASequence) -> None:
         """Camera stopped and the rig made safe, whatever happened."""
@@ -235,6 +291,12 @@ class StreamingEngine(MDAEngine):
                 self._stop_camera()
             super().teardown_sequence(sequence)
         finally:
+            if self.daq is not None:
+                try:
+                    self.daq.close()
+                except Exception:
+                    logger.exception("DAQ safe state failed")
+            self._restore_trigger_mode()
             for hook in self._safe_state_hooks:
                 try:
                     hook()
@@ -312,6 +374,11 @@ class StreamingEngine(MDAEngine):
                 if not remaining:
                     if not core.isSequenceRunning() and not source.remaining():
                         self._raise_camera_stopped(count, expected)
+                    if self.daq is not None and (late := self.daq.overdue()):
+                        raise DaqOutOfStepError(
+                            f"{late}: {count} of {expected} frames arrived "
+                            f"(missed camera triggers)"
+                        )
                     if time.perf_counter() > wait_until:
                         raise CameraTimeoutError(
                             f"the camera delivered no frame for {timeout:.1f} s "
@@ -347,6 +414,7 @@ class StreamingEngine(MDAEngine):
             error = exc
         finally:
             settle()
+            self._stop_daq()  # no more triggers, lasers blanked
             self._stop_camera()
         # Stop, a limit or an error: what the camera already delivered is data.
         while (expected is None or count < expected) and source.remaining():
@@ -354,6 +422,9 @@ class StreamingEngine(MDAEngine):
             settle()
         if error is not None:
             raise error
+        if self.daq is not None:
+            completed = expected is not None and count >= expected
+            self.daq.stop_and_check(count, stopped=not completed)
 
     def _frame_source(self) -> FrameSource:
         """Where this sequence's frames come from: leased ring slots or copies.

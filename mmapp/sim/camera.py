@@ -16,6 +16,7 @@ from numpy.typing import DTypeLike
 from pymmcore_plus.experimental.unicore import CameraDevice, pymm_property
 
 from mmapp.sim.frames import expected_pattern, stamp
+from mmapp.sim.sample import oblique_slice
 from mmapp.sim.state import SimRigState, TriggerLine
 
 TRIGGER_MODES = ("Internal", "External")
@@ -43,6 +44,7 @@ class SimCamera(CameraDevice):
         self.state = state
         self.trigger = TriggerLine()
         self._abort = threading.Event()
+        self.armed = threading.Event()  # set while start_sequence waits for frames
         self._width = width
         self._height = height
         self._bit_depth = bit_depth
@@ -174,19 +176,41 @@ class SimCamera(CameraDevice):
         """Produce n frames (None: until stopped) into the core's buffer."""
         self._abort.clear()
         self.trigger.reset()
+        self.trigger.armed = True
+        self.armed.set()
         self._slot_contents.clear()  # the core may have a new ring buffer
         self.last_error = None
         shape, dtype = self.shape(), np.dtype(self.dtype())
         external = self._trigger_mode == "External"
         period = self._frame_period_s()
         busy_s = (self._exposure_ms + self._readout_ms) / 1000.0
-        abort = self._abort
         limit = n if n is not None else 2**63
+        try:
+            yield from self._frames(
+                limit, external, period, busy_s, shape, dtype, get_buffer
+            )
+        finally:
+            self.trigger.armed = False
+            self.armed.clear()
+
+    def _frames(
+        self,
+        limit: int,
+        external: bool,
+        period: float,
+        busy_s: float,
+        shape: tuple[int, int],
+        dtype: np.dtype,
+        get_buffer: Callable[[Sequence[int], DTypeLike], np.ndarray],
+    ) -> Iterator[Mapping]:
+        abort = self._abort
         next_t = time.perf_counter()
         i = 0
         while i < limit and not abort.is_set():
+            probe = None
             if external:
-                if not self.trigger.wait_edge(timeout=0.05):
+                ok, probe = self.trigger.take_edge(timeout=0.05)
+                if not ok:
                     continue
             elif period > 0:
                 delay = next_t - time.perf_counter()
@@ -199,18 +223,24 @@ class SimCamera(CameraDevice):
             if i == self._fault_after:
                 self.last_error = f"simulated sensor fault after {i} frames"
                 return
-            self.state.exposure_started(i)
-            z, light = self.state.z_um, self.state.light_level()
+            out_probe = self.state.exposure_started(i)
+            probe = probe or out_probe
+            meta = {"mmapp-frame": str(i), "TriggerMode": self._trigger_mode}
+            if probe is not None:  # the DAQ sets the light and the sheet position
+                lines = probe(self._exposure_ms / 2000.0)
+                scan, light = self.state.scan_um(lines), self.state.light_level(lines)
+                pattern = oblique_slice(shape, dtype, scan, light, self._bit_depth)
+                meta["mmapp-scan-um"] = f"{scan:.4f}"
+            else:
+                z, light = self.state.z_um, self.state.light_level()
+                pattern = expected_pattern(shape, dtype, z, light, self._bit_depth)
+                meta["mmapp-z-um"] = f"{z:.3f}"
+            meta["mmapp-light"] = f"{light:.1f}"
             if external and busy_s > 0 and abort.wait(busy_s):
                 break
             buf = get_buffer(shape, dtype)
-            self._fill(buf, expected_pattern(shape, dtype, z, light, self._bit_depth))
+            self._fill(buf, pattern)
             stamp(buf, i)
             self.frames_emitted += 1
-            yield {
-                "mmapp-frame": str(i),
-                "mmapp-z-um": f"{z:.3f}",
-                "mmapp-light": f"{light:.1f}",
-                "TriggerMode": self._trigger_mode,
-            }
+            yield meta
             i += 1
