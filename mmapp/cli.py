@@ -86,6 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress-every", type=_positive_float, default=0.5, help="seconds"
     )
     acq.add_argument("--json", action="store_true", help="print the result as JSON")
+    daq = acq.add_argument_group("DAQ")
+    daq.add_argument(
+        "--daq",
+        action="store_true",
+        help="play the rig file's waveform program on its DAQ card",
+    )
+    daq.add_argument(
+        "--volumes", type=_positive_int, help="with --daq: this many volumes"
+    )
+
+    sim_daq = sub.add_parser(
+        "sim-daq", help="serve the simulated NI-DAQmx card over gRPC (standalone)"
+    )
+    sim_daq.add_argument("--port", type=int, default=0, help="TCP port (0: any free)")
+    sim_daq.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sim_daq.add_argument("--device", default="Dev1", help="device name")
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
@@ -160,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_stream_bench(args)
     if args.command == "info":
         return _cmd_info(args)
+    if args.command == "sim-daq":
+        return _cmd_sim_daq(args)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 
@@ -196,16 +214,24 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
 
     if args.duration is not None and not args.loop:
         parser.error("--duration goes with --loop")
+    if args.volumes is not None and not args.daq:
+        parser.error("--volumes goes with --daq")
+    if args.volumes is not None and (args.frames is not None or args.loop):
+        parser.error("--volumes replaces --frames and --loop")
     try:
-        events = build_events(
-            frames=args.frames,
-            loop=args.loop,
-            duration_s=args.duration,
-            timepoints=args.timepoints,
-            interval_s=args.interval,
-            z_range_um=args.z_range,
-            z_step_um=args.z_step,
-            exposure_ms=args.exposure,
+        events = (
+            None
+            if args.volumes
+            else build_events(
+                frames=args.frames,
+                loop=args.loop,
+                duration_s=args.duration,
+                timepoints=args.timepoints,
+                interval_s=args.interval,
+                z_range_um=args.z_range,
+                z_step_um=args.z_step,
+                exposure_ms=args.exposure,
+            )
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -223,6 +249,21 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     except RigError as exc:
         print(f"mmapp: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    program = None
+    if args.daq:
+        program = rig.spec.program if rig.spec is not None else None
+        if program is None or rig.daq is None:
+            rig.close()
+            print(
+                "mmapp: error: --daq: the rig file has no 'daq' section or no "
+                "'program'",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        if args.volumes is not None:
+            from mmapp.daq.render import render
+
+            events = build_events(frames=args.volumes * len(render(program).frames))
     settings = {
         "command": "acquire",
         "rig": rig.source or rig.name,
@@ -238,6 +279,7 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         "mmapp_version": __version__,
     }
     request = RunRequest(
+        program=program,
         events=events,
         out_dir=args.out,
         name=args.name,
@@ -306,6 +348,38 @@ def _run_with_progress(
         return result
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _cmd_sim_daq(args: argparse.Namespace) -> int:
+    from mmapp.sim.daq_device import DeviceSpec, SimDaqDevice
+    from mmapp.sim.daq_server import SimDaqServer
+
+    try:
+        server = SimDaqServer(
+            SimDaqDevice(DeviceSpec(name=args.device)), args.host, args.port
+        ).start()
+    except (OSError, RuntimeError) as exc:
+        print(f"mmapp: error: cannot serve on {args.host}:{args.port}: {exc}")
+        return EXIT_USAGE
+    print(
+        f"mmapp: simulated NI-DAQmx device {args.device} (PCIe-6363) serving on "
+        f"{server.address}\n"
+        f"  nidaqmx.Task(grpc_options=GrpcSessionOptions("
+        f"grpc_channel=grpc.insecure_channel({server.address!r}), session_name=''))"
+        f"\n  Ctrl-C stops.",
+        flush=True,
+    )
+    signal.signal(
+        signal.SIGTERM,
+        lambda *_: threading.Thread(target=server.stop, daemon=True).start(),
+    )
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return EXIT_OK
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

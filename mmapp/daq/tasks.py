@@ -16,6 +16,7 @@ never meets a reserved resource.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -172,7 +173,8 @@ class DaqTasks:
             if trig is not None and _is_counter(trig.physical_line):
                 self._create_counter(trig.physical_line, trig.pulse_s)
         except Exception:
-            self.close()
+            with contextlib.suppress(Exception):  # the first error is the news
+                self.close()
             raise
 
     def _do_lines(self) -> list[str]:
@@ -220,9 +222,9 @@ class DaqTasks:
             if task is None:
                 continue
             source = "" if role == master else f"/{dev}/ao/SampleClock"
-            if camera_master:
+            if camera_master and role == master:  # one frame per exposure-out edge
                 mode, samps = AcquisitionType.FINITE, frame_len
-            elif cycles is None:
+            elif camera_master or cycles is None:  # follows bursts / loops
                 mode, samps = AcquisitionType.CONTINUOUS, r.samples_per_cycle
             else:
                 mode, samps = AcquisitionType.FINITE, r.samples_per_cycle * cycles
@@ -264,6 +266,11 @@ class DaqTasks:
         else:
             arr = np.ascontiguousarray(data, dtype=np.float64)
             task.write(arr if len(arr) > 1 else arr[0], auto_start=False)
+
+    @property
+    def running(self) -> bool:
+        """Whether the tasks were started and not yet stopped."""
+        return self._running
 
     # --- run --------------------------------------------------------------------------
     def start(self) -> None:

@@ -216,6 +216,7 @@ class RunController:
                 timeout_base=request.frame_timeout_s,
                 daq=daq,
                 camera_ready=self.rig.wait_camera_ready,
+                light_on=self.rig.enable_lasers,
             )
             self._thread = threading.Thread(
                 target=self._run,
@@ -337,9 +338,7 @@ class RunController:
         if request.program is not None:
             settings["daq_program"] = request.program.model_dump(mode="json")
         try:
-            sink = NDTiffSink(
-                request.out_dir, request.name, {"mmapp": settings}
-            )
+            sink = NDTiffSink(request.out_dir, request.name, {"mmapp": settings})
             handler = DataHandler(sink, max_queue_bytes=request.queue_bytes)
             self._handler = handler
             relay = _FrameRelay(handler, sink, engine, settings)

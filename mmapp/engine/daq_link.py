@@ -25,7 +25,6 @@ from mmapp.engine.errors import AcquisitionError
 
 logger = logging.getLogger(__name__)
 
-IN_FLIGHT_ON_STOP = 3  # frames triggered but not yet read out when Stop comes
 DONE_GRACE_S = 0.5  # after the card's last trigger, the camera has this long
 DONE_POLL_S = 0.05
 
@@ -89,9 +88,24 @@ class DaqLink:
         self._done_at = None
 
     def start(self) -> None:
-        """Start the tasks: followers first, the master last."""
-        if self._tasks is not None:
+        """Start the tasks (followers first, master last); once per sequence."""
+        if self._tasks is not None and not self._tasks.running:
             self._tasks.start()
+
+    def camera_waits_for_daq(self) -> bool:
+        """The card triggers the camera and is playing (Stop: card first)."""
+        tasks = self._tasks
+        return (
+            tasks is not None
+            and tasks.running
+            and self.program.topology == "daq_master"
+        )
+
+    def frames_triggered(self) -> int | None:
+        """Frames the card triggered before it stopped (None: not known)."""
+        tasks = self._tasks
+        counts = tasks.counts if tasks is not None else None
+        return counts.frames_triggered if counts is not None else None
 
     def overdue(self) -> str | None:
         """While waiting for frames: has the card finished with frames missing?"""
@@ -110,14 +124,14 @@ class DaqLink:
             return None
         return "the DAQ program has finished but the camera is still missing frames"
 
-    def stop_and_check(self, frames_acquired: int, *, stopped: bool) -> None:
+    def stop_and_check(self, frames_acquired: int) -> None:
         """Stop the card, then raise if card and camera went out of step."""
         tasks = self._tasks
         if tasks is None:
             return
         tasks.stop()
         try:
-            tasks.check(frames_acquired, in_flight=IN_FLIGHT_ON_STOP if stopped else 0)
+            tasks.check(frames_acquired)
         except DaqSyncError as exc:
             raise DaqOutOfStepError(str(exc)) from None
 

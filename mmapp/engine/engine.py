@@ -40,6 +40,7 @@ MAX_POLL_S = 0.002  # ... up to this (Stop is an event: it never waits for a pol
 ENDLESS = 2**31 - 1  # frames: "until stopped", with stop-on-overflow
 RELEASE_KEY = "mmapp_release"  # payload metadata: call once the frame is stored
 RELEASE_TIMEOUT_S = 60.0
+DRAIN_S = 0.5  # after Stop: time for frames the card triggered to be read out
 
 
 class StreamingEngine(MDAEngine):
@@ -56,6 +57,7 @@ class StreamingEngine(MDAEngine):
         timeout_base: float = 5.0,
         daq: DaqLink | None = None,
         camera_ready: Callable[[float], bool] | None = None,
+        light_on: Callable[[list[str]], None] | None = None,
     ) -> None:
         super().__init__(
             mmc,
@@ -80,6 +82,7 @@ class StreamingEngine(MDAEngine):
         self._lease: RingLease | None = None
         self.daq = daq
         self._camera_ready = camera_ready
+        self._light_on = light_on
         self._trigger_mode_before: str | None = None
 
     def release(self) -> None:
@@ -91,12 +94,16 @@ class StreamingEngine(MDAEngine):
         self._lease = None
         self.daq = None
         self._camera_ready = None
+        self._light_on = None
 
     # --- stop -------------------------------------------------------------------
     def request_abort(self) -> None:
         """Stop now: unblock the camera and the pop loop (thread-safe)."""
         self.abort_event.set()
-        self._unblock_camera()
+        if self.daq is None or not self.daq.camera_waits_for_daq():
+            self._unblock_camera()
+        # else: the engine thread stops the card first, lets the camera read out
+        # what the card already triggered, then stops the camera
 
     def _unblock_camera(self) -> None:
         for hook in self._abort_hooks:
@@ -114,9 +121,12 @@ class StreamingEngine(MDAEngine):
         if self.daq is None:
             return
         self.daq.prepare(frames)
-        mode = (
-            "Internal" if self.daq.program.topology == "camera_master" else "External"
-        )
+        if self._light_on is not None:  # the blanking lines switch them
+            self._light_on(list(self.daq.program.channels))
+        # the program defines the exposure window (lasers on, galvo settled)
+        self.mmcore.setExposure(self.daq.program.timing.exposure_s * 1000.0)
+        camera_master = self.daq.program.topology == "camera_master"
+        mode = "Internal" if camera_master else "External"
         core = self.mmcore
         camera = core.getCameraDevice()
         if camera and core.hasProperty(camera, "TriggerMode"):
@@ -125,6 +135,8 @@ class StreamingEngine(MDAEngine):
                 if self._trigger_mode_before is None:
                     self._trigger_mode_before = before
                 core.setProperty(camera, "TriggerMode", mode)
+        if camera_master:  # the camera is the master: the card waits for it, armed
+            self.daq.start()
 
     def _restore_trigger_mode(self) -> None:
         before, self._trigger_mode_before = self._trigger_mode_before, None
@@ -375,9 +387,9 @@ class StreamingEngine(MDAEngine):
                     if not core.isSequenceRunning() and not source.remaining():
                         self._raise_camera_stopped(count, expected)
                     if self.daq is not None and (late := self.daq.overdue()):
+                        self.daq.stop_and_check(count)  # says why
                         raise DaqOutOfStepError(
-                            f"{late}: {count} of {expected} frames arrived "
-                            f"(missed camera triggers)"
+                            f"{late}: {count} of {expected} frames arrived"
                         )
                     if time.perf_counter() > wait_until:
                         raise CameraTimeoutError(
@@ -414,7 +426,10 @@ class StreamingEngine(MDAEngine):
             error = exc
         finally:
             settle()
+            holds_camera = self.daq is not None and self.daq.camera_waits_for_daq()
             self._stop_daq()  # no more triggers, lasers blanked
+            if holds_camera and error is None:
+                self._await_triggered_frames(source, count, expected)
             self._stop_camera()
         # Stop, a limit or an error: what the camera already delivered is data.
         while (expected is None or count < expected) and source.remaining():
@@ -423,8 +438,25 @@ class StreamingEngine(MDAEngine):
         if error is not None:
             raise error
         if self.daq is not None:
-            completed = expected is not None and count >= expected
-            self.daq.stop_and_check(count, stopped=not completed)
+            self.daq.stop_and_check(count)
+
+    def _await_triggered_frames(
+        self, source: FrameSource, count: int, expected: int | None
+    ) -> None:
+        """After the card stopped: let the camera read out what it triggered."""
+        triggered = self.daq.frames_triggered() if self.daq is not None else None
+        if triggered is None:
+            return
+        if expected is not None:
+            triggered = min(triggered, expected)
+        deadline = time.perf_counter() + DRAIN_S
+        pause = threading.Event()
+        while (
+            count + source.remaining() < triggered
+            and self.mmcore.isSequenceRunning()
+            and time.perf_counter() < deadline
+        ):
+            pause.wait(POLL_S)
 
     def _frame_source(self) -> FrameSource:
         """Where this sequence's frames come from: leased ring slots or copies.

@@ -55,6 +55,7 @@ class SimCamera(CameraDevice):
         self._fault_after = -1
         self.last_error: str | None = None
         self.frames_emitted = 0
+        self.missed_triggers = 0  # edges that came while exposing or reading out
         self._slot_contents: dict[int, np.ndarray] = {}  # ring address -> pattern
         # Benchmarks only: while this returns True the camera holds the next frame
         # (a free-running camera limited by the pipeline, never by overflow).
@@ -177,6 +178,7 @@ class SimCamera(CameraDevice):
         self._abort.clear()
         self.trigger.reset()
         self.trigger.armed = True
+        self.missed_triggers = 0
         self.armed.set()
         self._slot_contents.clear()  # the core may have a new ring buffer
         self.last_error = None
@@ -205,13 +207,18 @@ class SimCamera(CameraDevice):
     ) -> Iterator[Mapping]:
         abort = self._abort
         next_t = time.perf_counter()
+        busy_until = 0.0
         i = 0
         while i < limit and not abort.is_set():
             probe = None
             if external:
-                ok, probe = self.trigger.take_edge(timeout=0.05)
+                ok, t_edge, probe = self.trigger.take_timed_edge(timeout=0.05)
                 if not ok:
                     continue
+                if t_edge < busy_until:  # still exposing or reading out: ignored
+                    self.missed_triggers += 1
+                    continue
+                busy_until = t_edge + busy_s
             elif period > 0:
                 delay = next_t - time.perf_counter()
                 if delay > 0 and abort.wait(delay):

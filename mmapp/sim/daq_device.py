@@ -46,7 +46,7 @@ MAX_AO_RATE_HZ = 2_000_000.0
 MAX_DO_RATE_HZ = 10_000_000.0
 MIN_RATE_HZ = 0.1
 Probe = Callable[[float], dict[str, float]]  # delay after the edge (s) -> values
-EdgeListener = Callable[[Probe], None]
+EdgeListener = Callable[[Probe, float], None]  # (probe, monotonic edge time)
 
 
 @dataclass(frozen=True)
@@ -589,7 +589,7 @@ class SimDaqDevice:
         tasks = [
             t
             for t in self.tasks.values()
-            if t.running and (t is master or t.master is master) and t.kind != "co"
+            if (t is master or t.master is master) and t.kind != "co"
         ]
         offsets = {t.name: (0 if t is master else t.origin) for t in tasks}
         rate = master.rate or 1.0
@@ -600,7 +600,9 @@ class SimDaqDevice:
             values = dict(held)
             with self.lock:
                 for t in tasks:
-                    local = min(m - offsets[t.name], int(t.total()) - 1)
+                    local = m - offsets[t.name]
+                    if t.finite and not t.retriggerable:
+                        local = min(local, t.samps_per_chan - 1)
                     for i, ch in enumerate(t.channels):
                         values[ch.physical] = self._value(t, local, i)
             return values
@@ -686,7 +688,7 @@ class _EdgePlayer(threading.Thread):
         period = 1 if task.kind == "co" else task.buffer_len()
         listeners = device._edge_listeners.get(self.channel.physical, [])
         k = 0
-        while not stop.is_set() and len(edges):
+        while len(edges):
             local = (k // len(edges)) * period + int(edges[k % len(edges)])
             if local >= task.total():
                 return
@@ -694,15 +696,17 @@ class _EdgePlayer(threading.Thread):
             assert clock.started_at is not None
             due = clock.started_at + master_index / rate
             delay = due - time.monotonic()
-            if delay > 0 and stop.wait(delay):
-                return
+            if delay > 0:
+                stop.wait(delay)
             with device.lock:
-                if not task.running or not clock.running:
+                stopped = not (task.running and clock.running)
+                # an edge the card generated before it stopped still happened
+                if stopped and local >= device._generated(task):
                     return
                 probe = self._probe_at(clock, master_index, due)
             for listener in listeners:
                 try:
-                    listener(probe)
+                    listener(probe, due)
                 except Exception:
                     logger.exception("edge listener failed")
             k += 1

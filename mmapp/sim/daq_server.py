@@ -146,7 +146,7 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         values = {0x29A9: X_SERIES_DAQ, 0x2326: BUS_PCIE}
         if attribute not in values:
             raise self._unsupported(attribute, "device")
-        return pb.GetDeviceAttributeInt32Response(value=values[attribute])
+        return pb.GetDeviceAttributeInt32Response(value_raw=values[attribute])
 
     @_rpc
     def GetDeviceAttributeUInt32(self, request, context):  # noqa: ANN001, ANN201
@@ -461,6 +461,7 @@ class SimDaqServer:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),  # a port in use is an error, not shared
             ],
         )
         pb_grpc.add_NiDAQmxServicer_to_server(SimDaqServicer(device), self._server)

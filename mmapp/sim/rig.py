@@ -127,6 +127,20 @@ class Rig:
             self.spec.daq.camera_exposure_out if self.spec and self.spec.daq else None
         )
 
+    def enable_lasers(self, channels: list[str]) -> None:
+        """Turn on the laser lines of these imaging channels ("488nm" -> 488).
+
+        With a DAQ program the blanking lines decide when each laser emits, so
+        every line the program uses is enabled for the run (make_safe turns them
+        off again). A Micro-Manager rig sets its lasers through its own config.
+        """
+        if self.lasers is None or self.spec is None:
+            return
+        label = self.spec.lasers.label
+        for nm in self.spec.lasers.wavelengths_nm:
+            if any(str(nm) in channel for channel in channels):
+                self.core.setProperty(label, f"Laser {nm}", "On")
+
     def wait_camera_ready(self, timeout: float) -> bool:
         """Block until a started camera is armed (simulated: its thread runs)."""
         if self.camera is None:
@@ -305,7 +319,7 @@ def _connect_daq(rig: Rig, daq: DaqSpec, state: SimRigState, camera: SimCamera) 
     try:
         device.connect_edges(
             daq.camera_trigger_line,
-            lambda probe: camera.trigger.fire(payload=probe),
+            lambda probe, at: camera.trigger.fire(payload=probe, at=at),
         )
         for terminal in (daq.camera_exposure_out,):
             if "/" + terminal.lstrip("/") not in device.spec.terminals():

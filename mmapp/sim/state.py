@@ -8,6 +8,7 @@ share light paths and TTL cables.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -91,13 +92,20 @@ class TriggerLine:
         self._interrupted = False
         self.armed = False  # edges while not armed are lost, as on a real camera
 
-    def fire(self, edges: int = 1, payload: Any = None) -> None:
-        """Deliver rising edges (each may carry what the DAQ plays with it)."""
+    def fire(
+        self, edges: int = 1, payload: Any = None, at: float | None = None
+    ) -> None:
+        """Deliver rising edges (each may carry what the DAQ plays with it).
+
+        `at` is when the edge happened (time.monotonic(); default now): a
+        simulated card passes its sample-clock time, free of thread jitter.
+        """
         with self._cond:
             if not self.armed:
                 return
             self._pending += edges
-            self._payloads.extend([payload] * edges)
+            when = time.monotonic() if at is None else at
+            self._payloads.extend([(when, payload)] * edges)
             self._cond.notify_all()
 
     def interrupt(self) -> None:
@@ -119,11 +127,17 @@ class TriggerLine:
 
     def take_edge(self, timeout: float | None) -> tuple[bool, Any]:
         """Consume one edge and its payload; (False, None) on timeout/interrupt."""
+        ok, _t, payload = self.take_timed_edge(timeout)
+        return ok, payload
+
+    def take_timed_edge(self, timeout: float | None) -> tuple[bool, float, Any]:
+        """Consume one edge: (ok, monotonic time it happened, payload)."""
         with self._cond:
             ok = self._cond.wait_for(
                 lambda: self._pending > 0 or self._interrupted, timeout
             )
             if not ok or self._pending == 0:
-                return False, None
+                return False, 0.0, None
             self._pending -= 1
-            return True, self._payloads.popleft()
+            t, payload = self._payloads.popleft()
+            return True, t, payload
