@@ -205,6 +205,7 @@ class RunController:
                 raise RuntimeError("an acquisition is already running")
             daq = self._daq_link(request.program)
             self._done.clear()
+            self._handler = None  # stats and frames are the new run's from now on
             self._result = None
             self._stop_requested_at = None
             self._engine = StreamingEngine(
@@ -216,7 +217,7 @@ class RunController:
                 timeout_base=request.frame_timeout_s,
                 daq=daq,
                 camera_ready=self.rig.wait_camera_ready,
-                light_on=self.rig.enable_lasers,
+                program_ready=self.rig.prepare_for_program,
             )
             self._thread = threading.Thread(
                 target=self._run,

@@ -22,6 +22,7 @@ from pymmcore_plus.core._sequencing import SequencedEvent
 from pymmcore_plus.mda import MDAEngine
 from useq import AcquireImage, MDAEvent, MDASequence
 
+from mmapp.daq.program import WaveformProgram
 from mmapp.engine.daq_link import DaqLink, DaqOutOfStepError, DaqProgramError
 from mmapp.engine.errors import (
     AcquisitionError,
@@ -57,7 +58,7 @@ class StreamingEngine(MDAEngine):
         timeout_base: float = 5.0,
         daq: DaqLink | None = None,
         camera_ready: Callable[[float], bool] | None = None,
-        light_on: Callable[[list[str]], None] | None = None,
+        program_ready: Callable[[WaveformProgram], None] | None = None,
     ) -> None:
         super().__init__(
             mmc,
@@ -82,7 +83,7 @@ class StreamingEngine(MDAEngine):
         self._lease: RingLease | None = None
         self.daq = daq
         self._camera_ready = camera_ready
-        self._light_on = light_on
+        self._program_ready = program_ready
         self._trigger_mode_before: str | None = None
 
     def release(self) -> None:
@@ -94,7 +95,7 @@ class StreamingEngine(MDAEngine):
         self._lease = None
         self.daq = None
         self._camera_ready = None
-        self._light_on = None
+        self._program_ready = None
 
     # --- stop -------------------------------------------------------------------
     def request_abort(self) -> None:
@@ -121,8 +122,6 @@ class StreamingEngine(MDAEngine):
         if self.daq is None:
             return
         self.daq.prepare(frames)
-        if self._light_on is not None:  # the blanking lines switch them
-            self._light_on(list(self.daq.program.channels))
         # the program defines the exposure window (lasers on, galvo settled)
         self.mmcore.setExposure(self.daq.program.timing.exposure_s * 1000.0)
         camera_master = self.daq.program.topology == "camera_master"
@@ -135,6 +134,8 @@ class StreamingEngine(MDAEngine):
                 if self._trigger_mode_before is None:
                     self._trigger_mode_before = before
                 core.setProperty(camera, "TriggerMode", mode)
+        if self._program_ready is not None:  # e.g. lasers on: blanking switches them
+            self._program_ready(self.daq.program)
         if camera_master:  # the camera is the master: the card waits for it, armed
             self.daq.start()
 

@@ -145,6 +145,17 @@ class SimCamera(CameraDevice):
     def _set_fault_after_frames(self, value: int) -> None:
         self._fault_after = int(value)
 
+    def prime(self, exposures: list[Mapping[str, float]]) -> None:
+        """Render ahead the frames these DAQ line states will give."""
+        shape, dtype = self.shape(), np.dtype(self.dtype())
+        for lines in exposures:
+            scan = self.state.scan_um(lines)
+            for light in {  # the shutter opens when the camera starts
+                self.state.light_level(lines, assume_open=True),
+                self.state.light_level(lines),
+            }:
+                oblique_slice(shape, dtype, scan, light, self._bit_depth)
+
     # --- abort ----------------------------------------------------------------
     def abort(self) -> None:
         """Stop now, even while waiting for a trigger."""
@@ -243,8 +254,10 @@ class SimCamera(CameraDevice):
                 pattern = expected_pattern(shape, dtype, z, light, self._bit_depth)
                 meta["mmapp-z-um"] = f"{z:.3f}"
             meta["mmapp-light"] = f"{light:.1f}"
-            if external and busy_s > 0 and abort.wait(busy_s):
-                break
+            if external and busy_s > 0:  # read out when the exposure ends
+                wait_s = busy_until - time.monotonic()
+                if wait_s > 0 and abort.wait(wait_s):
+                    break
             buf = get_buffer(shape, dtype)
             self._fill(buf, pattern)
             stamp(buf, i)

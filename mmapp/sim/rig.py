@@ -19,6 +19,7 @@ from pymmcore_plus.experimental.unicore import UniMMCore
 
 from mmapp.daq.connection import DaqConnection
 from mmapp.daq.program import WaveformProgram
+from mmapp.daq.render import render
 from mmapp.resources import default_rig_file
 from mmapp.sim.buffer import prefault
 from mmapp.sim.camera import SimCamera
@@ -140,6 +141,16 @@ class Rig:
         for nm in self.spec.lasers.wavelengths_nm:
             if any(str(nm) in channel for channel in channels):
                 self.core.setProperty(label, f"Laser {nm}", "On")
+
+    def prepare_for_program(self, program: WaveformProgram) -> None:
+        """Before a DAQ run: lasers on; the simulated camera renders ahead.
+
+        The simulation renders each oblique slice once and then reuses it; doing
+        it here keeps the first volume as fast as the rest.
+        """
+        self.enable_lasers(list(program.channels))
+        if self.camera is not None and self.daq_device is not None:
+            self.camera.prime(lines_during_exposures(program, self.camera))
 
     def wait_camera_ready(self, timeout: float) -> bool:
         """Block until a started camera is armed (simulated: its thread runs)."""
@@ -308,6 +319,22 @@ def build_simulated_rig(spec: RigSpec, source: str = "") -> Rig:
     if spec.daq is not None:
         _connect_daq(rig, spec.daq, state, camera)
     return rig
+
+
+def lines_during_exposures(
+    program: WaveformProgram, camera: SimCamera
+) -> list[dict[str, float]]:
+    """What every line plays in the middle of each frame's exposure."""
+    r = render(program)
+    mid = round(camera.get_exposure() / 2000.0 * r.sample_rate_hz)
+    samples = {**r.analog, **{k: v.astype(float) for k, v in r.digital.items()}}
+    return [
+        {
+            line: float(v[min(f.start + mid, r.samples_per_cycle - 1)])
+            for line, v in samples.items()
+        }
+        for f in r.frames
+    ]
 
 
 def _connect_daq(rig: Rig, daq: DaqSpec, state: SimRigState, camera: SimCamera) -> None:

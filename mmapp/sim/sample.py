@@ -23,7 +23,7 @@ BEAD_SIGMA_UM = 0.8  # in-plane blur
 SHEET_SIGMA_UM = 1.0  # light-sheet thickness
 CELL_UM = 6.0
 PEAK = 1000.0  # counts of a bead in the sheet centre at 100 % light
-CACHE_BYTES = 256 * 1024 * 1024  # rendered slices kept for repeated positions
+CACHE_BYTES = 1024 * 1024 * 1024  # rendered slices kept for repeated positions
 
 
 class _SliceCache:
@@ -109,18 +109,17 @@ def _slice(
         radius = int(np.ceil(3 * sigma_px))
         offsets = np.arange(-radius, radius + 1)
         scale = PEAK * min(light, 400.0) / 100.0
-        for r, c, d, b in zip(rows, cols, dist, bright, strict=True):
-            r0, c0 = round(r), round(c)
-            rr = r0 + offsets
-            cc = c0 + offsets
-            ok_r = (rr >= 0) & (rr < h)
-            ok_c = (cc >= 0) & (cc < w)
-            if not ok_r.any() or not ok_c.any():
-                continue
-            gy = np.exp(-((rr[ok_r] - r) ** 2) / (2 * sigma_px**2))
-            gx = np.exp(-((cc[ok_c] - c) ** 2) / (2 * sigma_px**2))
-            amp = scale * b * np.exp(-(d**2) / (2 * SHEET_SIGMA_UM**2))
-            img[np.ix_(rr[ok_r], cc[ok_c])] += amp * gy[:, None] * gx[None, :]
+        amp = scale * bright * np.exp(-(dist**2) / (2 * SHEET_SIGMA_UM**2))
+        rr = np.rint(rows).astype(np.int64)[:, None] + offsets  # (beads, window)
+        cc = np.rint(cols).astype(np.int64)[:, None] + offsets
+        gy = np.exp(-((rr - rows[:, None]) ** 2) / (2 * sigma_px**2))
+        gx = np.exp(-((cc - cols[:, None]) ** 2) / (2 * sigma_px**2))
+        gy *= (rr >= 0) & (rr < h)
+        gx *= (cc >= 0) & (cc < w)
+        spots = amp[:, None, None] * gy[:, :, None] * gx[:, None, :]
+        r_idx = np.broadcast_to(np.clip(rr, 0, h - 1)[:, :, None], spots.shape)
+        c_idx = np.broadcast_to(np.clip(cc, 0, w - 1)[:, None, :], spots.shape)
+        np.add.at(img, (r_idx.ravel(), c_idx.ravel()), spots.ravel())
     out = np.minimum(np.rint(img) + DARK_LEVEL, max_value).astype(np.dtype(dtype_str))
     out.setflags(write=False)
     return out
