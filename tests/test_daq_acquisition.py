@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,15 @@ from mmapp.daq.program import (
     Timing,
     WaveformProgram,
 )
-from mmapp.daq.render import RenderedProgram, render
+from mmapp.daq.render import RenderedProgram, WaveformError, render
 from mmapp.daq.tasks import DaqTasks
 from mmapp.engine.controller import RunController, RunOutcome, RunRequest, RunResult
 from mmapp.engine.daq_link import DaqProgramError
 from mmapp.engine.plans import build_events
+from mmapp.sim.daq_device import DeviceSpec, SimDaqDevice
+from mmapp.sim.daq_server import SimDaqServer
 from mmapp.sim.frames import read_stamp, unstamped
-from mmapp.sim.rig import Rig, RigSpec, build_simulated_rig
+from mmapp.sim.rig import Rig, RigSpec, build_simulated_rig, load_rig
 from mmapp.sim.sample import oblique_slice
 
 POWERS = {488: 50.0, 561: 80.0}
@@ -360,3 +363,60 @@ def test_a_bad_channel_ends_the_run_cleanly_with_the_driver_error(
     assert "Dev1/ao9" in result.message
     assert result.frames_acquired == 0
     assert rig.daq_device is not None and rig.daq_device.tasks == {}
+
+
+def test_channels_must_be_on_the_rig_device(rig: Rig) -> None:
+    program = opm_program()
+    other = program.model_copy(
+        update={
+            "lasers": [LaserLine(channel="488nm", physical_line="Dev2/port0/line1")]
+        }
+    )
+    assert rig.daq is not None
+    with pytest.raises(WaveformError) as exc:
+        DaqTasks(rig.daq, other)
+    assert str(exc.value) == (
+        "lasers[0].physical_line: 'Dev2/port0/line1' is not on the rig's DAQ "
+        "device 'Dev1'"
+    )
+    assert rig.daq_device is not None and rig.daq_device.tasks == {}
+
+
+def test_a_rig_file_can_point_at_a_device_server(tmp: Path) -> None:
+    card = SimDaqDevice(DeviceSpec(name="PXI1Slot2"))
+    server = SimDaqServer(card).start()
+    rig_file = tmp / "rig.json"
+    rig_file.write_text(
+        json.dumps(
+            {
+                "name": "remote card",
+                "camera": {"width": WIDTH, "height": HEIGHT},
+                "daq": {"device": "PXI1Slot2", "server": server.address},
+            }
+        )
+    )
+    rig = load_rig(rig_file)
+    try:
+        assert rig.daq_device is None, "no card simulated inside the app"
+        assert rig.daq is not None and rig.daq.server == server.address
+        program = opm_program()
+        moved = program.model_copy(
+            update={
+                "analog": [
+                    program.analog[0].model_copy(
+                        update={"physical_channel": "PXI1Slot2/ao0"}
+                    )
+                ],
+                "lasers": [],
+                "camera_trigger": CameraTrigger(physical_line="PXI1Slot2/port0/line7"),
+            }
+        )
+        with DaqTasks(rig.daq, moved) as tasks:
+            tasks.prepare(cycles=1)
+            tasks.start()
+            assert card.output_value("PXI1Slot2/port0/line7") in (0.0, 1.0)
+        assert card.tasks == {}
+        assert card.output_value("PXI1Slot2/ao0") == 0.5  # parked
+    finally:
+        rig.close()
+        server.stop()
