@@ -420,3 +420,43 @@ def test_a_rig_file_can_point_at_a_device_server(tmp: Path) -> None:
     finally:
         rig.close()
         server.stop()
+
+
+def test_a_counter_can_clock_the_camera(tmp: Path) -> None:
+    spec = RigSpec(
+        camera={"width": WIDTH, "height": HEIGHT},
+        lasers={"wavelengths_nm": [488, 561]},
+        daq={
+            "camera_trigger_line": "Dev1/ctr0",
+            "laser_lines": {"488": LINES["488nm"], "561": LINES["561nm"]},
+        },
+    )
+    rig = build_simulated_rig(spec)
+    try:
+        lasers_on(rig)
+        program = opm_program(positions=8).model_copy(
+            update={
+                "timing": Timing(
+                    sample_rate_hz=50_000,
+                    exposure_s=0.002,
+                    readout_s=0.001,
+                    positions_per_volume=8,
+                ),
+                "camera_trigger": CameraTrigger(physical_line="Dev1/ctr0"),
+            }
+        )
+        result = run(RunController(rig), tmp, program, frames=16)
+        assert result.outcome is RunOutcome.COMPLETED, result.message
+        assert_frames_match(frames_in_order(result.dataset), render(program))
+        assert rig.daq_device is not None and rig.daq_device.tasks == {}
+    finally:
+        rig.close()
+
+
+def test_a_counter_cannot_skip_the_flyback(rig: Rig) -> None:
+    program = opm_program(positions=8).model_copy(
+        update={"camera_trigger": CameraTrigger(physical_line="Dev1/ctr0")}
+    )
+    assert rig.daq is not None
+    with pytest.raises(WaveformError, match="a counter gives evenly spaced pulses"):
+        DaqTasks(rig.daq, program)

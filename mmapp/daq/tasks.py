@@ -86,7 +86,8 @@ def check_topology(program: WaveformProgram, rendered: RenderedProgram) -> None:
         )
     elif _is_counter(program.camera_trigger.physical_line):
         starts = rendered.frame_starts
-        if len(set(np.diff(starts).tolist())) > 1:
+        wrapped = np.append(starts, starts[0] + rendered.samples_per_cycle)
+        if len(set(np.diff(wrapped).tolist())) > 1:
             raise WaveformError(
                 "camera_trigger.physical_line: a counter gives evenly spaced pulses; "
                 "with a flyback the frames are not evenly spaced (use a DO line)"
