@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from mmapp import __version__
 
 if TYPE_CHECKING:
+    from mmapp.daq.program import WaveformProgram
     from mmapp.engine.controller import RunController, RunRequest, RunResult
     from mmapp.presets import Preset, PresetError
     from mmapp.presets.overrides import Overrides
@@ -102,6 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress-every", type=_positive_float, default=0.5, help="seconds"
     )
     acq.add_argument("--json", action="store_true", help="print the result as JSON")
+    daq = acq.add_argument_group("DAQ")
+    daq.add_argument(
+        "--daq",
+        action="store_true",
+        help="play the rig file's waveform program on its DAQ card",
+    )
+    daq.add_argument(
+        "--volumes", type=_positive_int, help="with --daq: this many volumes"
+    )
+
+    sim_daq = sub.add_parser(
+        "sim-daq", help="serve the simulated NI-DAQmx card over gRPC (standalone)"
+    )
+    sim_daq.add_argument("--port", type=int, default=0, help="TCP port (0: any free)")
+    sim_daq.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sim_daq.add_argument("--device", default="Dev1", help="device name")
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
@@ -190,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_info(args)
     if args.command == "preset":
         return _cmd_preset(args)
+    if args.command == "sim-daq":
+        return _cmd_sim_daq(args)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 
@@ -219,7 +238,11 @@ def _default_start() -> int:
     )
 
 
-def _overrides(args: argparse.Namespace) -> Overrides:
+def _overrides(
+    args: argparse.Namespace,
+    program: WaveformProgram | None = None,
+    frames: int | None = None,
+) -> Overrides:
     from mmapp.presets.overrides import Overrides
 
     return Overrides(
@@ -227,7 +250,8 @@ def _overrides(args: argparse.Namespace) -> Overrides:
         name=args.name,
         if_exists=args.if_exists,
         rig=args.rig,
-        frames=args.frames,
+        program=program,
+        frames=args.frames if frames is None else frames,
         loop=args.loop,
         duration_s=args.duration,
         timepoints=args.timepoints,
@@ -241,6 +265,43 @@ def _overrides(args: argparse.Namespace) -> Overrides:
         queue_mb=args.queue_mb,
         first_frame_timeout_s=args.first_frame_timeout,
     )
+
+
+def _daq_program(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, base: Preset | None
+) -> tuple[WaveformProgram | None, int | None]:
+    """--daq and --volumes: (the rig file's program if --daq takes it, frames).
+
+    A preset's own program always plays; --daq takes the rig file's program
+    when the preset has none; --volumes N streams N cycles of the program.
+    """
+    from mmapp.daq.render import render
+    from mmapp.presets import ConfigRig
+    from mmapp.resources import default_rig_file
+    from mmapp.sim.rig import RigError, read_rig_spec
+
+    if args.volumes is not None and (args.frames is not None or args.loop):
+        parser.error("--volumes replaces --frames and --loop")
+    program = base.program if base is not None else None
+    from_rig = None
+    if args.daq and program is None:
+        rig_file = args.rig
+        if (
+            rig_file is None
+            and base is not None
+            and not isinstance(base.rig, ConfigRig)
+        ):
+            rig_file = base.rig.file
+        if rig_file is None or Path(rig_file).suffix.lower() != ".cfg":
+            spec = read_rig_spec(Path(rig_file) if rig_file else default_rig_file())
+            from_rig = program = spec.program if spec.daq is not None else None
+        if program is None:
+            raise RigError("--daq: the rig file has no 'daq' section or no 'program'")
+    if args.volumes is None:
+        return from_rig, None
+    if program is None:
+        parser.error("--volumes goes with --daq (or a preset with a program)")
+    return from_rig, args.volumes * len(render(program).frames)
 
 
 def _preset_error(exc: PresetError) -> int:
@@ -278,9 +339,13 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         parser.error("--out is required without a preset")
     try:
         base = load_preset(args.preset) if args.preset is not None else None
-        preset = apply_overrides(base, _overrides(args))
+        program, frames = _daq_program(parser, args, base)
+        preset = apply_overrides(base, _overrides(args, program, frames))
     except PresetError as exc:
         return _preset_error(exc)
+    except RigError as exc:
+        print(f"mmapp: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ValueError as exc:
         parser.error(str(exc))
     acquisition = preset.acquisition
@@ -298,6 +363,14 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         rig = open_rig(preset)
     except (RigError, ApplyError, DatasetExistsError) as exc:
         print(f"mmapp: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if preset.program is not None and rig.daq is None:
+        rig.close()
+        print(
+            f"mmapp: error: the preset has a waveform program but the rig "
+            f"{rig.name!r} has no DAQ (a 'daq' section in its rig file)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     controller = RunController(rig)
     try:
@@ -394,6 +467,38 @@ def _run_with_progress(
         return result
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _cmd_sim_daq(args: argparse.Namespace) -> int:
+    from mmapp.sim.daq_device import DeviceSpec, SimDaqDevice
+    from mmapp.sim.daq_server import SimDaqServer
+
+    try:
+        server = SimDaqServer(
+            SimDaqDevice(DeviceSpec(name=args.device)), args.host, args.port
+        ).start()
+    except (OSError, RuntimeError) as exc:
+        print(f"mmapp: error: cannot serve on {args.host}:{args.port}: {exc}")
+        return EXIT_USAGE
+    print(
+        f"mmapp: simulated NI-DAQmx device {args.device} (PCIe-6363) serving on "
+        f"{server.address}\n"
+        f"  nidaqmx.Task(grpc_options=GrpcSessionOptions("
+        f"grpc_channel=grpc.insecure_channel({server.address!r}), session_name=''))"
+        f"\n  Ctrl-C stops.",
+        flush=True,
+    )
+    signal.signal(
+        signal.SIGTERM,
+        lambda *_: threading.Thread(target=server.stop, daemon=True).start(),
+    )
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return EXIT_OK
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

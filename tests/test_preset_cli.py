@@ -15,8 +15,9 @@ from helpers import run_mmapp as mmapp_process
 from mmapp.cli import main
 from mmapp.presets import PRESET_SUFFIX, Preset, load_preset, save_preset
 from mmapp.presets.overrides import Overrides, apply_overrides
-from mmapp.resources import resources_dir
+from mmapp.resources import default_rig_file, resources_dir
 from mmapp.sim.frames import read_stamp
+from mmapp.sim.rig import read_rig_spec
 
 PRESETS = resources_dir() / "presets"
 SMALL = ["--size", "32", "--exposure", "1"]
@@ -101,8 +102,12 @@ def test_every_example_runs_on_the_simulated_rig(
         assert [read_stamp(img) for _, img, _ in images] == list(range(1000))
     if stem == "mda_z_stack":
         assert axes == {"channel": ["488nm", "561nm"], "z": list(range(11))}
-    if stem == "opm_volume_daq":
-        assert stored.program.analog[0].physical_channel == "Dev1/ao0"
+    if stem == "opm_volume_daq":  # the DAQ played the program: volumes in z
+        assert summary["mmapp"]["daq_program"] == summary["mmapp"]["preset"]["program"]
+        assert axes["z"] == list(range(50))
+        frames = {tuple(sorted(c.items())): img for c, img, _ in images}
+        a, b = frames[(("time", 0), ("z", 0))], frames[(("time", 0), ("z", 49))]
+        assert not np.array_equal(a[1:], b[1:])  # different galvo positions
 
 
 def test_from_dataset_rerun_gives_an_equivalent_acquisition(
@@ -275,3 +280,48 @@ def test_missing_micro_manager_config_starts_nothing(
     assert code == 2
     assert f"Micro-Manager config not found: {cfg}" in err
     assert not (tmp / "out").exists()
+
+
+# --- the DAQ: a preset's program plays; --daq and --volumes ----------------
+def test_preset_program_plays_whole_volumes(tmp: Path, capsys) -> None:
+    opm = PRESETS / f"opm_volume_daq{PRESET_SUFFIX}"
+    args = ["--out", tmp, "--size", "32", "--volumes", "2", "--json"]
+    code, out, err = mmapp(capsys, "acquire", opm, *args)
+    assert code == 0, err
+    result = last_json(out)
+    assert result["frames_saved"] == 100  # 50 positions x 2 volumes
+    _, axes, _ = dataset_contents(Path(result["dataset"]))
+    assert axes == {"time": [0, 1], "z": list(range(50))}
+
+
+def test_daq_takes_the_rig_programme_when_the_preset_has_none(
+    tmp: Path, capsys
+) -> None:
+    stream = PRESETS / f"stream_1000_frames{PRESET_SUFFIX}"
+    code, _, err = mmapp(capsys, "acquire", stream, "--out", tmp, "--volumes", "1")
+    assert code == 2 and "--volumes goes with --daq" in err
+    args = ["--out", tmp, "--size", "32", "--daq", "--volumes", "1", "--json"]
+    code, out, err = mmapp(capsys, "acquire", stream, *args)
+    assert code == 0, out + err
+    dataset = Path(last_json(out)["dataset"])
+    summary, _, images = dataset_contents(dataset)
+    assert len(images) == 50
+    rig_program = read_rig_spec(default_rig_file()).program
+    assert Preset.model_validate(summary["mmapp"]["preset"]).program == rig_program
+
+
+def test_program_on_a_rig_without_daq_starts_nothing(tmp: Path, capsys) -> None:
+    spec = read_rig_spec(default_rig_file())
+    rig = tmp / "no_daq.json"
+    rig.write_text(
+        spec.model_copy(update={"daq": None, "program": None}).model_dump_json(),
+        encoding="utf-8",
+    )
+    opm = PRESETS / f"opm_volume_daq{PRESET_SUFFIX}"
+    out_dir = tmp / "out"
+    args = ["--out", out_dir, "--rig", rig, "--size", "32", "--volumes", "1"]
+    code, _, err = mmapp(capsys, "acquire", opm, *args)
+    assert code == 2
+    assert "the preset has a waveform program but the rig" in err
+    assert "has no DAQ" in err
+    assert not out_dir.exists()

@@ -79,7 +79,7 @@ def test_examples_cover_modes_and_program() -> None:
     program = presets["opm_volume_daq"].program
     assert program is not None and program.topology == "daq_master"
     assert program.analog[0].physical_channel == "Dev1/ao0"
-    assert program.lasers[0].physical_line == "Dev1/port0/line0"
+    assert program.lasers[0].physical_line == "Dev1/port0/line1"
     assert program.camera_trigger.physical_line == "Dev1/port0/line7"
 
 
@@ -199,12 +199,12 @@ def test_unknown_key_inside_the_useq_sequence_is_named() -> None:
 
 def test_waveform_program_errors_are_named() -> None:
     data = example_data("opm_volume_daq")
-    data["program"]["analog"][0]["park_v"] = 5.0
+    data["program"]["analog"][0]["park_v"] = 9.0
     data["program"]["timing"]["sample_rate_hz"] = 1e9
     error = reject(data)
     paths = {i.path for i in error.issues}
     assert {"program.analog.0", "program.timing"} <= paths, error
-    assert "park_v 5.0 V is outside" in str(error)
+    assert "park_v 9.0 V is outside" in str(error)
     assert "outside what the card" in str(error)
 
 

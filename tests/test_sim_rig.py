@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,9 @@ def test_external_trigger_one_frame_per_edge(rig: Rig) -> None:
     try:
         assert not threading.Event().wait(0.1)  # no edge: no frame
         assert core.getRemainingImageCount() == 0
-        camera.trigger.fire(3)
+        now = time.monotonic()  # three edges 10 ms apart (exposure is 1 ms)
+        for k in range(3):
+            camera.trigger.fire(at=now + 0.01 * k)
         got = []
         waiter = threading.Event()
         for _ in range(2000):
@@ -90,6 +93,30 @@ def test_external_trigger_one_frame_per_edge(rig: Rig) -> None:
                 break
             waiter.wait(0.001)
         assert got == [0, 1, 2]
+    finally:
+        camera.abort()
+        core.stopSequenceAcquisition()
+
+
+def test_edges_while_exposing_are_missed_and_counted(rig: Rig) -> None:
+    core = rig.core
+    camera = rig.camera
+    assert camera is not None
+    core.setProperty("Camera", "TriggerMode", "External")
+    core.setExposure(5.0)
+    core.startContinuousSequenceAcquisition(0)
+    try:
+        assert rig.wait_camera_ready(2.0)
+        now = time.monotonic()
+        for dt in (0.0, 0.002, 0.004, 0.010):  # two edges land inside the 5 ms
+            camera.trigger.fire(at=now + dt)
+        waiter = threading.Event()
+        for _ in range(2000):
+            if core.getRemainingImageCount() == 2 and camera.missed_triggers == 2:
+                break
+            waiter.wait(0.001)
+        assert core.getRemainingImageCount() == 2
+        assert camera.missed_triggers == 2
     finally:
         camera.abort()
         core.stopSequenceAcquisition()

@@ -28,6 +28,7 @@ from mmapp.data.errors import InvalidFrameError
 from mmapp.data.handler import DEFAULT_QUEUE_BYTES, DataHandler, Frame
 from mmapp.data.ndtiff_sink import NDTiffSink, json_safe
 from mmapp.data.stats import StatsSnapshot
+from mmapp.engine.daq_link import DaqLink, DaqProgramError
 from mmapp.engine.engine import RELEASE_KEY, StreamingEngine
 from mmapp.engine.events import coordinates_for
 from mmapp.sim.rig import Rig
@@ -202,7 +203,9 @@ class RunController:
         with self._lock:
             if not self._done.is_set():
                 raise RuntimeError("an acquisition is already running")
+            daq = self._daq_link(request.program)
             self._done.clear()
+            self._handler = None  # stats and frames are the new run's from now on
             self._result = None
             self._stop_requested_at = None
             self._engine = StreamingEngine(
@@ -212,6 +215,9 @@ class RunController:
                 camera_fault=self._camera_fault,
                 timeout_first_frame=request.first_frame_timeout_s,
                 timeout_base=request.frame_timeout_s,
+                daq=daq,
+                camera_ready=self.rig.wait_camera_ready,
+                program_ready=self.rig.prepare_for_program,
             )
             self._thread = threading.Thread(
                 target=self._run,
@@ -220,6 +226,34 @@ class RunController:
                 daemon=True,
             )
             self._thread.start()
+
+    def _daq_link(self, program: WaveformProgram | None) -> DaqLink | None:
+        if program is None:
+            return None
+        if self.rig.daq is None:
+            raise DaqProgramError(
+                f"the rig {self.rig.name!r} has no DAQ (add a 'daq' section to its "
+                f"rig file) but the acquisition has a waveform program"
+            )
+        channel_group = self.rig.spec.channel_group if self.rig.spec else "Channel"
+        return DaqLink(
+            self.rig.daq,
+            program,
+            exposure_out=self.rig.exposure_out,
+            channel_group=channel_group,
+        )
+
+    def update_program(self, program: WaveformProgram) -> None:
+        """Change the running program; it plays from the next volume boundary.
+
+        Raises DaqProgramError if no program is playing or the change needs a
+        restart (other frame count, timing or channels).
+        """
+        engine = self._engine
+        daq = engine.daq if engine is not None and self.running else None
+        if daq is None:
+            raise DaqProgramError("no waveform program is playing")
+        daq.update(program)
 
     def stop(self) -> None:
         """Stop now, from any state (thread-safe, idempotent)."""
@@ -301,13 +335,14 @@ class RunController:
         sink: NDTiffSink | None = None
         handler: DataHandler | None = None
         error: BaseException | None = None
+        settings = dict(request.settings)
+        if request.program is not None:
+            settings["daq_program"] = request.program.model_dump(mode="json")
         try:
-            sink = NDTiffSink(
-                request.out_dir, request.name, {"mmapp": request.settings}
-            )
+            sink = NDTiffSink(request.out_dir, request.name, {"mmapp": settings})
             handler = DataHandler(sink, max_queue_bytes=request.queue_bytes)
             self._handler = handler
-            relay = _FrameRelay(handler, sink, engine, request.settings)
+            relay = _FrameRelay(handler, sink, engine, settings)
             engine.zero_copy = True  # the relay releases every frame it gets
             core = self.rig.core
             core.mda.set_engine(engine)
@@ -332,6 +367,11 @@ class RunController:
         except Exception as exc:
             error = exc
         finally:
+            try:
+                if engine.daq is not None:
+                    engine.daq.close()  # idempotent: teardown normally did it
+            except Exception as exc:
+                error = error or exc
             try:
                 self.rig.make_safe()
             except Exception as exc:  # the dataset must still be finished

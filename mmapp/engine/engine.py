@@ -22,6 +22,8 @@ from pymmcore_plus.core._sequencing import SequencedEvent
 from pymmcore_plus.mda import MDAEngine
 from useq import AcquireImage, MDAEvent, MDASequence
 
+from mmapp.daq.program import WaveformProgram
+from mmapp.engine.daq_link import DaqLink, DaqOutOfStepError, DaqProgramError
 from mmapp.engine.errors import (
     AcquisitionError,
     BufferOverflowError,
@@ -39,6 +41,7 @@ MAX_POLL_S = 0.002  # ... up to this (Stop is an event: it never waits for a pol
 ENDLESS = 2**31 - 1  # frames: "until stopped", with stop-on-overflow
 RELEASE_KEY = "mmapp_release"  # payload metadata: call once the frame is stored
 RELEASE_TIMEOUT_S = 60.0
+DRAIN_S = 0.5  # after Stop: time for frames the card triggered to be read out
 
 
 class StreamingEngine(MDAEngine):
@@ -53,6 +56,9 @@ class StreamingEngine(MDAEngine):
         camera_fault: Callable[[], str | None] | None = None,
         timeout_first_frame: float | None = 20.0,
         timeout_base: float = 5.0,
+        daq: DaqLink | None = None,
+        camera_ready: Callable[[float], bool] | None = None,
+        program_ready: Callable[[WaveformProgram], None] | None = None,
     ) -> None:
         super().__init__(
             mmc,
@@ -75,6 +81,10 @@ class StreamingEngine(MDAEngine):
         # (payload metadata RELEASE_KEY) is called once the frame is stored.
         self.zero_copy = False
         self._lease: RingLease | None = None
+        self.daq = daq
+        self._camera_ready = camera_ready
+        self._program_ready = program_ready
+        self._trigger_mode_before: str | None = None
 
     def release(self) -> None:
         """Drop the hooks into the rig (the core's runner keeps its engine)."""
@@ -83,12 +93,18 @@ class StreamingEngine(MDAEngine):
         self._camera_fault = None
         self.zero_copy = False
         self._lease = None
+        self.daq = None
+        self._camera_ready = None
+        self._program_ready = None
 
     # --- stop -------------------------------------------------------------------
     def request_abort(self) -> None:
         """Stop now: unblock the camera and the pop loop (thread-safe)."""
         self.abort_event.set()
-        self._unblock_camera()
+        if self.daq is None or not self.daq.camera_waits_for_daq():
+            self._unblock_camera()
+        # else: the engine thread stops the card first, lets the camera read out
+        # what the card already triggered, then stops the camera
 
     def _unblock_camera(self) -> None:
         for hook in self._abort_hooks:
@@ -96,6 +112,43 @@ class StreamingEngine(MDAEngine):
                 hook()
             except Exception:
                 logger.exception("abort hook failed")
+
+    def _stop_daq(self) -> None:
+        if self.daq is not None:
+            self.daq.stop()
+
+    def _prepare_daq(self, frames: int | None) -> None:
+        """Program the card and put the camera in the matching trigger mode."""
+        if self.daq is None:
+            return
+        self.daq.prepare(frames)
+        # the program defines the exposure window (lasers on, galvo settled)
+        self.mmcore.setExposure(self.daq.program.timing.exposure_s * 1000.0)
+        camera_master = self.daq.program.topology == "camera_master"
+        mode = "Internal" if camera_master else "External"
+        core = self.mmcore
+        camera = core.getCameraDevice()
+        if camera and core.hasProperty(camera, "TriggerMode"):
+            before = core.getProperty(camera, "TriggerMode")
+            if before != mode:
+                if self._trigger_mode_before is None:
+                    self._trigger_mode_before = before
+                core.setProperty(camera, "TriggerMode", mode)
+        if self._program_ready is not None:  # e.g. lasers on: blanking switches them
+            self._program_ready(self.daq.program)
+        if camera_master:  # the camera is the master: the card waits for it, armed
+            self.daq.start()
+
+    def _restore_trigger_mode(self) -> None:
+        before, self._trigger_mode_before = self._trigger_mode_before, None
+        if before is None:
+            return
+        try:
+            self.mmcore.setProperty(
+                self.mmcore.getCameraDevice(), "TriggerMode", before
+            )
+        except Exception:
+            logger.exception("could not restore the camera's trigger mode")
 
     def _stop_camera(self) -> None:
         core = self.mmcore
@@ -168,6 +221,12 @@ class StreamingEngine(MDAEngine):
             return
         if is_stream_event(event):
             yield from self._exec_stream(event)
+        elif self.daq is not None and not isinstance(event, SequencedEvent):
+            raise DaqProgramError(
+                "a DAQ waveform program needs a hardware-sequenced acquisition "
+                "(a stream, or time points with interval 0); this event is a "
+                "single snap"
+            )
         else:
             yield from super().exec_event(event)
 
@@ -183,6 +242,7 @@ class StreamingEngine(MDAEngine):
         source = self._frame_source()
         if self.abort_event.is_set():
             return
+        self._prepare_daq(n)
         self._open_auto_shutter()
         core.startSequenceAcquisition(n, 0, True)
         self.post_sequence_started(event)
@@ -203,6 +263,7 @@ class StreamingEngine(MDAEngine):
         source = self._frame_source()
         if self.abort_event.is_set():
             return
+        self._prepare_daq(int(max_frames) if max_frames else None)
         self._open_auto_shutter()
         if max_frames:
             core.startSequenceAcquisition(int(max_frames), 0, True)
@@ -212,7 +273,11 @@ class StreamingEngine(MDAEngine):
             core.startContinuousSequenceAcquisition(0)
         self.post_sequence_started(event)
 
+        daq = self.daq
+
         def event_at(i: int) -> MDAEvent:
+            if daq is not None:
+                return daq.event_for(base, i)
             return base.model_copy(update={"index": {"t": i}})
 
         yield from self._pop_frames(
@@ -225,8 +290,12 @@ class StreamingEngine(MDAEngine):
         )
 
     def post_sequence_started(self, event: MDAEvent) -> None:
-        """Hook run right after the camera is armed (DAQ masters start here)."""
+        """Right after the camera is armed: start the DAQ (followers, then master)."""
+        if self._camera_ready is not None and not self._camera_ready(2.0):
+            raise CameraStoppedError("the camera did not arm within 2 s")
         self.camera_armed.set()
+        if self.daq is not None:
+            self.daq.start()
 
     def teardown_sequence(self, sequence: MDASequence) -> None:
         """Camera stopped and the rig made safe, whatever happened."""
@@ -235,6 +304,12 @@ class StreamingEngine(MDAEngine):
                 self._stop_camera()
             super().teardown_sequence(sequence)
         finally:
+            if self.daq is not None:
+                try:
+                    self.daq.close()
+                except Exception:
+                    logger.exception("DAQ safe state failed")
+            self._restore_trigger_mode()
             for hook in self._safe_state_hooks:
                 try:
                     hook()
@@ -312,6 +387,11 @@ class StreamingEngine(MDAEngine):
                 if not remaining:
                     if not core.isSequenceRunning() and not source.remaining():
                         self._raise_camera_stopped(count, expected)
+                    if self.daq is not None and (late := self.daq.overdue()):
+                        self.daq.stop_and_check(count)  # says why
+                        raise DaqOutOfStepError(
+                            f"{late}: {count} of {expected} frames arrived"
+                        )
                     if time.perf_counter() > wait_until:
                         raise CameraTimeoutError(
                             f"the camera delivered no frame for {timeout:.1f} s "
@@ -347,6 +427,10 @@ class StreamingEngine(MDAEngine):
             error = exc
         finally:
             settle()
+            holds_camera = self.daq is not None and self.daq.camera_waits_for_daq()
+            self._stop_daq()  # no more triggers, lasers blanked
+            if holds_camera and error is None:
+                self._await_triggered_frames(source, count, expected)
             self._stop_camera()
         # Stop, a limit or an error: what the camera already delivered is data.
         while (expected is None or count < expected) and source.remaining():
@@ -354,6 +438,26 @@ class StreamingEngine(MDAEngine):
             settle()
         if error is not None:
             raise error
+        if self.daq is not None:
+            self.daq.stop_and_check(count)
+
+    def _await_triggered_frames(
+        self, source: FrameSource, count: int, expected: int | None
+    ) -> None:
+        """After the card stopped: let the camera read out what it triggered."""
+        triggered = self.daq.frames_triggered() if self.daq is not None else None
+        if triggered is None:
+            return
+        if expected is not None:
+            triggered = min(triggered, expected)
+        deadline = time.perf_counter() + DRAIN_S
+        pause = threading.Event()
+        while (
+            count + source.remaining() < triggered
+            and self.mmcore.isSequenceRunning()
+            and time.perf_counter() < deadline
+        ):
+            pause.wait(POLL_S)
 
     def _frame_source(self) -> FrameSource:
         """Where this sequence's frames come from: leased ring slots or copies.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from mmapp.daq.program import WaveformProgram
 from mmapp.presets.io import preset_from_data
 from mmapp.presets.model import Preset
 
@@ -39,6 +40,7 @@ class Overrides:
     trigger: Literal["Internal", "External"] | None = None
     queue_mb: int | None = None
     first_frame_timeout_s: float | None = None
+    program: WaveformProgram | None = None  # e.g. the rig file's (--daq)
 
 
 def _is_loop(acq: dict[str, Any] | None) -> bool:
@@ -174,4 +176,6 @@ def apply_overrides(
         if value is not None:
             storage[key] = str(value) if isinstance(value, Path) else value
     data["storage"] = storage
+    if ov.program is not None:
+        data["program"] = ov.program.model_dump(mode="json")
     return preset_from_data(data, "command line")

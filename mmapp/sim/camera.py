@@ -16,6 +16,7 @@ from numpy.typing import DTypeLike
 from pymmcore_plus.experimental.unicore import CameraDevice, pymm_property
 
 from mmapp.sim.frames import expected_pattern, stamp
+from mmapp.sim.sample import oblique_slice
 from mmapp.sim.state import SimRigState, TriggerLine
 
 TRIGGER_MODES = ("Internal", "External")
@@ -43,6 +44,7 @@ class SimCamera(CameraDevice):
         self.state = state
         self.trigger = TriggerLine()
         self._abort = threading.Event()
+        self.armed = threading.Event()  # set while start_sequence waits for frames
         self._width = width
         self._height = height
         self._bit_depth = bit_depth
@@ -53,6 +55,7 @@ class SimCamera(CameraDevice):
         self._fault_after = -1
         self.last_error: str | None = None
         self.frames_emitted = 0
+        self.missed_triggers = 0  # edges that came while exposing or reading out
         self._slot_contents: dict[int, np.ndarray] = {}  # ring address -> pattern
         # Benchmarks only: while this returns True the camera holds the next frame
         # (a free-running camera limited by the pipeline, never by overflow).
@@ -142,6 +145,17 @@ class SimCamera(CameraDevice):
     def _set_fault_after_frames(self, value: int) -> None:
         self._fault_after = int(value)
 
+    def prime(self, exposures: list[Mapping[str, float]]) -> None:
+        """Render ahead the frames these DAQ line states will give."""
+        shape, dtype = self.shape(), np.dtype(self.dtype())
+        for lines in exposures:
+            scan = self.state.scan_um(lines)
+            for light in {  # the shutter opens when the camera starts
+                self.state.light_level(lines, assume_open=True),
+                self.state.light_level(lines),
+            }:
+                oblique_slice(shape, dtype, scan, light, self._bit_depth)
+
     # --- abort ----------------------------------------------------------------
     def abort(self) -> None:
         """Stop now, even while waiting for a trigger."""
@@ -174,20 +188,48 @@ class SimCamera(CameraDevice):
         """Produce n frames (None: until stopped) into the core's buffer."""
         self._abort.clear()
         self.trigger.reset()
+        self.trigger.armed = True
+        self.missed_triggers = 0
+        self.armed.set()
         self._slot_contents.clear()  # the core may have a new ring buffer
         self.last_error = None
         shape, dtype = self.shape(), np.dtype(self.dtype())
         external = self._trigger_mode == "External"
         period = self._frame_period_s()
         busy_s = (self._exposure_ms + self._readout_ms) / 1000.0
-        abort = self._abort
         limit = n if n is not None else 2**63
+        try:
+            yield from self._frames(
+                limit, external, period, busy_s, shape, dtype, get_buffer
+            )
+        finally:
+            self.trigger.armed = False
+            self.armed.clear()
+
+    def _frames(
+        self,
+        limit: int,
+        external: bool,
+        period: float,
+        busy_s: float,
+        shape: tuple[int, int],
+        dtype: np.dtype,
+        get_buffer: Callable[[Sequence[int], DTypeLike], np.ndarray],
+    ) -> Iterator[Mapping]:
+        abort = self._abort
         next_t = time.perf_counter()
+        busy_until = 0.0
         i = 0
         while i < limit and not abort.is_set():
+            probe = None
             if external:
-                if not self.trigger.wait_edge(timeout=0.05):
+                ok, t_edge, probe = self.trigger.take_timed_edge(timeout=0.05)
+                if not ok:
                     continue
+                if t_edge < busy_until:  # still exposing or reading out: ignored
+                    self.missed_triggers += 1
+                    continue
+                busy_until = t_edge + busy_s
             elif period > 0:
                 delay = next_t - time.perf_counter()
                 if delay > 0 and abort.wait(delay):
@@ -199,18 +241,26 @@ class SimCamera(CameraDevice):
             if i == self._fault_after:
                 self.last_error = f"simulated sensor fault after {i} frames"
                 return
-            self.state.exposure_started(i)
-            z, light = self.state.z_um, self.state.light_level()
-            if external and busy_s > 0 and abort.wait(busy_s):
-                break
+            out_probe = self.state.exposure_started(i)
+            probe = probe or out_probe
+            meta = {"mmapp-frame": str(i), "TriggerMode": self._trigger_mode}
+            if probe is not None:  # the DAQ sets the light and the sheet position
+                lines = probe(self._exposure_ms / 2000.0)
+                scan, light = self.state.scan_um(lines), self.state.light_level(lines)
+                pattern = oblique_slice(shape, dtype, scan, light, self._bit_depth)
+                meta["mmapp-scan-um"] = f"{scan:.4f}"
+            else:
+                z, light = self.state.z_um, self.state.light_level()
+                pattern = expected_pattern(shape, dtype, z, light, self._bit_depth)
+                meta["mmapp-z-um"] = f"{z:.3f}"
+            meta["mmapp-light"] = f"{light:.1f}"
+            if external and busy_s > 0:  # read out when the exposure ends
+                wait_s = busy_until - time.monotonic()
+                if wait_s > 0 and abort.wait(wait_s):
+                    break
             buf = get_buffer(shape, dtype)
-            self._fill(buf, expected_pattern(shape, dtype, z, light, self._bit_depth))
+            self._fill(buf, pattern)
             stamp(buf, i)
             self.frames_emitted += 1
-            yield {
-                "mmapp-frame": str(i),
-                "mmapp-z-um": f"{z:.3f}",
-                "mmapp-light": f"{light:.1f}",
-                "TriggerMode": self._trigger_mode,
-            }
+            yield meta
             i += 1

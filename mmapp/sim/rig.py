@@ -17,9 +17,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymmcore_plus.experimental.unicore import UniMMCore
 
+from mmapp.daq.connection import DaqConnection
+from mmapp.daq.program import WaveformProgram
+from mmapp.daq.render import render
 from mmapp.resources import default_rig_file
 from mmapp.sim.buffer import prefault
 from mmapp.sim.camera import SimCamera
+from mmapp.sim.daq_device import DeviceSpec as DaqDeviceSpec
+from mmapp.sim.daq_device import SimDaqDevice
+from mmapp.sim.daq_server import SimDaqServer
 from mmapp.sim.devices import SimLasers, SimShutter, SimXYStage, SimZStage
 from mmapp.sim.state import SimRigState
 
@@ -57,6 +63,31 @@ class LasersSpec(_Model):
     wavelengths_nm: list[int] = Field(default_factory=lambda: [488], min_length=1)
 
 
+class GalvoSpec(_Model):
+    """The AO channel that scans the light sheet (simulation: um per volt)."""
+
+    line: str = "Dev1/ao0"
+    um_per_volt: float = Field(10.0, gt=0)
+
+
+SIMULATED = "simulated"
+
+
+class DaqSpec(_Model):
+    """The NI-DAQ card and what is wired to it.
+
+    `server` is "simulated" (a simulated card served in the app), "host:port"
+    of an NI gRPC device server, or null for the local NI-DAQmx driver.
+    """
+
+    device: str = Field("Dev1", min_length=1)
+    server: str | None = SIMULATED
+    camera_trigger_line: str = "Dev1/port0/line7"  # DO line into the camera
+    camera_exposure_out: str = "/Dev1/PFI0"  # camera exposure-out into the card
+    galvo: GalvoSpec = GalvoSpec()
+    laser_lines: dict[int, str] = Field(default_factory=dict)  # nm -> blanking line
+
+
 class RigSpec(_Model):
     """Contents of a rig file (JSON)."""
 
@@ -70,6 +101,8 @@ class RigSpec(_Model):
     lasers: LasersSpec = LasersSpec()
     channel_group: str = "Channel"
     circular_buffer_mb: int = Field(1024, ge=16, le=65536)
+    daq: DaqSpec | None = None
+    program: WaveformProgram | None = None  # the rig's default waveform program
 
 
 @dataclass
@@ -84,6 +117,46 @@ class Rig:
     lasers: SimLasers | None = None
     source: str = ""
     abort_hooks: list[Callable[[], None]] = field(default_factory=list)
+    daq: DaqConnection | None = None
+    daq_device: SimDaqDevice | None = None  # the simulated card, if simulated
+    daq_server: SimDaqServer | None = None
+
+    @property
+    def exposure_out(self) -> str | None:
+        """The card terminal the camera's exposure-out is wired to."""
+        return (
+            self.spec.daq.camera_exposure_out if self.spec and self.spec.daq else None
+        )
+
+    def enable_lasers(self, channels: list[str]) -> None:
+        """Turn on the laser lines of these imaging channels ("488nm" -> 488).
+
+        With a DAQ program the blanking lines decide when each laser emits, so
+        every line the program uses is enabled for the run (make_safe turns them
+        off again). A Micro-Manager rig sets its lasers through its own config.
+        """
+        if self.lasers is None or self.spec is None:
+            return
+        label = self.spec.lasers.label
+        for nm in self.spec.lasers.wavelengths_nm:
+            if any(str(nm) in channel for channel in channels):
+                self.core.setProperty(label, f"Laser {nm}", "On")
+
+    def prepare_for_program(self, program: WaveformProgram) -> None:
+        """Before a DAQ run: lasers on; the simulated camera renders ahead.
+
+        The simulation renders each oblique slice once and then reuses it; doing
+        it here keeps the first volume as fast as the rest.
+        """
+        self.enable_lasers(list(program.channels))
+        if self.camera is not None and self.daq_device is not None:
+            self.camera.prime(lines_during_exposures(program, self.camera))
+
+    def wait_camera_ready(self, timeout: float) -> bool:
+        """Block until a started camera is armed (simulated: its thread runs)."""
+        if self.camera is None:
+            return True  # a real camera is armed when its start call returns
+        return self.camera.armed.wait(timeout)
 
     def abort_camera(self) -> None:
         """Unblock the camera now (Stop must never wait on a trigger)."""
@@ -111,6 +184,9 @@ class Rig:
                 self.core.setCircularBufferMemoryFootprint(16)
         finally:
             self.core.unloadAllDevices()
+            if self.daq_server is not None:
+                self.daq_server.stop()
+                self.daq_server = None
 
 
 @contextmanager
@@ -179,7 +255,15 @@ def _load_mm_config(path: Path, name: str, spec: RigSpec | None = None) -> Rig:
         core.loadSystemConfiguration(str(path))
     except Exception as exc:
         raise RigError(f"Micro-Manager config {path} failed to load: {exc}") from exc
-    return Rig(name=name, core=core, spec=spec, source=str(path))
+    rig = Rig(name=name, core=core, spec=spec, source=str(path))
+    if spec is not None and spec.daq is not None:
+        if spec.daq.server == SIMULATED:
+            raise RigError(
+                "daq.server: a Micro-Manager rig needs a real card: give the NI gRPC "
+                "device server as host:port, or null for the local NI-DAQmx driver"
+            )
+        rig.daq = DaqConnection(spec.daq.device, spec.daq.server)
+    return rig
 
 
 def build_simulated_rig(spec: RigSpec, source: str = "") -> Rig:
@@ -232,4 +316,49 @@ def build_simulated_rig(spec: RigSpec, source: str = "") -> Rig:
         source=source,
     )
     rig.abort_hooks.append(camera.abort)
+    if spec.daq is not None:
+        _connect_daq(rig, spec.daq, state, camera)
     return rig
+
+
+def lines_during_exposures(
+    program: WaveformProgram, camera: SimCamera
+) -> list[dict[str, float]]:
+    """What every line plays in the middle of each frame's exposure."""
+    r = render(program)
+    mid = round(camera.get_exposure() / 2000.0 * r.sample_rate_hz)
+    samples = {**r.analog, **{k: v.astype(float) for k, v in r.digital.items()}}
+    return [
+        {
+            line: float(v[min(f.start + mid, r.samples_per_cycle - 1)])
+            for line, v in samples.items()
+        }
+        for f in r.frames
+    ]
+
+
+def _connect_daq(rig: Rig, daq: DaqSpec, state: SimRigState, camera: SimCamera) -> None:
+    """Serve the simulated card and wire it to the camera and the lasers."""
+    if daq.server != SIMULATED:
+        rig.daq = DaqConnection(daq.device, daq.server)
+        return
+    device = SimDaqDevice(DaqDeviceSpec(name=daq.device))
+    try:
+        device.connect_edges(
+            daq.camera_trigger_line,
+            lambda probe, at: camera.trigger.fire(payload=probe, at=at),
+        )
+        for terminal in (daq.camera_exposure_out,):
+            if "/" + terminal.lstrip("/") not in device.spec.terminals():
+                raise RigError(f"daq.camera_exposure_out: no terminal {terminal}")
+    except RigError:
+        raise
+    except Exception as exc:
+        raise RigError(f"daq.camera_trigger_line: {exc}") from None
+    state.add_exposure_listener(lambda _i: device.input_edge(daq.camera_exposure_out))
+    state.galvo_line = daq.galvo.line
+    state.galvo_um_per_v = daq.galvo.um_per_volt
+    state.blanking_lines = dict(daq.laser_lines)
+    server = SimDaqServer(device).start()
+    rig.daq_device, rig.daq_server = device, server
+    rig.daq = DaqConnection(daq.device, server.address)

@@ -8,8 +8,11 @@ share light paths and TTL cables.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -29,24 +32,56 @@ class SimRigState:
     xy_um: tuple[float, float] = (0.0, 0.0)
     shutter_open: bool = False
     lasers: dict[int, LaserLine] = field(default_factory=dict)
-    # callbacks run at the start of every exposure (camera "exposure out" TTL)
-    _exposure_listeners: list[Callable[[int], None]] = field(default_factory=list)
+    # DAQ wiring: each laser's blanking input, and the galvo that scans the sheet
+    blanking_lines: dict[int, str] = field(default_factory=dict)
+    galvo_line: str | None = None
+    galvo_um_per_v: float = 10.0
+    # callbacks run at the start of every exposure (camera "exposure out" TTL);
+    # one may answer with a probe of what the DAQ plays during that exposure
+    _exposure_listeners: list[Callable[[int], Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def light_level(self) -> float:
-        """Relative illumination reaching the sample (0 = dark)."""
-        if not self.shutter_open:
-            return 0.0
-        return sum(line.power_pct for line in self.lasers.values() if line.enabled)
+    def light_level(
+        self, lines: Mapping[str, float] | None = None, *, assume_open: bool = False
+    ) -> float:
+        """Relative illumination reaching the sample (0 = dark).
 
-    def add_exposure_listener(self, callback: Callable[[int], None]) -> None:
+        With `lines` (what the DAQ outputs during the exposure) a laser whose
+        blanking input is wired only lights while its line is high.
+        """
+        if not (self.shutter_open or assume_open):
+            return 0.0
+        total = 0.0
+        for nm, line in self.lasers.items():
+            if not line.enabled:
+                continue
+            wire = self.blanking_lines.get(nm)
+            if lines is not None and wire is not None and lines.get(wire, 0.0) < 0.5:
+                continue
+            total += line.power_pct
+        return total
+
+    def scan_um(self, lines: Mapping[str, float]) -> float:
+        """Light-sheet position set by the galvo voltage."""
+        if self.galvo_line is None:
+            return 0.0
+        return lines.get(self.galvo_line, 0.0) * self.galvo_um_per_v
+
+    def add_exposure_listener(self, callback: Callable[[int], Any]) -> None:
         """Wire a device to the camera's exposure-out line."""
         self._exposure_listeners.append(callback)
 
-    def exposure_started(self, frame_number: int) -> None:
-        """Camera exposure-out edge: advance triggered devices."""
+    def exposure_started(self, frame_number: int) -> Any:
+        """Camera exposure-out edge: advance triggered devices.
+
+        Returns the first probe a listener answers with (None if none does).
+        """
+        probe = None
         for callback in self._exposure_listeners:
-            callback(frame_number)
+            answer = callback(frame_number)
+            if probe is None:
+                probe = answer
+        return probe
 
 
 class TriggerLine:
@@ -55,12 +90,24 @@ class TriggerLine:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._pending = 0
+        self._payloads: deque[Any] = deque()
         self._interrupted = False
+        self.armed = False  # edges while not armed are lost, as on a real camera
 
-    def fire(self, edges: int = 1) -> None:
-        """Deliver rising edges."""
+    def fire(
+        self, edges: int = 1, payload: Any = None, at: float | None = None
+    ) -> None:
+        """Deliver rising edges (each may carry what the DAQ plays with it).
+
+        `at` is when the edge happened (time.monotonic(); default now): a
+        simulated card passes its sample-clock time, free of thread jitter.
+        """
         with self._cond:
+            if not self.armed:
+                return
             self._pending += edges
+            when = time.monotonic() if at is None else at
+            self._payloads.extend([(when, payload)] * edges)
             self._cond.notify_all()
 
     def interrupt(self) -> None:
@@ -73,15 +120,26 @@ class TriggerLine:
         """Forget pending edges and interrupts (at sequence start)."""
         with self._cond:
             self._pending = 0
+            self._payloads.clear()
             self._interrupted = False
 
     def wait_edge(self, timeout: float | None) -> bool:
         """Consume one edge; False on timeout or interrupt."""
+        return self.take_edge(timeout)[0]
+
+    def take_edge(self, timeout: float | None) -> tuple[bool, Any]:
+        """Consume one edge and its payload; (False, None) on timeout/interrupt."""
+        ok, _t, payload = self.take_timed_edge(timeout)
+        return ok, payload
+
+    def take_timed_edge(self, timeout: float | None) -> tuple[bool, float, Any]:
+        """Consume one edge: (ok, monotonic time it happened, payload)."""
         with self._cond:
             ok = self._cond.wait_for(
                 lambda: self._pending > 0 or self._interrupted, timeout
             )
             if not ok or self._pending == 0:
-                return False
+                return False, 0.0, None
             self._pending -= 1
-            return True
+            t, payload = self._payloads.popleft()
+            return True, t, payload

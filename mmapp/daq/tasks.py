@@ -1,0 +1,429 @@
+"""Program a waveform onto the card through `nidaqmx` (one path: driver or gRPC).
+
+Two trigger topologies:
+
+* ``daq_master``: the AO sample clock paces everything. DO lines (laser
+  blanking, the camera trigger) share it (``/DevN/ao/SampleClock``); a counter
+  camera clock starts on ``/DevN/ao/StartTrigger``. Followers start first, the
+  AO master last.
+* ``camera_master``: the camera's exposure-out edge (a PFI terminal) triggers
+  one frame of samples per edge (retriggerable finite AO; DO follows its clock).
+
+Whatever happens, :meth:`DaqTasks.close` stops every task, writes the lasers
+off and the galvos to their park voltage, and clears the tasks so the next run
+never meets a reserved resource.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mmapp.daq.connection import DaqConnection, DaqUnavailableError
+from mmapp.daq.program import WaveformProgram
+from mmapp.daq.render import RenderedProgram, WaveformError, render
+
+logger = logging.getLogger(__name__)
+
+
+class DaqSyncError(RuntimeError):
+    """The card and the camera disagree on what was acquired."""
+
+
+@dataclass(frozen=True)
+class DaqCounts:
+    """What the tasks generated when they stopped."""
+
+    samples: dict[str, int]  # task role -> samples per channel generated
+    frames_triggered: int
+
+
+def _is_counter(line: str) -> bool:
+    return line.rsplit("/", 1)[-1].startswith("ctr")
+
+
+def check_program_on_device(program: WaveformProgram, device: str) -> None:
+    """Every physical channel must be on the connected device."""
+    named = [
+        (f"analog[{i}].physical_channel", a.physical_channel)
+        for i, a in enumerate(program.analog)
+    ] + [
+        (f"lasers[{i}].physical_line", laser.physical_line)
+        for i, laser in enumerate(program.lasers)
+    ]
+    if program.camera_trigger is not None:
+        named.append(
+            ("camera_trigger.physical_line", program.camera_trigger.physical_line)
+        )
+    for where, line in named:
+        if line.lstrip("/").split("/", 1)[0] != device:
+            raise WaveformError(
+                f"{where}: {line!r} is not on the rig's DAQ device {device!r}"
+            )
+
+
+def check_topology(program: WaveformProgram, rendered: RenderedProgram) -> None:
+    """What each topology can play."""
+    if program.topology == "camera_master":
+        if program.timing.flyback_s:
+            raise WaveformError(
+                "timing.flyback_s: with the camera as master every frame plays the "
+                "same number of samples; put the flyback into readout_s or use "
+                "daq_master"
+            )
+        if program.camera_trigger is not None:
+            raise WaveformError(
+                "camera_trigger: the camera is the master (its exposure-out triggers "
+                "the DAQ); remove camera_trigger or use topology daq_master"
+            )
+    elif program.camera_trigger is None:
+        raise WaveformError(
+            "camera_trigger: the DAQ is the master and must trigger the camera"
+        )
+    elif _is_counter(program.camera_trigger.physical_line):
+        starts = rendered.frame_starts
+        wrapped = np.append(starts, starts[0] + rendered.samples_per_cycle)
+        if len(set(np.diff(wrapped).tolist())) > 1:
+            raise WaveformError(
+                "camera_trigger.physical_line: a counter gives evenly spaced pulses; "
+                "with a flyback the frames are not evenly spaced (use a DO line)"
+            )
+
+
+def frames_for(program: WaveformProgram, frames: int | None) -> int | None:
+    """Cycles for a finite run of `frames` (None: loop); raises if not whole."""
+    if frames is None:
+        return None
+    rendered_frames = len(render(program).frames)
+    if frames % rendered_frames:
+        raise WaveformError(
+            f"the DAQ program gives {rendered_frames} frames per cycle; {frames} "
+            f"frames is not a whole number of cycles"
+        )
+    return frames // rendered_frames
+
+
+class DaqTasks:
+    """The nidaqmx tasks that play one waveform program."""
+
+    def __init__(
+        self,
+        connection: DaqConnection,
+        program: WaveformProgram,
+        *,
+        exposure_out: str | None = None,
+    ) -> None:
+        self.connection = connection
+        self.program = program
+        self.rendered = render(program)
+        check_program_on_device(program, connection.device)
+        check_topology(program, self.rendered)
+        if program.topology == "camera_master" and not exposure_out:
+            raise WaveformError(
+                "topology camera_master: the rig file names no camera exposure-out "
+                "terminal (daq.camera_exposure_out)"
+            )
+        self.exposure_out = exposure_out
+        self._options = connection.grpc_options()
+        self._tasks: dict[str, Any] = {}  # role -> nidaqmx.Task (ao, do, co)
+        self._running = False
+        self.counts: DaqCounts | None = None
+        self._create()
+
+    # --- set-up -----------------------------------------------------------------------
+    def _new_task(self, role: str) -> Any:
+        import nidaqmx
+
+        try:
+            task = nidaqmx.Task(grpc_options=self._options)
+        except nidaqmx.errors.DaqNotFoundError as exc:
+            raise DaqUnavailableError(
+                f"NI-DAQmx is not installed on this computer, and the rig file "
+                f"names no DAQ server ({exc})"
+            ) from exc
+        except nidaqmx.errors.RpcError as exc:
+            raise DaqUnavailableError(
+                f"cannot reach the DAQ server {self.connection.server}: {exc}"
+            ) from exc
+        self._tasks[role] = task
+        return task
+
+    def _create(self) -> None:
+        from nidaqmx.constants import LineGrouping
+
+        p = self.program
+        try:
+            if p.analog:
+                ao = self._new_task("ao")
+                for a in p.analog:
+                    ao.ao_channels.add_ao_voltage_chan(
+                        a.physical_channel, a.name, min_val=a.min_v, max_val=a.max_v
+                    )
+            lines = self._do_lines()
+            if lines:
+                do = self._new_task("do")
+                for line in lines:
+                    do.do_channels.add_do_chan(
+                        line, line_grouping=LineGrouping.CHAN_PER_LINE
+                    )
+            trig = p.camera_trigger
+            if trig is not None and _is_counter(trig.physical_line):
+                self._create_counter(trig.physical_line, trig.pulse_s)
+        except Exception:
+            with contextlib.suppress(Exception):  # the first error is the news
+                self.close()
+            raise
+
+    def _do_lines(self) -> list[str]:
+        lines = [laser.physical_line for laser in self.program.lasers]
+        trig = self.program.camera_trigger
+        if trig is not None and not _is_counter(trig.physical_line):
+            lines.append(trig.physical_line)
+        return lines
+
+    def _do_samples(self) -> np.ndarray:
+        r = self.rendered
+        rows = [r.digital[laser.physical_line] for laser in self.program.lasers]
+        trig = self.program.camera_trigger
+        if trig is not None and not _is_counter(trig.physical_line):
+            assert r.camera_trigger is not None
+            rows.append(r.camera_trigger)
+        return np.vstack(rows)
+
+    def _create_counter(self, counter: str, pulse_s: float) -> None:
+        r = self.rendered
+        period = (
+            (r.frame_starts[1] - r.frame_starts[0])
+            if len(r.frames) > 1
+            else (r.samples_per_cycle)
+        )
+        freq = r.sample_rate_hz / float(period)
+        duty = min(max(pulse_s * freq, 1e-6), 0.5)
+        co = self._new_task("co")
+        co.co_channels.add_co_pulse_chan_freq(counter, freq=freq, duty_cycle=duty)
+
+    def _master_role(self) -> str:
+        return "ao" if "ao" in self._tasks else "do"
+
+    def prepare(self, cycles: int | None) -> None:
+        """Timing, triggers and samples for a run of `cycles` (None: loop)."""
+        from nidaqmx.constants import AcquisitionType, Edge, RegenerationMode
+
+        r = self.rendered
+        dev = self.connection.device
+        master = self._master_role()
+        camera_master = self.program.topology == "camera_master"
+        frame_len = r.samples_per_cycle // max(len(r.frames), 1)
+        for role in ("ao", "do"):
+            task = self._tasks.get(role)
+            if task is None:
+                continue
+            source = "" if role == master else f"/{dev}/ao/SampleClock"
+            if camera_master and role == master:  # one frame per exposure-out edge
+                mode, samps = AcquisitionType.FINITE, frame_len
+            elif camera_master or cycles is None:  # follows bursts / loops
+                mode, samps = AcquisitionType.CONTINUOUS, r.samples_per_cycle
+            else:
+                mode, samps = AcquisitionType.FINITE, r.samples_per_cycle * cycles
+            task.timing.cfg_samp_clk_timing(
+                r.sample_rate_hz, source=source, sample_mode=mode, samps_per_chan=samps
+            )
+            task.out_stream.regen_mode = RegenerationMode.ALLOW_REGENERATION
+            if camera_master and role == master:
+                assert self.exposure_out is not None
+                task.triggers.start_trigger.cfg_dig_edge_start_trig(
+                    self.exposure_out, Edge.RISING
+                )
+                task.triggers.start_trigger.retriggerable = True
+            data = (
+                np.vstack([r.analog[a.physical_channel] for a in self.program.analog])
+                if role == "ao"
+                else self._do_samples()
+            )
+            self._write(task, data)
+        co = self._tasks.get("co")
+        if co is not None:
+            n_frames = len(r.frames) * (cycles or 1)
+            co.timing.cfg_implicit_timing(
+                sample_mode=AcquisitionType.CONTINUOUS
+                if cycles is None
+                else AcquisitionType.FINITE,
+                samps_per_chan=n_frames,
+            )
+            co.triggers.start_trigger.cfg_dig_edge_start_trig(
+                f"/{dev}/{master}/StartTrigger", Edge.RISING
+            )
+        self.counts = None
+
+    @staticmethod
+    def _write(task: Any, data: np.ndarray) -> None:
+        if data.dtype == bool:
+            rows = [row.tolist() for row in data]
+            task.write(rows if len(rows) > 1 else rows[0], auto_start=False)
+        else:
+            arr = np.ascontiguousarray(data, dtype=np.float64)
+            task.write(arr if len(arr) > 1 else arr[0], auto_start=False)
+
+    @property
+    def running(self) -> bool:
+        """Whether the tasks were started and not yet stopped."""
+        return self._running
+
+    # --- run --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Followers first, the master last."""
+        master = self._master_role()
+        for role in ("co", "do", "ao"):
+            if role in self._tasks and role != master:
+                self._tasks[role].start()
+        self._tasks[master].start()
+        self._running = True
+
+    def update(self, program: WaveformProgram) -> None:
+        """Play a changed program from the next cycle boundary (loop mode)."""
+        rendered = render(program)
+        check_program_on_device(program, self.connection.device)
+        check_topology(program, rendered)
+        old = self.rendered
+        if (
+            rendered.samples_per_cycle != old.samples_per_cycle
+            or rendered.frames != old.frames
+            or [a.physical_channel for a in program.analog]
+            != [a.physical_channel for a in self.program.analog]
+            or [laser.physical_line for laser in program.lasers]
+            != [laser.physical_line for laser in self.program.lasers]
+        ):
+            raise WaveformError(
+                "this change alters the frames, timing or channels of the program; "
+                "it can only take effect when the acquisition is started again"
+            )
+        self.program, self.rendered = program, rendered
+        if "ao" in self._tasks:
+            data = np.vstack(
+                [rendered.analog[a.physical_channel] for a in program.analog]
+            )
+            self._write(self._tasks["ao"], data)
+        if "do" in self._tasks:
+            self._write(self._tasks["do"], self._do_samples())
+
+    def generated(self) -> dict[str, int]:
+        """Samples per channel each sampled task has generated."""
+        return {
+            role: int(task.out_stream.total_samp_per_chan_generated)
+            for role, task in self._tasks.items()
+            if role != "co"
+        }
+
+    def frames_triggered(self, generated: int) -> int:
+        """Frames whose trigger the card has played after `generated` samples."""
+        r = self.rendered
+        n = r.samples_per_cycle
+        starts = r.frame_starts
+        whole, rest = divmod(generated, n)
+        return whole * len(starts) + int(np.count_nonzero(starts < rest))
+
+    def stop(self) -> DaqCounts | None:
+        """Stop every task (master first) and record what each generated."""
+        if not self._running:
+            return self.counts
+        self._running = False
+        master = self._master_role()
+        errors: list[BaseException] = []
+        for role in (master, *(r for r in ("do", "co", "ao") if r != master)):
+            task = self._tasks.get(role)
+            if task is None:
+                continue
+            try:
+                task.stop()
+            except Exception as exc:
+                errors.append(exc)
+        try:
+            samples = self.generated()
+            self.counts = DaqCounts(samples, self.frames_triggered(samples[master]))
+        except Exception as exc:
+            errors.append(exc)
+        if errors:
+            raise errors[0]
+        return self.counts
+
+    def check(self, frames_acquired: int, *, in_flight: int = 0) -> None:
+        """Raise DaqSyncError if the tasks or the camera went out of step."""
+        counts = self.counts
+        if counts is None:
+            return
+        master = self._master_role()
+        for role, n in counts.samples.items():
+            if n != counts.samples[master]:
+                raise DaqSyncError(
+                    f"the {role.upper()} task generated {n} samples but the "
+                    f"{master.upper()} master {counts.samples[master]}: a follower "
+                    f"started after its master, so lasers and camera triggers were "
+                    f"out of step with the galvo"
+                )
+        missing = counts.frames_triggered - frames_acquired
+        if missing > in_flight or missing < 0:
+            raise DaqSyncError(
+                f"the DAQ triggered {counts.frames_triggered} frames but the camera "
+                f"delivered {frames_acquired}: frames would not match the waveform "
+                f"(missed or extra camera triggers)"
+            )
+
+    # --- safe state -------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop, park (lasers off, galvos at park_v) and clear every task."""
+        errors: list[BaseException] = []
+        try:
+            self.stop()
+        except Exception as exc:
+            errors.append(exc)
+        for task in self._tasks.values():
+            try:
+                task.close()
+            except Exception as exc:
+                errors.append(exc)
+        self._tasks.clear()
+        try:
+            park(self.connection, self.program, self._options)
+        except Exception as exc:
+            errors.append(exc)
+        if errors:
+            logger.error("DAQ safe state: %s", "; ".join(map(str, errors)))
+            raise errors[0]
+
+    def __enter__(self) -> DaqTasks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def park(
+    connection: DaqConnection, program: WaveformProgram, options: Any = None
+) -> None:
+    """On-demand writes: every galvo to its park voltage, every DO line low."""
+    import nidaqmx
+    from nidaqmx.constants import LineGrouping
+
+    options = options if options is not None else connection.grpc_options()
+    if program.analog:
+        with nidaqmx.Task(grpc_options=options) as ao:
+            for a in program.analog:
+                ao.ao_channels.add_ao_voltage_chan(
+                    a.physical_channel, min_val=a.min_v, max_val=a.max_v
+                )
+            values = [a.park_v for a in program.analog]
+            ao.write(values if len(values) > 1 else values[0], auto_start=True)
+    lines = [laser.physical_line for laser in program.lasers]
+    if program.camera_trigger and not _is_counter(program.camera_trigger.physical_line):
+        lines.append(program.camera_trigger.physical_line)
+    if lines:
+        with nidaqmx.Task(grpc_options=options) as do:
+            for line in lines:
+                do.do_channels.add_do_chan(
+                    line, line_grouping=LineGrouping.CHAN_PER_LINE
+                )
+            do.write([False] * len(lines) if len(lines) > 1 else False, auto_start=True)

@@ -1,0 +1,178 @@
+"""The engine's side of the DAQ: program, start, stop, check, park.
+
+One :class:`DaqLink` serves one acquisition. For each hardware sequence it
+checks that the program yields exactly the frames the camera will take,
+programs the card before the camera starts, starts it once the camera is armed
+(followers first, master last), and on the way out stops it, checks that card
+and camera stayed in step, and leaves the rig safe (lasers off, galvos parked,
+tasks cleared).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from useq import Channel, MDAEvent
+
+from mmapp.daq.connection import DaqConnection
+from mmapp.daq.program import WaveformProgram
+from mmapp.daq.render import WaveformError, render
+from mmapp.daq.tasks import DaqSyncError, DaqTasks, frames_for
+from mmapp.engine.errors import AcquisitionError
+
+logger = logging.getLogger(__name__)
+
+DONE_GRACE_S = 0.5  # after the card's last trigger, the camera has this long
+DONE_POLL_S = 0.05
+
+
+class DaqProgramError(AcquisitionError):
+    """The waveform program cannot run with this acquisition or card."""
+
+
+class DaqOutOfStepError(AcquisitionError):
+    """The card and the camera went out of step (order, missed triggers)."""
+
+
+class DaqLink:
+    """A waveform program bound to a card, for the engine."""
+
+    def __init__(
+        self,
+        connection: DaqConnection,
+        program: WaveformProgram,
+        *,
+        exposure_out: str | None = None,
+        channel_group: str = "Channel",
+    ) -> None:
+        try:
+            self.rendered = render(program)
+        except WaveformError as exc:
+            raise DaqProgramError(f"waveform program: {exc}") from None
+        self.connection = connection
+        self.program = program
+        self.exposure_out = exposure_out
+        self.channel_group = channel_group
+        self._tasks: DaqTasks | None = None
+        self._lock = threading.Lock()
+        self._last_poll = 0.0
+        self._done_at: float | None = None
+
+    # --- per hardware sequence --------------------------------------------------------
+    def frames_per_cycle(self) -> int:
+        """Camera frames in one cycle of the program."""
+        return len(self.rendered.frames)
+
+    def prepare(self, frames: int | None) -> None:
+        """Check the frame count, then program the card (camera not started yet)."""
+        try:
+            cycles = frames_for(self.program, frames)
+        except WaveformError as exc:
+            raise DaqProgramError(str(exc)) from None
+        self.close()
+        try:
+            with self._lock:
+                self._tasks = DaqTasks(
+                    self.connection, self.program, exposure_out=self.exposure_out
+                )
+                self._tasks.prepare(cycles)
+        except WaveformError as exc:
+            self.close()
+            raise DaqProgramError(f"waveform program: {exc}") from None
+        except Exception:
+            self.close()
+            raise
+        self._done_at = None
+
+    def start(self) -> None:
+        """Start the tasks (followers first, master last); once per sequence."""
+        if self._tasks is not None and not self._tasks.running:
+            self._tasks.start()
+
+    def camera_waits_for_daq(self) -> bool:
+        """The card triggers the camera and is playing (Stop: card first)."""
+        tasks = self._tasks
+        return (
+            tasks is not None
+            and tasks.running
+            and self.program.topology == "daq_master"
+        )
+
+    def frames_triggered(self) -> int | None:
+        """Frames the card triggered before it stopped (None: not known)."""
+        tasks = self._tasks
+        counts = tasks.counts if tasks is not None else None
+        return counts.frames_triggered if counts is not None else None
+
+    def overdue(self) -> str | None:
+        """While waiting for frames: has the card finished with frames missing?"""
+        tasks = self._tasks
+        now = time.perf_counter()
+        if tasks is None or now - self._last_poll < DONE_POLL_S:
+            return None
+        self._last_poll = now
+        master = tasks._tasks.get("ao") or tasks._tasks.get("do")
+        if master is None or not master.is_task_done():
+            return None
+        if self._done_at is None:
+            self._done_at = now
+            return None
+        if now - self._done_at < DONE_GRACE_S:
+            return None
+        return "the DAQ program has finished but the camera is still missing frames"
+
+    def stop_and_check(self, frames_acquired: int) -> None:
+        """Stop the card, then raise if card and camera went out of step."""
+        tasks = self._tasks
+        if tasks is None:
+            return
+        tasks.stop()
+        try:
+            tasks.check(frames_acquired)
+        except DaqSyncError as exc:
+            raise DaqOutOfStepError(str(exc)) from None
+
+    def stop(self) -> None:
+        """Stop the card now (no check)."""
+        tasks = self._tasks
+        if tasks is not None:
+            try:
+                tasks.stop()
+            except Exception:
+                logger.exception("could not stop the DAQ tasks")
+
+    def close(self) -> None:
+        """Stop, park and clear (idempotent)."""
+        with self._lock:
+            tasks, self._tasks = self._tasks, None
+        if tasks is not None:
+            tasks.close()
+
+    # --- changes while looping --------------------------------------------------------
+    def update(self, program: WaveformProgram) -> None:
+        """Play a changed program from the next cycle (volume) boundary."""
+        try:
+            with self._lock:
+                if self._tasks is not None:
+                    self._tasks.update(program)
+                self.program, self.rendered = program, render(program)
+        except WaveformError as exc:
+            raise DaqProgramError(f"waveform program: {exc}") from None
+
+    # --- frames -----------------------------------------------------------------------
+    def event_for(self, base: MDAEvent, number: int) -> MDAEvent:
+        """The event of frame `number`: volume as time, scan position as z."""
+        frames = self.rendered.frames
+        cycle, k = divmod(number, len(frames))
+        f = frames[k]
+        volumes = max(x.volume for x in frames) + 1
+        channels = self.program.channels
+        index: dict[str, int] = {"t": cycle * volumes + f.volume, "z": f.position}
+        update: dict[str, Any] = {"index": index}
+        if len(channels) > 1:
+            index["c"] = channels.index(f.channel)
+            update["channel"] = Channel(config=f.channel, group=self.channel_group)
+        return base.model_copy(update=update)

@@ -1,0 +1,68 @@
+"""DAQmx status codes the simulated card raises (the real driver's numbers)."""
+
+from __future__ import annotations
+
+PHYSICAL_CHAN_DOES_NOT_EXIST = -200170
+INVALID_ATTRIBUTE_VALUE = -200077
+INVALID_AO_DATA_WRITE = -200561
+CAN_NOT_PERFORM_OP_WHEN_NO_CHANS_IN_TASK = -200478
+OUTPUT_BUFFER_EMPTY = -200462
+SAMP_RATE_TOO_HIGH = -200332
+SAMP_RATE_TOO_LOW = -200331
+DUPLICATE_TASK = -200089
+INVALID_TASK = -200088
+ATTR_NOT_SUPPORTED = -200197
+ROUTE_NOT_SUPPORTED_BY_HW = -200368
+WAIT_UNTIL_DONE_DOES_NOT_INDICATE_DONE = -200560
+INVALID_NUM_SAMPS_TO_WRITE = -200622
+WRITE_BUFFER_TOO_SMALL = -200234
+PHYS_CHAN_DEV_NOT_IN_TASK = -200648
+DEVICE_NOT_FOUND = -200220
+RESOURCE_RESERVED = -50103
+
+MESSAGES = {
+    PHYSICAL_CHAN_DOES_NOT_EXIST: "Physical channel specified does not exist on "
+    "this device.",
+    INVALID_ATTRIBUTE_VALUE: "Requested value is not a supported value for this "
+    "property.",
+    INVALID_AO_DATA_WRITE: "Attempted writing analog data that is too large or too "
+    "small.",
+    CAN_NOT_PERFORM_OP_WHEN_NO_CHANS_IN_TASK: "Specified operation cannot be "
+    "performed when there are no channels in the task.",
+    OUTPUT_BUFFER_EMPTY: "Cannot start generation: no data has been written to the "
+    "output buffer.",
+    SAMP_RATE_TOO_HIGH: "Specified sample rate is higher than the fastest rate "
+    "supported by the device.",
+    SAMP_RATE_TOO_LOW: "Specified sample rate is lower than the slowest rate "
+    "supported by the device.",
+    DUPLICATE_TASK: "Task with the same name already exists.",
+    INVALID_TASK: "Task specified is invalid or does not exist.",
+    ATTR_NOT_SUPPORTED: "Specified property is not supported by the device or is "
+    "not applicable to the task.",
+    ROUTE_NOT_SUPPORTED_BY_HW: "Requested route is not supported by this device.",
+    WAIT_UNTIL_DONE_DOES_NOT_INDICATE_DONE: "Wait Until Done did not indicate all "
+    "samples were generated within the timeout.",
+    INVALID_NUM_SAMPS_TO_WRITE: "Number of samples to write must be greater than "
+    "zero and match the data written.",
+    WRITE_BUFFER_TOO_SMALL: "Write cannot be performed, because the number of "
+    "channels in the data does not match the number of channels in the task.",
+    PHYS_CHAN_DEV_NOT_IN_TASK: "Physical channel of the device is not in the task.",
+    DEVICE_NOT_FOUND: "Device identifier is invalid.",
+    RESOURCE_RESERVED: "The specified resource is reserved. The operation could not "
+    "be completed as specified.",
+}
+
+
+class DaqmxError(Exception):
+    """A DAQmx error: its status code and the driver's message, plus detail."""
+
+    def __init__(self, code: int, detail: str = "") -> None:
+        self.code = code
+        self.detail = detail
+        text = MESSAGES.get(code, f"DAQmx error {code}")
+        super().__init__(f"{text}\n{detail}" if detail else text)
+
+
+def message_for(code: int) -> str:
+    """The driver's text for a status code ('' if unknown)."""
+    return MESSAGES.get(code, "")

@@ -1,0 +1,208 @@
+"""The simulated card through the real nidaqmx client over gRPC."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import grpc
+import nidaqmx
+import numpy as np
+import pytest
+from nidaqmx.constants import AcquisitionType, Edge, LineGrouping
+from nidaqmx.grpc_session_options import GrpcSessionOptions
+from nidaqmx.system import System
+
+from mmapp.daq.connection import DaqConnection
+from mmapp.sim.daq_device import SimDaqDevice
+from mmapp.sim.daq_server import SimDaqServer
+
+
+@pytest.fixture
+def card() -> Iterator[tuple[SimDaqDevice, GrpcSessionOptions]]:
+    """A simulated card on an ephemeral port and client options for it."""
+    device = SimDaqDevice()
+    server = SimDaqServer(device).start()
+    channel = grpc.insecure_channel(server.address)
+    yield device, GrpcSessionOptions(grpc_channel=channel, session_name="")
+    channel.close()
+    server.stop()
+
+
+def test_device_discovery_like_nimax(card: tuple) -> None:
+    _, opts = card
+    system = System.remote(opts)
+    assert system.driver_version.major_version == 24
+    (dev,) = system.devices
+    assert dev.name == "Dev1"
+    assert dev.product_type == "PCIe-6363"
+    assert dev.is_simulated
+    assert dev.ao_physical_chans.channel_names == [f"Dev1/ao{i}" for i in range(4)]
+    assert "Dev1/port0/line31" in dev.do_lines.channel_names
+    assert dev.co_physical_chans.channel_names == [f"Dev1/ctr{i}" for i in range(4)]
+    assert dev.product_category.name == "X_SERIES_DAQ"
+
+
+def test_written_samples_are_played_at_the_sample_clock(card: tuple) -> None:
+    device, opts = card
+    rate, n = 10_000.0, 2_000  # 0.2 s finite generation
+    with nidaqmx.Task(grpc_options=opts) as ao:
+        ao.ao_channels.add_ao_voltage_chan("Dev1/ao0:1", min_val=-5, max_val=5)
+        ao.timing.cfg_samp_clk_timing(
+            rate, sample_mode=AcquisitionType.FINITE, samps_per_chan=n
+        )
+        data = np.vstack([np.linspace(-1, 1, n), np.full(n, 2.5)])
+        assert ao.write(data, auto_start=False) == n
+        task = device.tasks[ao.name]
+        np.testing.assert_array_equal(task.buffers[-1].data, data)
+        t0 = time.monotonic()
+        ao.start()
+        ao.wait_until_done(timeout=5)
+        elapsed = time.monotonic() - t0
+        assert ao.out_stream.total_samp_per_chan_generated == n
+        ao.stop()
+    assert elapsed >= n / rate - 0.01  # it kept real time, not faster
+    # outputs hold the last sample after the task stopped
+    assert device.output_value("Dev1/ao0") == pytest.approx(1.0)
+    assert device.output_value("Dev1/ao1") == pytest.approx(2.5)
+
+
+def test_follower_on_ao_clock_counts_with_its_master(card: tuple) -> None:
+    _device, opts = card
+    with (
+        nidaqmx.Task(grpc_options=opts) as ao,
+        nidaqmx.Task(grpc_options=opts) as do,
+    ):
+        ao.ao_channels.add_ao_voltage_chan("Dev1/ao0")
+        ao.timing.cfg_samp_clk_timing(
+            1000, sample_mode=AcquisitionType.FINITE, samps_per_chan=100
+        )
+        do.do_channels.add_do_chan(
+            "Dev1/port0/line0", line_grouping=LineGrouping.CHAN_PER_LINE
+        )
+        do.timing.cfg_samp_clk_timing(
+            1000,
+            source="/Dev1/ao/SampleClock",
+            sample_mode=AcquisitionType.FINITE,
+            samps_per_chan=100,
+        )
+        ao.write(np.zeros(100), auto_start=False)
+        do.write([True] * 50 + [False] * 50, auto_start=False)
+        do.start()  # follower first: it waits for the AO clock
+        assert do.out_stream.total_samp_per_chan_generated == 0
+        ao.start()
+        ao.wait_until_done(timeout=5)
+        do.wait_until_done(timeout=5)
+        assert do.out_stream.total_samp_per_chan_generated == 100
+        assert ao.out_stream.total_samp_per_chan_generated == 100
+
+
+def test_retriggerable_task_plays_one_burst_per_edge(card: tuple) -> None:
+    device, opts = card
+    with nidaqmx.Task(grpc_options=opts) as ao:
+        ao.ao_channels.add_ao_voltage_chan("Dev1/ao0")
+        ao.timing.cfg_samp_clk_timing(
+            1000, sample_mode=AcquisitionType.FINITE, samps_per_chan=4
+        )
+        ao.triggers.start_trigger.cfg_dig_edge_start_trig("/Dev1/PFI0", Edge.RISING)
+        ao.triggers.start_trigger.retriggerable = True
+        assert ao.triggers.start_trigger.retriggerable
+        ao.write(np.arange(12, dtype=float) / 10, auto_start=False)
+        ao.start()
+        assert ao.out_stream.total_samp_per_chan_generated == 0
+        seen = [device.input_edge("/Dev1/PFI0")(0.0)["Dev1/ao0"] for _ in range(4)]
+        assert seen == pytest.approx([0.0, 0.4, 0.8, 0.0])  # bursts of 4, regenerated
+        assert ao.out_stream.total_samp_per_chan_generated == 16
+        assert device.input_edge("/Dev1/PFI1") is None  # nothing listens there
+
+
+def _code(exc: pytest.ExceptionInfo) -> int:
+    return exc.value.error_code
+
+
+def test_real_daqmx_errors_for_real_mistakes(card: tuple) -> None:
+    _device, opts = card
+    with nidaqmx.Task(grpc_options=opts) as task:
+        with pytest.raises(nidaqmx.DaqError) as exc:
+            task.ao_channels.add_ao_voltage_chan("Dev1/ao7")
+        assert _code(exc) == -200170
+        assert "Physical channel specified does not exist" in str(exc.value)
+        assert "Dev1/ao7" in str(exc.value)
+        with pytest.raises(nidaqmx.DaqError) as exc:
+            task.start()  # nothing configured
+        assert _code(exc) == -200478
+        with pytest.raises(nidaqmx.DaqError) as exc:
+            task.ao_channels.add_ao_voltage_chan("Dev1/ao0", min_val=-12, max_val=12)
+        assert _code(exc) == -200077
+        task.ao_channels.add_ao_voltage_chan("Dev1/ao0", min_val=-2, max_val=2)
+        task.timing.cfg_samp_clk_timing(1000, samps_per_chan=10)
+        with pytest.raises(nidaqmx.DaqError) as exc:
+            task.start()  # no samples written
+        assert _code(exc) == -200462
+        with pytest.raises(nidaqmx.DaqError) as exc:
+            task.write(np.full(10, 3.0), auto_start=False)  # beyond +-2 V
+        assert _code(exc) == -200561
+        assert "3 V" in str(exc.value)
+        with pytest.raises(nidaqmx.DaqError) as exc:
+            task.timing.cfg_samp_clk_timing(5e6, samps_per_chan=10)
+        assert _code(exc) == -200332
+        with pytest.raises(nidaqmx.DaqError) as exc:
+            task.triggers.start_trigger.cfg_dig_edge_start_trig("/Dev1/PFI99")
+        assert _code(exc) == -200368
+
+
+def test_a_running_task_reserves_its_channels(card: tuple) -> None:
+    _, opts = card
+    with (
+        nidaqmx.Task(grpc_options=opts) as first,
+        nidaqmx.Task(grpc_options=opts) as second,
+    ):
+        for task in (first, second):
+            task.ao_channels.add_ao_voltage_chan("Dev1/ao0")
+            task.timing.cfg_samp_clk_timing(
+                1000, sample_mode=AcquisitionType.CONTINUOUS, samps_per_chan=10
+            )
+            task.write(np.zeros(10), auto_start=False)
+        first.start()
+        with pytest.raises(nidaqmx.DaqError) as exc:
+            second.start()
+        assert _code(exc) == -50103
+        first.stop()
+        second.start()  # free once the first stopped
+        second.stop()
+
+
+def test_duplicate_and_cleared_tasks(card: tuple) -> None:
+    device, opts = card
+    task = nidaqmx.Task("galvo", grpc_options=opts)
+    with pytest.raises(nidaqmx.DaqError) as exc:
+        nidaqmx.Task("galvo", grpc_options=opts)
+    assert _code(exc) == -200089
+    task.close()
+    assert device.tasks == {}
+    nidaqmx.Task("galvo", grpc_options=opts).close()  # the name is free again
+
+
+def test_unavailable_server_is_a_clear_error() -> None:
+    from mmapp.daq.connection import DaqUnavailableError
+    from mmapp.daq.program import (
+        AnalogChannel,
+        CameraTrigger,
+        Constant,
+        WaveformProgram,
+    )
+    from mmapp.daq.tasks import DaqTasks
+
+    program = WaveformProgram(
+        analog=[
+            AnalogChannel(
+                name="g", physical_channel="Dev1/ao0", shape=Constant(value=0)
+            )
+        ],
+        camera_trigger=CameraTrigger(physical_line="Dev1/port0/line7"),
+    )
+    dead = DaqConnection("Dev1", "127.0.0.1:1")  # nothing listens on port 1
+    with pytest.raises(
+        DaqUnavailableError, match=r"cannot reach the DAQ server 127\.0\.0\.1:1"
+    ):
+        DaqTasks(dead, program)
