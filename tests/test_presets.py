@@ -203,7 +203,8 @@ def test_waveform_program_errors_are_named() -> None:
     data["program"]["timing"]["sample_rate_hz"] = 1e9
     error = reject(data)
     paths = {i.path for i in error.issues}
-    assert {"program.analog.0", "program.timing"} <= paths, error
+    assert "program.analog.0" in paths, error
+    assert any(p.startswith("program.timing") for p in paths), error
     assert "park_v 9.0 V is outside" in str(error)
     assert "outside what the card" in str(error)
 
