@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_SAMPLE_RATE_HZ = 2_000_000  # X-series AO: 2 MS/s for up to 4 channels
 MIN_SAMPLE_RATE_HZ = 1.0
@@ -121,14 +121,15 @@ class Timing(_Model):
     positions_per_volume: int = Field(1, ge=1)  # galvo / z steps
     flyback_s: float = Field(0.0, ge=0, allow_inf_nan=False)
 
-    @model_validator(mode="after")
-    def _rate(self) -> Timing:
-        if not MIN_SAMPLE_RATE_HZ <= self.sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
+    @field_validator("sample_rate_hz")
+    @classmethod
+    def _rate(cls, value: float) -> float:
+        if not MIN_SAMPLE_RATE_HZ <= value <= MAX_SAMPLE_RATE_HZ:
             raise ValueError(
-                f"sample_rate_hz {self.sample_rate_hz:g} is outside what the card "
-                f"can do ({MIN_SAMPLE_RATE_HZ:g} to {MAX_SAMPLE_RATE_HZ:g} Hz)"
+                f"sample_rate_hz {value:g} is outside what the card can do "
+                f"({MIN_SAMPLE_RATE_HZ:g} to {MAX_SAMPLE_RATE_HZ:g} Hz)"
             )
-        return self
+        return value
 
 
 Topology = Literal["daq_master", "camera_master"]
