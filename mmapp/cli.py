@@ -285,15 +285,14 @@ def _daq_program(
     program = base.program if base is not None else None
     from_rig = None
     if args.daq and program is None:
-        rig_file = args.rig
-        if (
-            rig_file is None
-            and base is not None
-            and not isinstance(base.rig, ConfigRig)
-        ):
-            rig_file = base.rig.file
-        if rig_file is None or Path(rig_file).suffix.lower() != ".cfg":
-            spec = read_rig_spec(Path(rig_file) if rig_file else default_rig_file())
+        rig_file: Path | None = args.rig
+        if rig_file is None and base is not None:
+            rig = base.rig
+            named = rig.path if isinstance(rig, ConfigRig) else rig.file
+            rig_file = Path(named).expanduser() if named else None
+        rig_file = rig_file or default_rig_file()
+        if rig_file.suffix.lower() != ".cfg":  # a .cfg holds no program
+            spec = read_rig_spec(rig_file)
             from_rig = program = spec.program if spec.daq is not None else None
         if program is None:
             raise RigError("--daq: the rig file has no 'daq' section or no 'program'")

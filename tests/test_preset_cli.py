@@ -325,3 +325,15 @@ def test_program_on_a_rig_without_daq_starts_nothing(tmp: Path, capsys) -> None:
     assert "the preset has a waveform program but the rig" in err
     assert "has no DAQ" in err
     assert not out_dir.exists()
+
+
+def test_daq_with_a_micro_manager_rig_has_no_rig_programme(tmp: Path, capsys) -> None:
+    preset = apply_overrides(
+        load_preset(PRESETS / f"stream_1000_frames{PRESET_SUFFIX}"),
+        Overrides(rig=tmp / "opm.cfg"),
+    )
+    path = save_preset(preset, tmp / f"cfg{PRESET_SUFFIX}")
+    code, _, err = mmapp(capsys, "acquire", path, "--out", tmp / "out", "--daq")
+    assert code == 2
+    assert "--daq: the rig file has no 'daq' section or no 'program'" in err
+    assert not (tmp / "out").exists()
