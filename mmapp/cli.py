@@ -1,4 +1,5 @@
-"""Command line: `mmapp`, `mmapp acquire`, `mmapp bench stream`, `mmapp info`."""
+"""Command line: `mmapp` (the main window), `mmapp --selftest`, `mmapp acquire`,
+`mmapp bench`, `mmapp info`."""
 
 from __future__ import annotations
 
@@ -52,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mmapp", description="DAQ-coordinated acquisition into NDTiff."
     )
     parser.add_argument("--version", action="version", version=f"mmapp {__version__}")
+    parser.add_argument(
+        "--rig", dest="gui_rig", type=Path, help="open the window on this rig file/.cfg"
+    )
+    parser.add_argument(
+        "--selftest",
+        action="store_true",
+        help="open the window on the simulated rig, acquire through its controls, "
+        "check the dataset, exit 0 (nonzero with the reason otherwise)",
+    )
     sub = parser.add_subparsers(dest="command")
 
     acq = sub.add_parser("acquire", help="run an acquisition headless")
@@ -147,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        return _default_start()
+        return _cmd_gui(args)
     if args.command == "acquire":
         return _cmd_acquire(parser, args)
     if args.command == "bench":
@@ -164,29 +174,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _default_start() -> int:
-    """`mmapp` alone: the simulated rig, acquiring until Ctrl-C (no window yet)."""
-    out = Path.home() / "mmapp-data"
-    print(
-        "mmapp: starting on the simulated rig (headless; the main window is not "
-        f"built yet). Streaming 512x512 frames to {out} until Ctrl-C or 10 s."
-    )
-    return main(
-        [
-            "acquire",
-            "--out",
-            str(out),
-            "--name",
-            "demo",
-            "--loop",
-            "--duration",
-            "10",
-            "--size",
-            "512",
-            "--exposure",
-            "10",
-        ]
-    )
+def _cmd_gui(args: argparse.Namespace) -> int:
+    """`mmapp` alone: the main window (Qt is imported only here)."""
+    if args.selftest:
+        from mmapp.gui.selftest import run_selftest
+
+        return run_selftest()
+    from mmapp.gui.app import run_gui
+
+    return run_gui(str(args.gui_rig) if args.gui_rig else None)
 
 
 def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
