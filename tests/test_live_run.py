@@ -33,3 +33,14 @@ def test_live_run_ends_at_frame_limit(controller, tmp):
     snap = controller.stats()
     assert snap is not None and snap.frames_in == 25 and snap.queue_frames == 0
     assert list(tmp.iterdir()) == []
+
+
+def test_a_new_run_does_not_report_the_last_ones_stats(controller, tmp):
+    controller.start(RunRequest([stream_event(max_frames=5)], tmp, save=False))
+    assert controller.wait(20) is not None
+    assert controller.stats().frames_in == 5
+    controller.start(RunRequest([stream_event()], tmp, save=False))
+    snap = controller.stats()  # None until the new run's handler exists
+    assert snap is None or snap.frames_in < 5 or controller.wait_frames(5, 20)
+    controller.stop()
+    assert controller.wait(20) is not None

@@ -230,6 +230,7 @@ class RunController:
                 raise RuntimeError("an acquisition is already running")
             self._done.clear()
             self._result = None
+            self._handler = None  # stats() and latest_frame() never show the last run
             self._stop_requested_at = None
             self._engine = StreamingEngine(
                 self.rig.core,

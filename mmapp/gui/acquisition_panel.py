@@ -25,6 +25,7 @@ from PyQt6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
@@ -129,8 +130,10 @@ class AcquisitionPanel(QWidget):
         self.live_button.setCheckable(True)
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
-        self.start_button.setStyleSheet("font-weight: bold")
-        self.stop_button.setStyleSheet("font-weight: bold; color: #c62828")
+        self.start_button.setStyleSheet("QPushButton { font-weight: bold }")
+        self.stop_button.setStyleSheet(
+            "QPushButton { font-weight: bold } QPushButton:enabled { color: #c62828 }"
+        )
         self.snap_button.clicked.connect(self.snap_clicked)
         self.live_button.clicked.connect(self.live_toggled)
         self.start_button.clicked.connect(self.start_clicked)
@@ -167,7 +170,8 @@ class AcquisitionPanel(QWidget):
         self.stack.addWidget(loop_page)
         self.stack.addWidget(frames_page)
         self.stack.addWidget(self._build_mda_page())
-        self.mode.currentIndexChanged.connect(self.stack.setCurrentIndex)
+        self.mode.currentIndexChanged.connect(self._show_page)
+        self._show_page(0)
         form.addRow("Mode", self.mode)
         form.addRow(self.stack)
         return box
@@ -253,6 +257,20 @@ class AcquisitionPanel(QWidget):
         grid.addWidget(self.progress, 0, 0, 1, 4)
         grid.addWidget(self.status, 4, 0, 1, 4)
         return box
+
+    def _show_page(self, index: int) -> None:
+        """Show one editor page; the stack takes that page's height only."""
+        for i in range(self.stack.count()):
+            page = self.stack.widget(i)
+            assert page is not None
+            policy = (
+                QSizePolicy.Policy.Preferred
+                if i == index
+                else QSizePolicy.Policy.Ignored
+            )
+            page.setSizePolicy(QSizePolicy.Policy.Preferred, policy)
+        self.stack.setCurrentIndex(index)
+        self.stack.adjustSize()
 
     # --- inputs ------------------------------------------------------------------
     def set_channels(self, group: str, names: list[str]) -> None:

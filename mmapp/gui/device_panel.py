@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 from pymmcore_plus import CMMCorePlus
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -55,15 +56,18 @@ class DevicePanel(QWidget):
         self._on_error = on_error
         self.core: CMMCorePlus | None = None
         self.group_boxes: dict[str, QComboBox] = {}
+        self.chosen: dict[str, str] = {}  # group -> the preset the operator chose
         self.laser_controls: dict[str, _LaserRow] = {}
         self._refreshing = False
         self.tabs = QTabWidget()
+        self.setMinimumWidth(380)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.tabs)
         self.controls = QWidget()
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.controls)
         self.properties = PropertyTable(on_error)
         self.tabs.addTab(scroll, "Devices")
@@ -93,12 +97,12 @@ class DevicePanel(QWidget):
         self.trigger = QComboBox()
         self.trigger.currentTextChanged.connect(self._set_trigger)
         self.roi_fields = [QSpinBox() for _ in range(4)]
-        roi_row = QHBoxLayout()
-        for name, box in zip("xywh", self.roi_fields, strict=True):
+        roi_row = QGridLayout()
+        for i, (name, box) in enumerate(zip("xywh", self.roi_fields, strict=True)):
             box.setRange(0, 65535)
             box.setToolTip(name)
             box.setPrefix(f"{name} ")
-            roi_row.addWidget(box)
+            roi_row.addWidget(box, i // 2, i % 2)
         self.roi_apply = QPushButton("Set ROI")
         self.roi_apply.clicked.connect(self._set_roi)
         self.roi_full = QPushButton("Full frame")
@@ -120,10 +124,14 @@ class DevicePanel(QWidget):
         self.z_target = _spin(-100000.0, 100000.0, 0.0)
         self.z_target.setSuffix(" µm")
         z_go = QPushButton("Go")
+        z_go.setFixedWidth(40)
         z_go.clicked.connect(self._move_z)
         self.z_step = _spin(0.01, 10000.0, 1.0)
         self.z_step.setSuffix(" µm")
-        z_down, z_up = QPushButton("Z −"), QPushButton("Z +")
+        z_down, z_up = QPushButton("−"), QPushButton("+")
+        for b in (z_down, z_up):
+            b.setFixedWidth(30)
+            b.setToolTip("jog Z by one step")
         z_down.clicked.connect(lambda: self._jog_z(-1))
         z_up.clicked.connect(lambda: self._jog_z(+1))
         self.xy_label = QLabel("XY –")
@@ -137,7 +145,7 @@ class DevicePanel(QWidget):
             ("↓", 0, 1, 2, 1),
         ):
             button = QPushButton(text)
-            button.setFixedWidth(34)
+            button.setFixedWidth(30)
             button.setToolTip(f"jog XY by one step ({text})")
             button.clicked.connect(lambda _=False, dx=dx, dy=dy: self._jog_xy(dx, dy))
             jogs.addWidget(button, r, c)
@@ -227,7 +235,8 @@ class DevicePanel(QWidget):
             if core is None:
                 return
             for group, combo in self.group_boxes.items():
-                combo.setCurrentText(core.getCurrentConfig(group))
+                current = core.getCurrentConfig(group)  # '' when none matches
+                combo.setCurrentIndex(combo.findText(current) if current else -1)
             self._refresh_camera(core)
             self._refresh_stage(core)
             for prop, (device, check, power) in self.laser_controls.items():
@@ -294,6 +303,20 @@ class DevicePanel(QWidget):
         else:
             self.xy_label.setText("XY – (no XY stage)")
 
+    def reapply_preset(self, group: str) -> None:
+        """Set `group` to the preset the operator chose, if it is not set now.
+
+        A run ends with the rig made safe (lasers off), which un-sets a channel
+        preset; Live and Start put the operator's choice back when they begin.
+        """
+        core, preset = self.core, self.chosen.get(group)
+        if core is None or not preset or core.getCurrentConfig(group) == preset:
+            return
+        self._apply(
+            f"Setting {group} to {preset} failed",
+            lambda: core.setConfig(group, preset),
+        )
+
     def set_run_state(self, state: str) -> None:
         """During a run only stage and lasers stay editable (and only in Live)."""
         idle = state in ("idle", "busy")
@@ -318,6 +341,7 @@ class DevicePanel(QWidget):
         self.refresh()
 
     def _set_config(self, group: str, preset: str) -> None:
+        self.chosen[group] = preset
         self._apply(
             f"Setting {group} to {preset} failed",
             lambda: self.core.setConfig(group, preset),  # type: ignore[union-attr]

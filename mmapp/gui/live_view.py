@@ -46,18 +46,24 @@ def auto_levels(image: np.ndarray) -> tuple[float, float]:
 
 
 class _RateMeter:
-    """Events per second over the last second or so."""
+    """Events per second, measured over windows of about a second."""
+
+    WINDOW_S = 1.0
 
     def __init__(self) -> None:
-        self._t0 = time.perf_counter()
+        self._t0: float | None = None
         self._n0 = 0
         self.rate = 0.0
 
+    def reset(self) -> None:
+        """Nothing is counting (e.g. no run): the rate is 0."""
+        self._t0, self.rate = None, 0.0
+
     def update(self, count: int) -> float:
         now = time.perf_counter()
-        if count < self._n0:  # a new run restarted the counter
+        if self._t0 is None or count < self._n0:  # first sample, or a new run
             self._t0, self._n0 = now, count
-        elif now - self._t0 >= 1.0:
+        elif now - self._t0 >= self.WINDOW_S:
             self.rate = (count - self._n0) / (now - self._t0)
             self._t0, self._n0 = now, count
         return self.rate
@@ -158,10 +164,11 @@ class LiveView(QWidget):
     # --- drawing ---------------------------------------------------------------------
     def poll(self) -> None:
         """Timer tick: draw the newest frame if there is one (cheap when not)."""
-        if self._frames_in is not None:
-            count = self._frames_in()
-            if count is not None:
-                self._camera_rate.update(count)
+        count = self._frames_in() if self._frames_in is not None else None
+        if count is None:
+            self._camera_rate.reset()
+        else:
+            self._camera_rate.update(count)
         self._display_rate.update(self.frames_drawn)
         self._update_rate_label()
         if not self.isVisible():

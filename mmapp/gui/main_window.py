@@ -111,6 +111,12 @@ class MainWindow(QMainWindow):
         self.acquisition.start_clicked.connect(self.start)
         self.acquisition.stop_clicked.connect(self.stop)
         self._build_menus()
+        self.resizeDocks(
+            [self.docks["devices"], self.docks["acquisition"]],
+            [380, 400],
+            Qt.Orientation.Horizontal,
+        )
+        self.resizeDocks([self.docks["log"]], [140], Qt.Orientation.Vertical)
         self._default_state = self.saveState()
         if restore_layout:
             self._restore_layout()
@@ -263,11 +269,16 @@ class MainWindow(QMainWindow):
         controller, rig = self.controller, self.rig
         if controller is not None:
             controller.stop()
-            controller.wait(CLOSE_WAIT_S)
+            result = controller.wait(CLOSE_WAIT_S)
             with contextlib.suppress(Exception):
                 controller.finished.disconnect()
+            if result is not None and self.run_kind == "acquire":
+                logger.info("acquisition %s", result.summary())
+            self._handled = result  # its queued signal finds nothing left to do
+            self.run_kind = None
         self.controller = None
         self.rig = None
+        self.device_panel.set_core(None)
         if rig is not None:
             try:
                 rig.close()
@@ -400,6 +411,8 @@ class MainWindow(QMainWindow):
 
     def _start_request(self, request: RunRequest, kind: str) -> None:
         assert self.controller is not None
+        if self.acquisition.channel_group:
+            self.device_panel.reapply_preset(self.acquisition.channel_group)
         try:
             self.controller.start(request)
         except Exception as exc:
@@ -423,9 +436,9 @@ class MainWindow(QMainWindow):
         if result is self._handled:
             return
         self._handled = result
+        self._show_stats()  # the run's final counts
         kind, self.run_kind = self.run_kind, None
         self._set_state("idle")
-        self._show_stats()
         if kind == "acquire":
             self.last_result = result
             self.open_last_action.setEnabled(result.dataset is not None)
