@@ -132,6 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--size", type=_positive_int, default=512, help="pixels")
     stop.add_argument("--json", action="store_true", help="one JSON object")
 
+    gui = bench_sub.add_parser(
+        "gui", help="acquisition throughput with the live view shown vs hidden"
+    )
+    gui.add_argument("--size", type=_positive_int, default=512, help="pixels")
+    gui.add_argument(
+        "--seconds", type=_positive_float, default=3.0, help="per acquisition"
+    )
+    gui.add_argument("--pairs", type=_positive_int, default=3, help="shown+hidden")
+    gui.add_argument(
+        "--rate", type=_positive_float, help="pace the camera at FPS (default: free)"
+    )
+    gui.add_argument("--dir", type=Path, help="where to write (default: temp)")
+    gui.add_argument("--json", action="store_true", help="one JSON object")
+
     info = sub.add_parser("info", help="describe a dataset")
     info.add_argument("dataset", type=Path)
     return parser
@@ -161,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "acquire":
         return _cmd_acquire(parser, args)
     if args.command == "bench":
+        if args.bench_command == "gui":
+            from mmapp.bench.gui import run_gui_bench
+
+            return run_gui_bench(args)
         if args.bench_command == "stop":
             from mmapp.bench.stop import run_stop_bench
 

@@ -45,6 +45,44 @@ def auto_levels(image: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def display_table(dtype: np.dtype, lo: float, hi: float) -> np.ndarray:
+    """uint8 lookup table mapping every pixel value to its display grey level."""
+    n = 256 if dtype == np.uint8 else 65536
+    values = np.arange(n, dtype=np.float32)
+    scale = 255.0 / max(hi - lo, 1e-6)
+    return np.clip((values - lo) * scale, 0, 255).astype(np.uint8)
+
+
+class _HistogramSource(pg.ImageItem):
+    """What the histogram looks at: the raw frame, never drawn itself.
+
+    The histogram sets levels and the colour table on it; they are passed on
+    to the live view, which draws its own 8-bit image (one table lookup per
+    frame instead of pyqtgraph's rescaling and colour mapping)."""
+
+    def __init__(
+        self,
+        on_levels: Callable[[tuple[float, float]], None],
+        on_lut: Callable[[object], None],
+    ) -> None:
+        self._on_levels = on_levels
+        self._on_lut = on_lut
+        super().__init__()
+
+    def setLevels(self, levels: object, update: bool = True) -> None:
+        """Pass the histogram's levels on."""
+        super().setLevels(levels, update=False)
+        if levels is not None and hasattr(self, "_on_levels"):
+            lo, hi = levels  # type: ignore[misc]
+            self._on_levels((float(lo), float(hi)))
+
+    def setLookupTable(self, lut: object, update: bool = True) -> None:
+        """Pass the histogram's colour table on."""
+        super().setLookupTable(lut, update=False)
+        if hasattr(self, "_on_lut"):
+            self._on_lut(lut)
+
+
 class _RateMeter:
     """Events per second, measured over windows of about a second."""
 
@@ -93,13 +131,19 @@ class LiveView(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.view_box = self.graphics.addViewBox(lockAspect=True, invertY=True)
         self.view_box.setMenuEnabled(True)
-        self.image_item = pg.ImageItem()
+        self.image_item = pg.ImageItem()  # shows 8-bit frames made by display_table
         self.view_box.addItem(self.image_item)
-        self.histogram = pg.HistogramLUTItem()
-        self.histogram.setImageItem(self.image_item)
+        self._levels: tuple[float, float] = (0.0, 1.0)
+        self._table: np.ndarray | None = None
+        self._table_key: tuple | None = None
+        self._shown8: np.ndarray | None = None
+        self._source_item = _HistogramSource(self._on_levels, self._on_lut)
+        # its own view: a new frame repaints the image, not the histogram's axes
+        self.histogram_widget = pg.HistogramLUTWidget()
+        self.histogram = self.histogram_widget.item
+        self.histogram.setImageItem(self._source_item)
         # the histogram of every frame would cost more than drawing it: a slower timer
-        self.image_item.sigImageChanged.disconnect(self.histogram.imageChanged)
-        self.graphics.addItem(self.histogram)
+        self._source_item.sigImageChanged.disconnect(self.histogram.imageChanged)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
         self.auto_once = QPushButton("Auto contrast")
@@ -129,7 +173,11 @@ class LiveView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
-        layout.addWidget(self.graphics, 1)
+        views = QHBoxLayout()
+        views.setSpacing(0)
+        views.addWidget(self.graphics, 1)
+        views.addWidget(self.histogram_widget)
+        layout.addLayout(views, 1)
 
         self.timer = QTimer(self)
         self.timer.setInterval(round(1000 / MAX_DISPLAY_HZ))
@@ -190,21 +238,54 @@ class LiveView(QWidget):
         shape_changed = self._image is None or self._image.shape != image.shape
         self._image = image
         if self.auto_continuous.isChecked() or shape_changed:
-            lo, hi = auto_levels(image)
-            self.image_item.setImage(image, autoLevels=False, levels=(lo, hi))
-            self.histogram.setLevels(lo, hi)
-        else:
-            self.image_item.setImage(image, autoLevels=False)
+            self._levels = auto_levels(image)
+        self._draw()
         if shape_changed:
             self.fit()
             self._refresh_histogram(force=True)
         self._new_since_histogram = True
         self.frames_drawn += 1
 
+    def _draw(self) -> None:
+        """Map the current image through the display table and put it on screen."""
+        image = self._image
+        if image is None:
+            return
+        key = (image.dtype, *self._levels)
+        if key != self._table_key:
+            self._table = display_table(image.dtype, *self._levels)
+            self._table_key = key
+        assert self._table is not None
+        shown = self._shown8
+        if shown is None or shown.shape != image.shape:
+            shown = self._shown8 = np.empty(image.shape, np.uint8)
+        # one pass, in place; pyqtgraph re-renders from it at the next paint
+        np.take(self._table, image, out=shown, mode="clip")
+        self.image_item.setImage(shown, autoLevels=False)
+
+    def _on_levels(self, levels: tuple[float, float]) -> None:
+        """The operator moved the histogram's range (or auto contrast set it)."""
+        if levels != self._levels:
+            self._levels = levels
+            self._draw()
+
+    def _on_lut(self, lut: object) -> None:
+        """The operator chose a colour map in the histogram."""
+        self.image_item.setLookupTable(
+            None if lut is None else self.histogram.getLookupTable(n=256, alpha=False)
+        )
+
     def auto_contrast(self) -> None:
         """Set the display range from the current image once."""
         if self._image is not None:
-            self.histogram.setLevels(*auto_levels(self._image))
+            self._levels = auto_levels(self._image)
+            self.histogram.setLevels(*self._levels)
+            self._draw()
+
+    @property
+    def levels(self) -> tuple[float, float]:
+        """The display range (raw pixel values mapped to black and white)."""
+        return self._levels
 
     def fit(self) -> None:
         """Show the whole frame."""
@@ -214,7 +295,12 @@ class LiveView(QWidget):
     def _refresh_histogram(self, force: bool = False) -> None:
         if (self._new_since_histogram or force) and self.isVisible():
             self._new_since_histogram = False
+            if self._image is None:
+                return
+            self._source_item.setImage(self._image, autoLevels=False)
             self.histogram.imageChanged(autoLevel=False)
+            if self.auto_continuous.isChecked() or force:
+                self.histogram.setLevels(*self._levels)
 
     # --- readouts ------------------------------------------------------------------
     @property
