@@ -419,6 +419,14 @@ class AcquisitionPanel(QWidget):
             self.progress.setRange(0, 0)  # busy: runs until Stop
             r["ETA"].setText("until Stop")
 
+    def run_started(self, expected: int | None, text: str) -> None:
+        """A run began: a progress bar to `expected` frames, or busy (until Stop)."""
+        self.progress.setRange(0, expected or 0)
+        self.progress.setValue(0)
+        for name in ("frames", "MB/s", "buffer", "dropped", "ETA"):
+            self.readouts[name].setText("–")
+        self.status.setText(text)
+
     def run_ended(self, text: str) -> None:
         """Show how the run ended; the progress bar stops."""
         self.progress.setRange(0, 1)

@@ -421,9 +421,11 @@ class MainWindow(QMainWindow):
             return
         self.run_kind = kind
         self._set_state(kind if kind == "live" else "acquiring")
-        self.acquisition.status.setText(
-            "live (not saving)" if kind == "live" else "acquiring…"
-        )
+        if kind == "live":
+            self.acquisition.run_started(None, "live (not saving)")
+        else:
+            expected = self.plan.expected_frames if self.plan else None
+            self.acquisition.run_started(expected, "acquiring…")
 
     def stop(self) -> None:
         """Stop now (returns at once; the run ends within the core's bound)."""
