@@ -394,3 +394,28 @@ def test_gui_without_a_display_says_so():
     )
     assert proc.returncode == 1
     assert "no display" in proc.stderr
+
+
+def test_live_view_yields_when_the_pipeline_is_behind(qtbot):
+    from mmapp.gui.live_view import LiveView
+
+    class F:
+        def __init__(self) -> None:
+            self.image = np.zeros((HEIGHT, WIDTH), dtype=np.uint16)
+
+    info = [(0, 0.0)]
+    view = LiveView(F, lambda: info[0])  # a new frame at every tick
+    qtbot.addWidget(view)
+    view.show()
+    view.timer.stop()
+    view.poll()
+    view.poll()
+    assert view.frames_drawn == 2  # no pressure: every tick draws
+    info[0] = (100, 0.9)  # queue 90 % full
+    view.poll()
+    view.poll()  # within 1 / BUSY_DISPLAY_HZ of the last draw: skipped
+    assert view.frames_drawn == 2
+    assert view.pressure == 0.9
+    info[0] = None  # the run ended: no pressure
+    view.poll()
+    assert view.frames_drawn == 3

@@ -4,7 +4,9 @@ The main window acquires at full speed (free-running simulated camera held
 back only when its ring buffer is full, as in `mmapp bench stream`; frames to
 NDTiff) through its own Start button, alternately with the live view shown
 and hidden, in one process. It prints the display frame rate while acquiring
-and the ratio of throughput shown / hidden (target: >= 0.95).
+and the ratio of throughput shown / hidden: the median of each back-to-back
+pair's ratio (target: >= 0.95). Under load the display draws at most
+BUSY_DISPLAY_HZ (see mmapp.gui.live_view) to leave the CPU to the pipeline.
 """
 
 from __future__ import annotations
@@ -115,7 +117,9 @@ def run_gui_bench(args: argparse.Namespace) -> int:
         shutil.rmtree(work, ignore_errors=True)
     shown_fps = [r["fps"] for r in rows if r["live_view"] == "shown"]
     hidden_fps = [r["fps"] for r in rows if r["live_view"] == "hidden"]
-    ratio = statistics.median(shown_fps) / statistics.median(hidden_fps)
+    # each pair ran back to back: its own ratio is immune to slow drifts of the disk
+    pair_ratios = [s / h for s, h in zip(shown_fps, hidden_fps, strict=True)]
+    ratio = statistics.median(pair_ratios)
     display = statistics.median(
         r["display_fps"] for r in rows if r["live_view"] == "shown"
     )
@@ -126,7 +130,8 @@ def run_gui_bench(args: argparse.Namespace) -> int:
         "pairs": args.pairs,
         "shown_fps_median": statistics.median(shown_fps),
         "hidden_fps_median": statistics.median(hidden_fps),
-        "ratio": ratio,
+        "ratio": ratio,  # median of the pairs' shown/hidden ratios
+        "pair_ratios": pair_ratios,
         "display_fps_median": display,
         "frames_lost": sum(r["lost"] for r in rows),
         "target_ratio": TARGET_RATIO,
@@ -139,7 +144,8 @@ def run_gui_bench(args: argparse.Namespace) -> int:
         print(
             f"median throughput: shown {summary['shown_fps_median']:.0f} frames/s, "
             f"hidden {summary['hidden_fps_median']:.0f} frames/s; "
-            f"ratio {ratio:.3f} ({verdict} the {TARGET_RATIO} target); "
+            f"shown/hidden per pair {', '.join(f'{r:.2f}' for r in pair_ratios)}; "
+            f"median ratio {ratio:.3f} ({verdict} the {TARGET_RATIO} target); "
             f"display {display:.1f} fps while acquiring"
         )
     return 0

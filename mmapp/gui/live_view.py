@@ -32,7 +32,12 @@ AUTO_CONTRAST_PERCENTILES = (0.1, 99.9)
 # The frame source returns any object with an `image` attribute (a
 # mmapp.data.handler.Frame) or None; a new object means a new frame.
 FrameSource = Callable[[], object | None]
-CounterSource = Callable[[], int | None]
+# (frames received so far, pipeline pressure 0..1) of the running acquisition
+RunInfoSource = Callable[[], tuple[int, float] | None]
+# Pressure at which the pipeline is falling behind (queue or camera buffer this
+# full): the display then yields the CPU, drawing at most BUSY_DISPLAY_HZ.
+PRESSURE_LIMIT = 0.5
+BUSY_DISPLAY_HZ = 10
 
 
 def auto_levels(image: np.ndarray) -> tuple[float, float]:
@@ -113,13 +118,15 @@ class LiveView(QWidget):
     def __init__(
         self,
         source: FrameSource | None = None,
-        frames_in: CounterSource | None = None,
+        run_info: RunInfoSource | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self._source = source
         self._processed_source: FrameSource | None = None
-        self._frames_in = frames_in
+        self._run_info = run_info
+        self._last_draw_t = 0.0
+        self.pressure = 0.0
         self._last_frame: object | None = None
         self._image: np.ndarray | None = None
         self._new_since_histogram = False
@@ -190,11 +197,11 @@ class LiveView(QWidget):
 
     # --- sources -------------------------------------------------------------------
     def set_source(
-        self, source: FrameSource | None, frames_in: CounterSource | None
+        self, source: FrameSource | None, run_info: RunInfoSource | None
     ) -> None:
-        """Where raw frames and the incoming frame count come from."""
+        """Where raw frames and the run's frame count and pressure come from."""
         self._source = source
-        self._frames_in = frames_in
+        self._run_info = run_info
         self._last_frame = None
 
     def set_processed_source(self, source: FrameSource | None) -> None:
@@ -212,11 +219,13 @@ class LiveView(QWidget):
     # --- drawing ---------------------------------------------------------------------
     def poll(self) -> None:
         """Timer tick: draw the newest frame if there is one (cheap when not)."""
-        count = self._frames_in() if self._frames_in is not None else None
-        if count is None:
+        info = self._run_info() if self._run_info is not None else None
+        if info is None:
             self._camera_rate.reset()
+            self.pressure = 0.0
         else:
-            self._camera_rate.update(count)
+            self._camera_rate.update(info[0])
+            self.pressure = info[1]
         self._display_rate.update(self.frames_drawn)
         self._update_rate_label()
         if not self.isVisible():
@@ -226,10 +235,17 @@ class LiveView(QWidget):
             if self.mode.currentIndex() == 1 and self._processed_source is not None
             else self._source
         )
+        now = time.perf_counter()
+        if (
+            self.pressure >= PRESSURE_LIMIT
+            and now - self._last_draw_t < 1 / BUSY_DISPLAY_HZ
+        ):
+            return  # the pipeline is behind: leave it the CPU
         frame = source() if source is not None else None
         if frame is None or frame is self._last_frame:
             return
         self._last_frame = frame
+        self._last_draw_t = now
         # a copy: the frame may still be a view into the camera's ring buffer
         self.show_image(np.array(frame.image, copy=True))  # type: ignore[attr-defined]
 

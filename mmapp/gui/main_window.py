@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
 
         self.setObjectName("mmappMainWindow")
         self.resize(1400, 900)
-        self.live_view = LiveView(self._latest_frame, self._frames_in)
+        self.live_view = LiveView(self._latest_frame, self._run_info)
         self.setCentralWidget(self.live_view)
         self.device_panel = DevicePanel(self.report_error)
         self.acquisition = AcquisitionPanel()
@@ -261,7 +261,7 @@ class MainWindow(QMainWindow):
             group, list(core.getAvailableConfigs(group)) if group else []
         )
         self.acquisition.set_rig_name(rig.name)
-        self.live_view.set_source(self._latest_frame, self._frames_in)
+        self.live_view.set_source(self._latest_frame, self._run_info)
         self._set_state("idle")
         self.update_title()
 
@@ -320,12 +320,16 @@ class MainWindow(QMainWindow):
         controller = self.controller
         return controller.latest_frame() if controller is not None else None
 
-    def _frames_in(self) -> int | None:
+    def _run_info(self) -> tuple[int, float] | None:
+        """(frames received, pressure 0..1: how full the queue or camera buffer is)."""
         controller = self.controller
         if controller is None or not controller.running:
             return None
         snap = controller.stats()
-        return snap.frames_in if snap is not None else None
+        if snap is None:
+            return None
+        queue = snap.queue_bytes / snap.queue_capacity_bytes
+        return snap.frames_in, max(queue, snap.buffer_fill)
 
     # --- snap -------------------------------------------------------------------------
     def snap(self) -> None:
