@@ -65,9 +65,9 @@ def run_gui_bench(args: argparse.Namespace) -> int:
         acq, view = window.acquisition, window.live_view
         acq.mode.setCurrentIndex(MODE_LOOP)
         acq.loop_limit.setValue(args.seconds)
-        pace = f"camera paced at {args.rate:g} fps" if args.rate else "free-running"
+        pace = f"paced at {args.rate:g} fps" if args.rate else "free-running"
         say(
-            f"mmapp bench gui: {args.size}x{args.size} uint16, {pace} camera, "
+            f"mmapp bench gui: {args.size}x{args.size} uint16, camera {pace}, "
             f"{args.seconds:g} s per run, {args.pairs} pairs (shown/hidden alternate)"
         )
         for i in range(args.pairs):

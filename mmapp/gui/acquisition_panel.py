@@ -197,6 +197,9 @@ class AcquisitionPanel(QWidget):
         self.z_step.setDecimals(3)
         self.z_step.setValue(1)
         self.z_step.setSuffix(" µm")
+        for w in (self.z_range, self.z_step):
+            w.setEnabled(False)
+            self.z_enabled.toggled.connect(w.setEnabled)
         z_row = QHBoxLayout()
         z_row.addWidget(self.z_enabled)
         z_row.addWidget(QLabel("range"))

@@ -41,7 +41,10 @@ class QtLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Format and hand over (never raises into the caller)."""
-        if record.name.startswith("pymmcore") and record.levelno < logging.WARNING:
+        if record.name.startswith("pymmcore") and (
+            record.levelno < logging.WARNING
+            or record.getMessage().startswith("MDA Canceled")  # every Stop says so
+        ):
             return  # its chatter stays on the console
         with contextlib.suppress(Exception):  # the panel is gone: drop the line
             self.relay.record.emit(self.format(record), record.levelno)
