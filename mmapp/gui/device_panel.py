@@ -57,6 +57,7 @@ class DevicePanel(QWidget):
         self.core: CMMCorePlus | None = None
         self.group_boxes: dict[str, QComboBox] = {}
         self.chosen: dict[str, str] = {}  # group -> the preset the operator chose
+        self._trigger_prop: str | None = None  # the camera's trigger property
         self.laser_controls: dict[str, _LaserRow] = {}
         self._refreshing = False
         self.tabs = QTabWidget()
@@ -365,7 +366,7 @@ class DevicePanel(QWidget):
             self._set_prop(camera, "Binning", value)
 
     def _set_trigger(self, value: str) -> None:
-        if value and self.core is not None and getattr(self, "_trigger_prop", None):
+        if value and self.core is not None and self._trigger_prop:
             self._set_prop(self.core.getCameraDevice(), self._trigger_prop, value)
 
     def _set_roi(self) -> None:
