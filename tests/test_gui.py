@@ -330,6 +330,23 @@ def test_settings_remember_rig_layout_and_folder(qtbot, tmp):
         again.close()
 
 
+def test_a_last_rig_that_fails_falls_back_to_the_simulated_one(qtbot, tmp):
+    settings = AppSettings.at(tmp / "settings.ini")
+    settings.save_dir = tmp / "data"
+    settings.last_rig = str(tmp / "gone.cfg")
+    settings.sync()
+    window = _make_window(qtbot, tmp)
+    try:
+        assert window.rig is not None and window.rig.name == "Simulated OPM rig"
+        assert window.last_error == (
+            f"Could not load {tmp / 'gone.cfg'}",
+            f"Micro-Manager config not found: {tmp / 'gone.cfg'}",
+        )
+        assert window.settings.last_rig == ""  # the simulated rig next time
+    finally:
+        window.close()
+
+
 def test_about_lists_versions(window):
     box = window.show_about()
     for name in ("mmapp", "Qt", "pymmcore-plus", "ndstorage", "pyqtgraph"):
