@@ -162,6 +162,34 @@ def test_escape_and_menu_shortcuts(qtbot, window):
     assert window.last_result.outcome is RunOutcome.STOPPED
 
 
+def test_keys_start_and_stop(qtbot, window):
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    window.acquisition.mode.setCurrentIndex(MODE_LOOP)
+    qtbot.keyClick(window, Qt.Key.Key_F9)
+    assert window.run_kind == "acquire"
+    qtbot.waitUntil(lambda: _frames_written(window) >= 5, timeout=5000)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=5000)
+    assert window.last_result.outcome is RunOutcome.STOPPED
+
+
+def test_stop_while_the_camera_waits_for_a_trigger(qtbot, window):
+    panel = window.device_panel
+    panel.trigger.setCurrentText("External")  # through the device panel
+    assert window.rig.core.getProperty("Camera", "TriggerMode") == "External"
+    window.acquisition.mode.setCurrentIndex(MODE_LOOP)
+    window.acquisition.start_button.click()
+    assert window.controller.wait_camera_armed(10)
+    window.acquisition.stop_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=3000)
+    result = window.last_result
+    assert result.outcome is RunOutcome.STOPPED
+    assert result.frames_saved == 0 and result.dataset is None
+    assert result.stop_latency_s is not None and result.stop_latency_s < 0.5
+    _assert_safe(window)
+
+
 def test_start_during_live_stops_live_then_acquires(qtbot, window):
     acq = window.acquisition
     acq.live_button.click()
