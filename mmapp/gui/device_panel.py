@@ -238,6 +238,12 @@ class DevicePanel(QWidget):
             for group, combo in self.group_boxes.items():
                 current = core.getCurrentConfig(group)  # '' when none matches
                 combo.setCurrentIndex(combo.findText(current) if current else -1)
+                chosen = self.chosen.get(group)
+                combo.setPlaceholderText(
+                    f"{chosen}: off since the last run (on again at Live/Start)"
+                    if chosen
+                    else "none of these matches the devices"
+                )
             self._refresh_camera(core)
             self._refresh_stage(core)
             for prop, (device, check, power) in self.laser_controls.items():
