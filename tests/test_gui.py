@@ -293,6 +293,22 @@ def test_bad_cfg_gives_a_message_and_the_rig_stays(qtbot, window, tmp):
     qtbot.waitUntil(lambda: window.live_view.image is not None, timeout=5000)
 
 
+def test_a_cfg_without_a_camera_loads_and_says_what_it_cannot_do(qtbot, window, tmp):
+    cfg = tmp / "no_camera.cfg"
+    cfg.write_text("# no devices\nProperty,Core,Initialize,1\n")
+    assert window.open_rig(str(cfg)) is True
+    assert window.windowTitle() == "mmapp — no_camera — untitled"
+    assert window.device_panel.camera_label.text() == "none"
+    window.acquisition.snap_button.click()
+    assert window.last_error == ("Cannot snap", "this rig has no camera device")
+    window.acquisition.live_button.click()
+    assert window.last_error[0] == "Cannot start Live"
+    window.acquisition.start_button.click()
+    assert window.last_error[0] == "Cannot start"
+    assert window.run_kind is None and window.acquisition.state == "idle"
+    assert not window.acquisition.live_button.isChecked()
+
+
 def test_camera_fault_is_a_message_not_a_crash(qtbot, window):
     window.rig.core.setProperty("Camera", "FaultAfterFrames", 10)
     window.acquisition.mode.setCurrentIndex(MODE_LOOP)

@@ -240,9 +240,13 @@ class DevicePanel(QWidget):
                 combo.setCurrentIndex(combo.findText(current) if current else -1)
                 chosen = self.chosen.get(group)
                 combo.setPlaceholderText(
-                    f"{chosen}: off since the last run (on again at Live/Start)"
-                    if chosen
-                    else "none of these matches the devices"
+                    f"{chosen} (off after the run)" if chosen else "none matches"
+                )
+                combo.setToolTip(
+                    "A run ends with the lasers off; Live and Start switch the "
+                    "chosen preset back on."
+                    if chosen and current != chosen
+                    else ""
                 )
             self._refresh_camera(core)
             self._refresh_stage(core)

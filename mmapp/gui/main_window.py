@@ -336,6 +336,8 @@ class MainWindow(QMainWindow):
         """Snap one frame through the core on a worker thread, then show it."""
         if self.rig is None or self.acquisition.state != "idle":
             return
+        if not self._has_camera("snap"):
+            return
         self._set_state("busy")
         core, bridge = self.rig.core, self._bridge
 
@@ -413,8 +415,18 @@ class MainWindow(QMainWindow):
         self._start_request(request, "acquire")
         logger.info("acquisition started: %s in %s", plan.name, plan.out_dir)
 
+    def _has_camera(self, what: str) -> bool:
+        """False (and a message) if the rig has no camera to `what` with."""
+        if self.rig is not None and self.rig.core.getCameraDevice():
+            return True
+        self.report_error(f"Cannot {what}", "this rig has no camera device")
+        return False
+
     def _start_request(self, request: RunRequest, kind: str) -> None:
         assert self.controller is not None
+        if not self._has_camera("start Live" if kind == "live" else "start"):
+            self._set_state("idle")
+            return
         if self.acquisition.channel_group:
             self.device_panel.reapply_preset(self.acquisition.channel_group)
         try:
