@@ -229,8 +229,8 @@ class RunController:
             if not self._done.is_set():
                 raise RuntimeError("an acquisition is already running")
             self._done.clear()
+            self._handler = None  # stats and frames are the new run's from now on
             self._result = None
-            self._handler = None  # stats() and latest_frame() never show the last run
             self._stop_requested_at = None
             self._engine = StreamingEngine(
                 self.rig.core,
