@@ -97,6 +97,24 @@ def test_live_displays_frames_and_writes_nothing(qtbot, window, tmp):
     _assert_safe(window)
 
 
+def test_live_keeps_up_at_1000_frames_per_second(qtbot, window):
+    """The frame on screen is at most a few display ticks behind the camera."""
+    window.rig.core.setExposure(1.0)  # about 1000 frames/s from the simulated camera
+    view = window.live_view
+    window.acquisition.live_button.click()
+    qtbot.waitUntil(lambda: view.camera_fps > 500, timeout=RUN_TIMEOUT_MS)
+    lags = []
+    for _ in range(5):
+        drawn = view.frames_drawn
+        qtbot.waitUntil(lambda d=drawn: view.frames_drawn > d, timeout=2000)
+        received = window.controller.stats().frames_in
+        lags.append(received - 1 - read_stamp(view.image))
+    window.acquisition.live_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=5000)
+    # 1000 frames/s and a 60 Hz display: ~17 frames per tick; allow a few ticks
+    assert max(lags) < 200, lags
+
+
 def test_start_n_frames_writes_the_dataset(qtbot, window):
     acq = window.acquisition
     acq.mode.setCurrentIndex(MODE_FRAMES)
