@@ -12,11 +12,10 @@ import gc
 import logging
 import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PyQt6.QtCore import QObject, Qt, QTimer, QUrl, pyqtSignal
-from PyQt6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PyQt6.QtGui import QCloseEvent, QDesktopServices
 from PyQt6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -37,6 +36,7 @@ from mmapp.gui.acquisition_panel import (
 from mmapp.gui.device_panel import DevicePanel
 from mmapp.gui.live_view import LiveView
 from mmapp.gui.log_panel import LogPanel
+from mmapp.gui.menus import build_menus
 from mmapp.gui.settings import AppSettings
 from mmapp.sim.rig import Rig, load_rig
 
@@ -48,7 +48,6 @@ CLOSE_WAIT_S = 15.0  # on exit, how long a run may take to finish its dataset
 # The simulated rig's file says 2048x2048; the window starts it smaller so Live is
 # snappy on any machine (a rig file of your own is used as written).
 DEFAULT_SIM_CAMERA: dict[str, object] = {"width": 512, "height": 512}
-SHORTCUTS = {"snap": "F5", "live": "F6", "start": "F9", "stop": "Esc"}
 
 
 class _Bridge(QObject):
@@ -110,7 +109,12 @@ class MainWindow(QMainWindow):
         self.acquisition.live_toggled.connect(self.set_live)
         self.acquisition.start_clicked.connect(self.start)
         self.acquisition.stop_clicked.connect(self.stop)
-        self._build_menus()
+        self.menus = build_menus(self)
+        # names the tests and the presets work use
+        self.actions_by_name = self.menus.acquire
+        self.presets_menu = self.menus.presets
+        self.preset_actions = self.menus.preset_actions
+        self.open_last_action = self.menus.open_last_dataset
         self.resizeDocks(
             [self.docks["devices"], self.docks["acquisition"]],
             [380, 400],
@@ -145,81 +149,6 @@ class MainWindow(QMainWindow):
         }[side]
         self.addDockWidget(area, dock)
         return dock
-
-    def _action(
-        self, text: str, slot: Any, shortcut: str | None = None, tip: str = ""
-    ) -> QAction:
-        action = QAction(text, self)
-        action.triggered.connect(slot)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(tip)
-        self.addAction(action)  # shortcuts work even with the menu bar hidden
-        return action
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        assert bar is not None
-        rig = bar.addMenu("&Rig")
-        rig.addAction(self._action("&Simulated rig", lambda: self.open_rig(None)))
-        rig.addAction(
-            self._action("&Open rig file or Micro-Manager config…", self._choose_rig)
-        )
-        rig.addSeparator()
-        rig.addAction(
-            self._action("Make &safe (lasers off, shutter closed)", self.make_safe)
-        )
-        rig.addSeparator()
-        rig.addAction(self._action("&Quit", self.close, "Ctrl+Q"))
-
-        acquire = bar.addMenu("&Acquire")
-        self.actions_by_name = {
-            "snap": self._action("&Snap", self.snap, SHORTCUTS["snap"]),
-            "live": self._action("&Live", self.toggle_live, SHORTCUTS["live"]),
-            "start": self._action("S&tart", self.start, SHORTCUTS["start"]),
-            "stop": self._action("Sto&p", self.stop, SHORTCUTS["stop"]),
-        }
-        for name, action in self.actions_by_name.items():
-            acquire.addAction(action)
-            button = getattr(self.acquisition, f"{name}_button")
-            button.setToolTip(f"{action.text().replace('&', '')} ({SHORTCUTS[name]})")
-
-        self.presets_menu = bar.addMenu("&Presets")
-        tip = "Experiment presets arrive with the preset model (mmapp.presets)"
-        self.preset_actions: dict[str, QAction] = {}
-        for key, text in (
-            ("open", "&Open preset…"),
-            ("save", "&Save preset"),
-            ("save_as", "Save preset &as…"),
-        ):
-            action = self._action(text, lambda: None, tip=tip)
-            action.setEnabled(False)
-            self.presets_menu.addAction(action)
-            self.preset_actions[key] = action
-        self.recent_presets_menu = self.presets_menu.addMenu("&Recent presets")
-        assert self.recent_presets_menu is not None
-        self.recent_presets_menu.setEnabled(False)
-
-        data = bar.addMenu("&Data")
-        data.addAction(self._action("Choose &save folder…", self._choose_save_dir))
-        data.addAction(self._action("Open save &folder", self._open_save_dir))
-        self.open_last_action = self._action(
-            "Open &last dataset folder", self._open_last_dataset
-        )
-        self.open_last_action.setEnabled(False)
-        data.addAction(self.open_last_action)
-
-        view = bar.addMenu("&View")
-        for dock in self.docks.values():
-            view.addAction(dock.toggleViewAction())
-        view.addSeparator()
-        view.addAction(self._action("&Reset layout", self.reset_layout))
-
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self._action("&About mmapp", self.show_about))
 
     # --- rig ----------------------------------------------------------------------
     def open_rig(self, path: str | None) -> bool:
@@ -294,7 +223,8 @@ class MainWindow(QMainWindow):
             self.device_panel.refresh()
             logger.info("rig made safe: lasers off, shutter closed")
 
-    def _choose_rig(self) -> None:
+    def choose_rig(self) -> None:
+        """Ask for a rig file or .cfg and open it."""
         path, _ = QFileDialog.getOpenFileName(
             self,
             "Open rig",
@@ -530,7 +460,8 @@ class MainWindow(QMainWindow):
         box.show()
 
     # --- data ---------------------------------------------------------------------
-    def _choose_save_dir(self) -> None:
+    def choose_save_dir(self) -> None:
+        """Ask for the save folder."""
         chosen = QFileDialog.getExistingDirectory(
             self, "Save folder", self.acquisition.save_dir.text()
         )
@@ -538,10 +469,12 @@ class MainWindow(QMainWindow):
             self.acquisition.save_dir.setText(chosen)
             self.settings.save_dir = Path(chosen)
 
-    def _open_save_dir(self) -> None:
+    def open_save_dir(self) -> None:
+        """Show the save folder in the file browser."""
         QDesktopServices.openUrl(QUrl.fromLocalFile(self.acquisition.save_dir.text()))
 
-    def _open_last_dataset(self) -> None:
+    def open_last_dataset(self) -> None:
+        """Show the last dataset's folder in the file browser."""
         if self.last_result is not None and self.last_result.dataset is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.last_result.dataset)))
 
