@@ -409,6 +409,24 @@ def test_a_last_rig_that_fails_falls_back_to_the_simulated_one(qtbot, tmp):
         window.close()
 
 
+def test_closing_during_an_acquisition_asks_first(qtbot, window, monkeypatch):
+    from PyQt6.QtWidgets import QMessageBox
+
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers.pop(0))
+    window.confirm_close = True
+    window.acquisition.mode.setCurrentIndex(MODE_LOOP)
+    window.acquisition.start_button.click()
+    qtbot.waitUntil(lambda: _frames_written(window) >= 5, timeout=5000)
+    window.close()  # No: the run goes on
+    assert window.isVisible() and window.run_kind == "acquire"
+    window.close()  # Yes: stopped, dataset finished, rig unloaded
+    assert not window.isVisible() and window.rig is None
+    assert answers == []
+    datasets = list((window.settings.save_dir).iterdir())
+    assert len(datasets) == 1 and len(read_all(datasets[0])) >= 5
+
+
 def test_about_lists_versions(window):
     box = window.show_about()
     for name in ("mmapp", "Qt", "pymmcore-plus", "ndstorage", "pyqtgraph"):

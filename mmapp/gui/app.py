@@ -70,6 +70,7 @@ def run_gui(rig_path: str | None = None) -> int:
 
     app = make_app()
     window = MainWindow(rig_path=rig_path)
+    window.confirm_close = True
     install_excepthook(window.report_error)
     window.show()
     # Ctrl-C in the terminal closes the window cleanly (Python needs a tick to see it)

@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self._bridge.snapped.connect(self._on_snapped)
         self._bridge.snap_failed.connect(self._on_snap_failed)
         self._error_box: QMessageBox | None = None
+        self.confirm_close = False  # the app sets it: ask before quitting a run
 
         self.setObjectName("mmappMainWindow")
         self.resize(1400, 900)
@@ -517,6 +518,16 @@ class MainWindow(QMainWindow):
         self.log_panel.detach()
 
     def closeEvent(self, event: QCloseEvent | None) -> None:
-        """Close: shutdown first (a run finishes its dataset)."""
+        """Close: ask first while acquiring (if confirm_close), then shut down."""
+        if self.confirm_close and self.run_kind == "acquire" and not self._closed:
+            answer = QMessageBox.question(
+                self,
+                "Acquisition running",
+                "An acquisition is running. Stop it (its dataset is kept) and quit?",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                if event is not None:
+                    event.ignore()
+                return
         self.shutdown()
         super().closeEvent(event)
