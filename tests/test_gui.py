@@ -56,6 +56,11 @@ def _frames_written(window: MainWindow) -> int:
     return snap.frames_written if snap is not None else 0
 
 
+def _frames_in(window: MainWindow) -> int:
+    snap = window.controller.stats()
+    return snap.frames_in if snap is not None else 0
+
+
 def _assert_safe(window: MainWindow) -> None:
     core = window.rig.core
     assert not core.isSequenceRunning()
@@ -113,6 +118,24 @@ def test_live_keeps_up_at_1000_frames_per_second(qtbot, window):
     qtbot.waitUntil(lambda: window.run_kind is None, timeout=5000)
     # 1000 frames/s and a 60 Hz display: ~17 frames per tick; allow a few ticks
     assert max(lags) < 200, lags
+
+
+def test_a_camera_setting_changed_during_live_restarts_live(qtbot, window):
+    view, panel = window.live_view, window.device_panel
+    window.acquisition.live_button.click()
+    qtbot.waitUntil(lambda: view.frames_drawn >= 3, timeout=5000)
+    first = window.controller.handler
+    assert panel.exposure.isEnabled()
+    panel.exposure.setValue(2.5)
+    qtbot.waitUntil(
+        lambda: window.run_kind == "live" and window.controller.handler is not first,
+        timeout=5000,
+    )
+    assert window.rig.core.getExposure() == 2.5
+    qtbot.waitUntil(lambda: _frames_in(window) >= 3, timeout=5000)
+    window.acquisition.live_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=5000)
+    assert window.last_error is None
 
 
 def test_start_n_frames_writes_the_dataset(qtbot, window):

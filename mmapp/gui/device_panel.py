@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 
 from pymmcore_plus import CMMCorePlus
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -50,6 +50,8 @@ _LaserRow = tuple[str, QCheckBox, QDoubleSpinBox | None]  # device, on/off, powe
 
 class DevicePanel(QWidget):
     """Controls for the devices of one core."""
+
+    camera_changed = pyqtSignal()  # a camera setting changed (Live restarts)
 
     def __init__(self, on_error: ErrorSink, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -332,23 +334,37 @@ class DevicePanel(QWidget):
         """During a run only stage and lasers stay editable (and only in Live)."""
         idle = state in ("idle", "busy")
         live = state == "live"
-        self.camera_box.setEnabled(idle and self.core is not None)
+        self.camera_box.setEnabled((idle or live) and self.core is not None)
         self.groups_box.setEnabled(idle)
         self.properties.setEnabled(idle)
         self.lasers_box.setEnabled(idle or live)
         self.stage_box.setEnabled(idle or live)
-        tip = "" if idle else "Stop the run to change camera settings"
+        tip = (
+            ""
+            if idle
+            else "Live restarts with the new setting"
+            if live
+            else "Stop the run to change camera settings"
+        )
         self.camera_box.setToolTip(tip)
 
     # --- changes ---------------------------------------------------------------------
-    def _apply(self, what: str, action: Callable[[], object]) -> None:
-        """Run one device change; report a refusal and show the real values."""
+    def _apply(
+        self, what: str, action: Callable[[], object], camera: bool = False
+    ) -> None:
+        """Run one device change; report a refusal and show the real values.
+
+        A camera setting that took effect emits camera_changed (Live restarts).
+        """
         if self._refreshing or self.core is None:
             return
         try:
             action()
         except Exception as exc:
             self._on_error(what, str(exc) or type(exc).__name__)
+        else:
+            if camera:
+                self.camera_changed.emit()
         self.refresh()
 
     def _set_config(self, group: str, preset: str) -> None:
@@ -358,38 +374,45 @@ class DevicePanel(QWidget):
             lambda: self.core.setConfig(group, preset),  # type: ignore[union-attr]
         )
 
-    def _set_prop(self, device: str, prop: str, value: object) -> None:
+    def _set_prop(
+        self, device: str, prop: str, value: object, camera: bool = False
+    ) -> None:
         self._apply(
             f"Setting {device}.{prop} failed",
             lambda: self.core.setProperty(device, prop, value),  # type: ignore[union-attr]
+            camera,
         )
 
     def _set_exposure(self, value: float) -> None:
         self._apply(
             "Setting the exposure failed",
             lambda: self.core.setExposure(value),  # type: ignore[union-attr]
+            camera=True,
         )
 
     def _set_binning(self, value: str) -> None:
         if value and self.core is not None:
             camera = self.core.getCameraDevice()
-            self._set_prop(camera, "Binning", value)
+            self._set_prop(camera, "Binning", value, camera=True)
 
     def _set_trigger(self, value: str) -> None:
         if value and self.core is not None and self._trigger_prop:
-            self._set_prop(self.core.getCameraDevice(), self._trigger_prop, value)
+            camera = self.core.getCameraDevice()
+            self._set_prop(camera, self._trigger_prop, value, camera=True)
 
     def _set_roi(self) -> None:
         x, y, w, h = (box.value() for box in self.roi_fields)
         self._apply(
             "Setting the ROI failed",
             lambda: self.core.setROI(x, y, w, h),  # type: ignore[union-attr]
+            camera=True,
         )
 
     def _clear_roi(self) -> None:
         self._apply(
             "Clearing the ROI failed",
             lambda: self.core.clearROI(),  # type: ignore[union-attr]
+            camera=True,
         )
 
     def _move_z(self) -> None:

@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self.last_result: RunResult | None = None
         self.last_error: tuple[str, str] | None = None
         self._pending: AcquisitionPlan | None = None  # Start pressed during Live
+        self._restart_live = False  # a camera setting changed during Live
         self._handled: RunResult | None = None
         self._ticks = 0
         self._closed = False
@@ -106,6 +107,7 @@ class MainWindow(QMainWindow):
         }
         self.acquisition.save_dir.setText(str(self.settings.save_dir))
         self.acquisition.name_template.setText(self.settings.name_template)
+        self.device_panel.camera_changed.connect(self._on_camera_changed)
         self.acquisition.snap_clicked.connect(self.snap)
         self.acquisition.live_toggled.connect(self.set_live)
         self.acquisition.start_clicked.connect(self.start)
@@ -374,6 +376,12 @@ class MainWindow(QMainWindow):
             expected = self.plan.expected_frames if self.plan else None
             self.acquisition.run_started(expected, "acquiring…")
 
+    def _on_camera_changed(self) -> None:
+        """A camera setting changed: Live restarts so that it takes effect."""
+        if self.run_kind == "live":
+            self._restart_live = True
+            self.stop()
+
     def stop(self) -> None:
         """Stop now (returns at once; the run ends within the core's bound)."""
         if self.controller is not None and self.controller.running:
@@ -405,8 +413,11 @@ class MainWindow(QMainWindow):
             self._pending = None
         self.device_panel.refresh()
         pending, self._pending = self._pending, None
+        restart, self._restart_live = self._restart_live, False
         if pending is not None:
             self._start_plan(pending)
+        elif restart and kind == "live" and result.outcome is not RunOutcome.ERROR:
+            self.set_live(True)
 
     # --- state and polling --------------------------------------------------------
     def _set_state(self, state: str) -> None:
