@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mmapp {__version__}")
     parser.add_argument(
-        "--rig", dest="gui_rig", type=Path, help="open the window on this rig file/.cfg"
+        "--rig",
+        dest="gui_rig",
+        type=Path,
+        metavar="FILE",
+        help="open the window on this rig file/.cfg",
     )
     parser.add_argument(
         "--selftest",

@@ -539,3 +539,16 @@ def test_live_view_yields_when_the_pipeline_is_behind(qtbot):
     info[0] = None  # the run ended: no pressure
     view.poll()
     assert view.frames_drawn == 3
+
+
+def test_bench_gui_runs_and_reports_json(qtbot, tmp, capsys):
+    from mmapp.cli import main
+
+    args = "bench gui --size 64 --pairs 1 --seconds 0.5 --rate 500 --json --dir"
+    code = main([*args.split(), str(tmp)])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {r["live_view"] for r in out["runs"]} == {"shown", "hidden"}
+    assert out["frames_lost"] == 0 and out["ratio"] > 0
+    assert all(r["frames"] > 0 for r in out["runs"])
+    assert list(tmp.iterdir()) == []  # its datasets and settings are removed
