@@ -404,6 +404,7 @@ def test_settings_remember_rig_layout_and_folder(qtbot, tmp):
     first = _make_window(qtbot, tmp, rig_path=str(rig_file))
     assert first.windowTitle() == "mmapp — Bench rig — untitled"
     first.docks["log"].hide()
+    first.acquisition.name_template.setText("{rig}_{date}")
     first.close()
     again = _make_window(qtbot, tmp)  # no rig given: the last one reopens
     again._restore_layout()
@@ -411,6 +412,7 @@ def test_settings_remember_rig_layout_and_folder(qtbot, tmp):
         assert again.rig.name == "Bench rig"
         assert again.docks["log"].isHidden()
         assert again.acquisition.save_dir.text() == str(tmp / "data")
+        assert again.acquisition.name_template.text() == "{rig}_{date}"
     finally:
         again.close()
 

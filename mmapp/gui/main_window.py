@@ -524,6 +524,9 @@ class MainWindow(QMainWindow):
         self.live_view.timer.stop()
         self.live_view.histogram_timer.stop()
         self.settings.save_window_layout(self.saveGeometry(), self.saveState())
+        if self.acquisition.save_dir.text().strip():
+            self.settings.save_dir = Path(self.acquisition.save_dir.text().strip())
+        self.settings.name_template = self.acquisition.name_template.text()
         self.settings.sync()
         self._close_rig()
         self.log_panel.detach()
