@@ -1,5 +1,5 @@
-"""Command line: `mmapp`, `mmapp acquire [PRESET]`, `mmapp preset`, `mmapp bench`,
-`mmapp info`."""
+"""Command line: `mmapp` (the main window), `mmapp --selftest`, `mmapp acquire
+[PRESET]`, `mmapp preset`, `mmapp sim-daq`, `mmapp bench`, `mmapp info`."""
 
 from __future__ import annotations
 
@@ -55,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mmapp", description="DAQ-coordinated acquisition into NDTiff."
     )
     parser.add_argument("--version", action="version", version=f"mmapp {__version__}")
+    parser.add_argument(
+        "--rig",
+        dest="gui_rig",
+        type=Path,
+        metavar="FILE",
+        help="open the window on this rig file/.cfg",
+    )
+    parser.add_argument(
+        "--selftest",
+        action="store_true",
+        help="open the window on the simulated rig, acquire through its controls, "
+        "check the dataset, exit 0 (nonzero with the reason otherwise)",
+    )
     sub = parser.add_subparsers(dest="command")
 
     acq = sub.add_parser(
@@ -155,6 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--size", type=_positive_int, default=512, help="pixels")
     stop.add_argument("--json", action="store_true", help="one JSON object")
 
+    gui = bench_sub.add_parser(
+        "gui", help="acquisition throughput with the live view shown vs hidden"
+    )
+    gui.add_argument("--size", type=_positive_int, default=512, help="pixels")
+    gui.add_argument(
+        "--seconds", type=_positive_float, default=3.0, help="per acquisition"
+    )
+    gui.add_argument("--pairs", type=_positive_int, default=3, help="shown+hidden")
+    gui.add_argument(
+        "--rate", type=_positive_float, help="pace the camera at FPS (default: free)"
+    )
+    gui.add_argument("--dir", type=Path, help="where to write (default: temp)")
+    gui.add_argument("--json", action="store_true", help="one JSON object")
+
     info = sub.add_parser("info", help="describe a dataset")
     info.add_argument("dataset", type=Path)
 
@@ -192,10 +219,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        return _default_start()
+        return _cmd_gui(args)
     if args.command == "acquire":
         return _cmd_acquire(parser, args)
     if args.command == "bench":
+        if args.bench_command == "gui":
+            from mmapp.bench.gui import run_gui_bench
+
+            return run_gui_bench(args)
         if args.bench_command == "stop":
             from mmapp.bench.stop import run_stop_bench
 
@@ -213,29 +244,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _default_start() -> int:
-    """`mmapp` alone: the simulated rig, acquiring until Ctrl-C (no window yet)."""
-    out = Path.home() / "mmapp-data"
-    print(
-        "mmapp: starting on the simulated rig (headless; the main window is not "
-        f"built yet). Streaming 512x512 frames to {out} until Ctrl-C or 10 s."
-    )
-    return main(
-        [
-            "acquire",
-            "--out",
-            str(out),
-            "--name",
-            "demo",
-            "--loop",
-            "--duration",
-            "10",
-            "--size",
-            "512",
-            "--exposure",
-            "10",
-        ]
-    )
+def _cmd_gui(args: argparse.Namespace) -> int:
+    """`mmapp` alone: the main window (Qt is imported only here)."""
+    if args.selftest:
+        from mmapp.gui.selftest import run_selftest
+
+        return run_selftest()
+    from mmapp.gui.app import run_gui
+
+    return run_gui(str(args.gui_rig) if args.gui_rig else None)
 
 
 def _overrides(

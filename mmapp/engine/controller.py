@@ -69,6 +69,7 @@ class RunRequest:
     first_frame_timeout_s: float = 20.0  # a triggered camera may wait this long
     frame_timeout_s: float = 5.0  # then at most this long between frames
     program: WaveformProgram | None = None  # what the DAQ plays (None: no DAQ)
+    save: bool = True  # False: live view only (frames counted and shown, not kept)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class _FrameRelay:
     def __init__(
         self,
         handler: DataHandler,
-        sink: NDTiffSink,
+        sink: NDTiffSink | _DiscardSink,
         engine: StreamingEngine,
         settings: Mapping[str, Any],
     ) -> None:
@@ -178,6 +179,31 @@ class _FrameRelay:
             release()
         if lost:
             self.handler.stats.add_lost(1)
+
+
+class _DiscardSink:
+    """Storage for a run that saves nothing (live view): frames are dropped."""
+
+    path: Path | None = None
+
+    def set_summary_metadata(self, summary: Mapping[str, Any]) -> None:
+        """Nothing to describe."""
+
+    def put(
+        self, coords: Mapping[str, int | str], image: np.ndarray, metadata: Any
+    ) -> None:
+        """Forget the frame (the handler then frees its camera buffer slot)."""
+
+    def get(self, coords: Mapping[str, int | str]) -> tuple[np.ndarray, dict]:
+        """Nothing is kept."""
+        raise KeyError(f"live view keeps no images ({dict(coords)})")
+
+    def has(self, coords: Mapping[str, int | str]) -> bool:
+        """Nothing is kept."""
+        return False
+
+    def finish(self) -> None:
+        """Nothing to finish."""
 
 
 class RunController:
@@ -332,14 +358,18 @@ class RunController:
     def _run(self, request: RunRequest, engine: StreamingEngine) -> None:
         tune_gil_for_streaming()
         t0 = time.perf_counter()
-        sink: NDTiffSink | None = None
+        sink: NDTiffSink | _DiscardSink | None = None
         handler: DataHandler | None = None
         error: BaseException | None = None
         settings = dict(request.settings)
         if request.program is not None:
             settings["daq_program"] = request.program.model_dump(mode="json")
         try:
-            sink = NDTiffSink(request.out_dir, request.name, {"mmapp": settings})
+            sink = (
+                NDTiffSink(request.out_dir, request.name, {"mmapp": settings})
+                if request.save
+                else _DiscardSink()
+            )
             handler = DataHandler(sink, max_queue_bytes=request.queue_bytes)
             self._handler = handler
             relay = _FrameRelay(handler, sink, engine, settings)
@@ -395,12 +425,12 @@ class RunController:
         self,
         engine: StreamingEngine,
         handler: DataHandler | None,
-        sink: NDTiffSink | None,
+        sink: NDTiffSink | _DiscardSink | None,
         error: BaseException | None,
         t0: float,
     ) -> RunResult:
         stats = handler.stats.snapshot() if handler is not None else None
-        saved = stats.frames_written if stats else 0
+        saved = stats.frames_written if stats and isinstance(sink, NDTiffSink) else 0
         lost = engine.frames_lost + (stats.frames_lost if stats else 0)
         rejected = stats.frames_rejected if stats else 0
         latency = None
@@ -415,7 +445,7 @@ class RunController:
         return RunResult(
             outcome=outcome,
             message=message,
-            dataset=sink.path if sink is not None and saved else None,
+            dataset=sink.path if isinstance(sink, NDTiffSink) and saved else None,
             frames_acquired=engine.frames_acquired,
             frames_saved=saved,
             frames_lost=lost,

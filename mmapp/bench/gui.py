@@ -1,0 +1,151 @@
+"""`mmapp bench gui`: does the live view slow acquisition down?
+
+The main window acquires at full speed (free-running simulated camera held
+back only when its ring buffer is full, as in `mmapp bench stream`; frames to
+NDTiff) through its own Start button, alternately with the live view shown
+and hidden, in one process. It prints the display frame rate while acquiring
+and the ratio of throughput shown / hidden: the median of each back-to-back
+pair's ratio (target: >= 0.95). Under load the display draws at most
+BUSY_DISPLAY_HZ (see mmapp.gui.live_view) to leave the CPU to the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+TARGET_RATIO = 0.95
+
+
+def run_gui_bench(args: argparse.Namespace) -> int:
+    """Entry point of `mmapp bench gui`."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from mmapp.gui.acquisition_panel import MODE_LOOP
+    from mmapp.gui.app import make_app
+    from mmapp.gui.main_window import MainWindow
+    from mmapp.gui.script import Step, run_steps
+    from mmapp.gui.settings import AppSettings
+
+    app = make_app()  # noqa: F841 - alive for the whole benchmark
+    work = Path(tempfile.mkdtemp(prefix="mmapp-bench-gui-", dir=args.dir))
+    settings = AppSettings.at(work / "settings.ini")
+    settings.save_dir = work / "data"
+    say = (lambda *a: None) if args.json else print
+    window = MainWindow(
+        settings,
+        rig_path="",
+        sim_camera={"width": args.size, "height": args.size, "exposure_ms": 0.0},
+        restore_layout=False,
+    )
+    rows: list[dict] = []
+    try:
+        window.resize(1400, 900)
+        window.show()
+        rig = window.rig
+        assert rig is not None and rig.camera is not None
+        # free-running, limited by the pipeline rather than by ring overflow
+        # (as `mmapp bench stream` does)
+        core, full = rig.core, rig.core.getBufferTotalCapacity() - 2
+        if args.rate:  # a camera paced at this frame rate
+            core.setProperty(
+                core.getCameraDevice(), "FrameIntervalMs", 1000 / args.rate
+            )
+        else:
+            rig.camera.flow_control = lambda: core.getRemainingImageCount() >= full
+        acq, view = window.acquisition, window.live_view
+        acq.mode.setCurrentIndex(MODE_LOOP)
+        acq.loop_limit.setValue(args.seconds)
+        pace = f"paced at {args.rate:g} fps" if args.rate else "free-running"
+        say(
+            f"mmapp bench gui: {args.size}x{args.size} uint16, camera {pace}, "
+            f"{args.seconds:g} s per run, {args.pairs} pairs (shown/hidden alternate)"
+        )
+        for i in range(args.pairs):
+            order = (True, False) if i % 2 == 0 else (False, True)
+            for shown in order:
+                mark: dict[str, int] = {}
+
+                def begin(shown: bool = shown, mark: dict = mark) -> None:
+                    view.setVisible(shown)
+                    mark["drawn"] = view.frames_drawn
+                    acq.start_button.click()
+
+                run_steps(
+                    [
+                        Step(
+                            "acquire",
+                            begin,
+                            lambda: window.run_kind is None,
+                            args.seconds + 60,
+                        )
+                    ]
+                )
+                result = window.last_result
+                if result is None or window.last_error is not None:
+                    print(f"mmapp bench gui: the run failed: {window.last_error}")
+                    return 1
+                drawn = view.frames_drawn - mark["drawn"]
+                row = {
+                    "live_view": "shown" if shown else "hidden",
+                    "frames": result.frames_saved,
+                    "lost": result.frames_lost,
+                    "fps": result.frames_saved / args.seconds,
+                    "mb_s": result.frames_saved * args.size**2 * 2 / 1e6 / args.seconds,
+                    "display_fps": drawn / args.seconds,
+                }
+                rows.append(row)
+                say(
+                    f"  live view {row['live_view']:6s}: {row['fps']:7.0f} frames/s "
+                    f"({row['mb_s']:6.0f} MB/s), lost {row['lost']}, "
+                    f"display {row['display_fps']:4.1f} fps"
+                )
+                if result.dataset is not None:
+                    shutil.rmtree(result.dataset, ignore_errors=True)
+    finally:
+        window.close()  # unloads the rig
+        gc.collect()
+        shutil.rmtree(work, ignore_errors=True)
+    shown_fps = [r["fps"] for r in rows if r["live_view"] == "shown"]
+    hidden_fps = [r["fps"] for r in rows if r["live_view"] == "hidden"]
+    # each pair ran back to back: its own ratio is immune to slow drifts of the disk
+    pair_ratios = [s / h for s, h in zip(shown_fps, hidden_fps, strict=True)]
+    ratio = statistics.median(pair_ratios)
+    display = statistics.median(
+        r["display_fps"] for r in rows if r["live_view"] == "shown"
+    )
+    summary = {
+        "size": args.size,
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "pairs": args.pairs,
+        "shown_fps_median": statistics.median(shown_fps),
+        "hidden_fps_median": statistics.median(hidden_fps),
+        "ratio": ratio,  # median of the pairs' shown/hidden ratios
+        "pair_ratios": pair_ratios,
+        "display_fps_median": display,
+        "frames_lost": sum(r["lost"] for r in rows),
+        "target_ratio": TARGET_RATIO,
+        "runs": rows,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        verdict = "meets" if ratio >= TARGET_RATIO else "BELOW"
+        print(
+            f"median throughput: shown {summary['shown_fps_median']:.0f} frames/s, "
+            f"hidden {summary['hidden_fps_median']:.0f} frames/s; "
+            f"shown/hidden per pair {', '.join(f'{r:.2f}' for r in pair_ratios)}; "
+            f"median ratio {ratio:.3f} ({verdict} the {TARGET_RATIO} target); "
+            f"display {display:.1f} fps while acquiring"
+        )
+    return 0

@@ -1,0 +1,437 @@
+"""Acquisition panel: Snap / Live / Start / Stop, what to acquire, where, progress."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+from useq import MDAEvent, MDASequence
+
+from mmapp.data.stats import StatsSnapshot
+from mmapp.engine.events import stream_event
+from mmapp.engine.plans import build_events
+
+MODE_LOOP, MODE_FRAMES, MODE_MDA = range(3)
+TEMPLATE_FIELDS = ("date", "time", "rig")
+_BAD_NAME = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
+
+
+def expand_template(template: str, rig: str, now: datetime | None = None) -> str:
+    """A dataset name from a template with {date}, {time} and {rig}."""
+    now = now or datetime.now()
+    values = {
+        "date": now.strftime("%Y%m%d"),
+        "time": now.strftime("%H%M%S"),
+        "rig": re.sub(r"[^A-Za-z0-9_-]+", "-", rig).strip("-") or "rig",
+    }
+    try:
+        name = template.format(**values)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(
+            f"dataset name template {template!r} is not valid ({exc}); "
+            "use the fields {date}, {time} and {rig}"
+        ) from None
+    name = name.strip()
+    if not name:
+        raise ValueError("the dataset name is empty")
+    if _BAD_NAME.search(name) or name in (".", ".."):
+        raise ValueError(
+            f"dataset name {name!r} contains characters a folder name cannot hold"
+        )
+    return name
+
+
+def next_dataset_path(directory: Path, name: str) -> Path:
+    """Where ndstorage will put a dataset called `name` (it never overwrites:
+    it adds _1, _2, ... one past the highest existing number)."""
+    pattern = re.compile(re.escape(name) + r"_(\d+).*", re.IGNORECASE)
+    highest = 0
+    if directory.is_dir():
+        for entry in directory.iterdir():
+            m = pattern.match(entry.name)
+            if m:
+                highest = max(highest, int(m.group(1)))
+    return directory / f"{name}_{highest + 1}"
+
+
+def disk_free_bytes(directory: Path) -> int | None:
+    """Free bytes on the disk that holds `directory` (or its nearest parent)."""
+    path = directory
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class AcquisitionPlan:
+    """What Start will run."""
+
+    events: MDASequence | list[MDAEvent]
+    expected_frames: int | None  # None: until Stop
+    out_dir: Path
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+class AcquisitionPanel(QWidget):
+    """The operator's controls for acquiring; the main window runs them."""
+
+    snap_clicked = pyqtSignal()
+    live_toggled = pyqtSignal(bool)
+    start_clicked = pyqtSignal()
+    stop_clicked = pyqtSignal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rig_name = "rig"
+        self.channel_group = ""
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(self._build_buttons())
+        layout.addWidget(self._build_plan())
+        layout.addWidget(self._build_save())
+        layout.addWidget(self._build_status())
+        layout.addStretch(1)
+        self.set_state("idle")
+
+    # --- building --------------------------------------------------------------------
+    def _build_buttons(self) -> QGridLayout:
+        self.snap_button = QPushButton("Snap")
+        self.live_button = QPushButton("Live")
+        self.live_button.setCheckable(True)
+        self.start_button = QPushButton("Start")
+        self.stop_button = QPushButton("Stop")
+        self.start_button.setStyleSheet("QPushButton { font-weight: bold }")
+        self.stop_button.setStyleSheet(
+            "QPushButton { font-weight: bold } QPushButton:enabled { color: #c62828 }"
+        )
+        self.snap_button.clicked.connect(self.snap_clicked)
+        self.live_button.clicked.connect(self.live_toggled)
+        self.start_button.clicked.connect(self.start_clicked)
+        self.stop_button.clicked.connect(self.stop_clicked)
+        grid = QGridLayout()
+        for i, b in enumerate(
+            (self.snap_button, self.live_button, self.start_button, self.stop_button)
+        ):
+            b.setMinimumHeight(32)
+            grid.addWidget(b, i // 2, i % 2)
+        return grid
+
+    def _build_plan(self) -> QGroupBox:
+        box = QGroupBox("What to acquire")
+        form = QFormLayout(box)
+        self.mode = QComboBox()
+        self.mode.addItems(
+            ["Stream until Stop", "Stream N frames", "MDA: time points, z, channels"]
+        )
+        self.stack = QStackedWidget()
+        loop_page = QWidget()
+        loop_form = QFormLayout(loop_page)
+        self.loop_limit = QDoubleSpinBox()
+        self.loop_limit.setRange(0, 7 * 24 * 3600)
+        self.loop_limit.setSuffix(" s")
+        self.loop_limit.setSpecialValueText("no limit")
+        loop_form.addRow("Stop after", self.loop_limit)
+        frames_page = QWidget()
+        frames_form = QFormLayout(frames_page)
+        self.frames = QSpinBox()
+        self.frames.setRange(1, 2_000_000_000)
+        self.frames.setValue(100)
+        frames_form.addRow("Frames", self.frames)
+        self.stack.addWidget(loop_page)
+        self.stack.addWidget(frames_page)
+        self.stack.addWidget(self._build_mda_page())
+        self.mode.currentIndexChanged.connect(self._show_page)
+        self._show_page(0)
+        form.addRow("Mode", self.mode)
+        form.addRow(self.stack)
+        return box
+
+    def _build_mda_page(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.timepoints = QSpinBox()
+        self.timepoints.setRange(1, 1_000_000)
+        self.timepoints.setValue(5)
+        self.interval = QDoubleSpinBox()
+        self.interval.setRange(0, 86400)
+        self.interval.setDecimals(3)
+        self.interval.setSuffix(" s")
+        self.z_enabled = QCheckBox("Z stack")
+        self.z_range = QDoubleSpinBox()
+        self.z_range.setRange(0, 100000)
+        self.z_range.setValue(10)
+        self.z_range.setSuffix(" µm")
+        self.z_step = QDoubleSpinBox()
+        self.z_step.setRange(0.001, 10000)
+        self.z_step.setDecimals(3)
+        self.z_step.setValue(1)
+        self.z_step.setSuffix(" µm")
+        for w in (self.z_range, self.z_step):
+            w.setEnabled(False)
+            self.z_enabled.toggled.connect(w.setEnabled)
+        z_row = QHBoxLayout()
+        z_row.addWidget(self.z_enabled)
+        z_row.addWidget(QLabel("range"))
+        z_row.addWidget(self.z_range)
+        z_row.addWidget(QLabel("step"))
+        z_row.addWidget(self.z_step)
+        self.channels = QListWidget()
+        self.channels.setMaximumHeight(90)
+        self.channels.setToolTip("checked channels are acquired (none: as set now)")
+        form.addRow("Time points", self.timepoints)
+        form.addRow("Interval", self.interval)
+        form.addRow(z_row)
+        self.channels_label = QLabel("Channels")
+        form.addRow(self.channels_label, self.channels)
+        return page
+
+    def _build_save(self) -> QGroupBox:
+        box = QGroupBox("Save")
+        form = QFormLayout(box)
+        self.save_dir = QLineEdit()
+        browse = QPushButton("…")
+        browse.setFixedWidth(30)
+        browse.setToolTip("Choose the save folder")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.save_dir)
+        row.addWidget(browse)
+        self.name_template = QLineEdit()
+        self.name_template.setToolTip("fields: {date}, {time}, {rig}")
+        self.preview = QLabel()
+        self.preview.setWordWrap(True)
+        self.preview.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        self.save_dir.textChanged.connect(self.refresh_preview)
+        self.name_template.textChanged.connect(self.refresh_preview)
+        form.addRow("Folder", row)
+        form.addRow("Name", self.name_template)
+        form.addRow(self.preview)
+        return box
+
+    def _build_status(self) -> QGroupBox:
+        box = QGroupBox("Run")
+        grid = QGridLayout(box)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.status = QLabel("idle")
+        self.status.setWordWrap(True)
+        self.readouts: dict[str, QLabel] = {}
+        names = ("frames", "MB/s", "buffer", "dropped", "disk free", "ETA")
+        for i, name in enumerate(names):
+            value = QLabel("–")
+            value.setAlignment(Qt.AlignmentFlag.AlignRight)
+            value.setMinimumWidth(80)
+            grid.addWidget(QLabel(name), 1 + i // 2, (i % 2) * 2)
+            grid.addWidget(value, 1 + i // 2, (i % 2) * 2 + 1)
+            self.readouts[name] = value
+        grid.addWidget(self.progress, 0, 0, 1, 4)
+        grid.addWidget(self.status, 4, 0, 1, 4)
+        return box
+
+    def _show_page(self, index: int) -> None:
+        """Show one editor page; the stack takes that page's height only."""
+        for i in range(self.stack.count()):
+            page = self.stack.widget(i)
+            assert page is not None
+            policy = (
+                QSizePolicy.Policy.Preferred
+                if i == index
+                else QSizePolicy.Policy.Ignored
+            )
+            page.setSizePolicy(QSizePolicy.Policy.Preferred, policy)
+        self.stack.setCurrentIndex(index)
+        self.stack.adjustSize()
+
+    # --- inputs ------------------------------------------------------------------
+    def set_channels(self, group: str, names: list[str]) -> None:
+        """The channel presets the MDA editor offers."""
+        self.channel_group = group
+        self.channels.clear()
+        for name in names:
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked)
+            self.channels.addItem(item)
+        self.channels_label.setText(f"Channels ({group})" if group else "Channels")
+        self.channels.setEnabled(bool(names))
+
+    def checked_channels(self) -> list[str]:
+        """Channel presets ticked in the MDA editor."""
+        items = (self.channels.item(i) for i in range(self.channels.count()))
+        return [
+            it.text()
+            for it in items
+            if it is not None and it.checkState() == Qt.CheckState.Checked
+        ]
+
+    def set_rig_name(self, name: str) -> None:
+        """The rig name used by the {rig} field."""
+        self.rig_name = name
+        self.refresh_preview()
+
+    def dataset_name(self) -> str:
+        """The expanded dataset name (raises ValueError when not usable)."""
+        return expand_template(self.name_template.text(), self.rig_name)
+
+    def refresh_preview(self) -> None:
+        """Say where the next dataset goes (a new folder: nothing is overwritten)."""
+        try:
+            name = self.dataset_name()
+            directory = self._directory()
+        except ValueError as exc:
+            self.preview.setText(f"<span style='color:#c62828'>{exc}</span>")
+            return
+        path = next_dataset_path(directory, name)
+        self.preview.setText(
+            f"Next dataset: {path}<br><i>(a new folder, never overwritten)</i>"
+        )
+
+    def _directory(self) -> Path:
+        text = self.save_dir.text().strip()
+        if not text:
+            raise ValueError("choose a save folder")
+        return Path(text).expanduser()
+
+    def _browse(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(
+            self, "Save folder", self.save_dir.text()
+        )
+        if chosen:
+            self.save_dir.setText(chosen)
+
+    def plan(self) -> AcquisitionPlan:
+        """What Start runs, from the editor (ValueError with the reason if unusable)."""
+        directory = self._directory()
+        if directory.exists() and not directory.is_dir():
+            raise ValueError(f"the save folder {directory} is a file")
+        name = self.dataset_name()
+        mode = self.mode.currentIndex()
+        settings: dict[str, Any] = {"gui_mode": self.mode.currentText()}
+        events: MDASequence | list[MDAEvent]
+        if mode == MODE_LOOP:
+            limit = self.loop_limit.value() or None
+            events = [stream_event(max_duration_s=limit)]
+            expected = None
+            settings["max_duration_s"] = limit
+        elif mode == MODE_FRAMES:
+            expected = self.frames.value()
+            events = [stream_event(max_frames=expected)]
+            settings["frames"] = expected
+        else:
+            events, expected = self._mda_plan(settings)
+        return AcquisitionPlan(events, expected, directory, name, settings)
+
+    def _mda_plan(self, settings: dict[str, Any]) -> tuple[MDASequence, int]:
+        z = self.z_enabled.isChecked()
+        sequence = build_events(
+            timepoints=self.timepoints.value(),
+            interval_s=self.interval.value(),
+            z_range_um=self.z_range.value() if z else None,
+            z_step_um=self.z_step.value() if z else None,
+        )
+        assert isinstance(sequence, MDASequence)
+        channels = self.checked_channels()
+        if channels:
+            sequence = sequence.replace(
+                channels=[{"group": self.channel_group, "config": c} for c in channels],
+                axis_order="tpzc",
+            )
+        settings.update(
+            timepoints=self.timepoints.value(),
+            interval_s=self.interval.value(),
+            z_range_um=self.z_range.value() if z else None,
+            z_step_um=self.z_step.value() if z else None,
+            channels=channels,
+        )
+        return sequence, sum(1 for _ in sequence)
+
+    # --- state and progress -----------------------------------------------------------
+    def set_state(self, state: str) -> None:
+        """'idle', 'busy' (snapping, starting, stopping), 'live' or 'acquiring'."""
+        idle = state == "idle"
+        self.state = state
+        self.snap_button.setEnabled(idle)
+        self.live_button.setEnabled(idle or state == "live")
+        self.live_button.setChecked(state == "live")
+        self.start_button.setEnabled(idle or state == "live")
+        self.stop_button.setEnabled(state in ("live", "acquiring"))
+        for w in (self.mode, self.stack, self.save_dir, self.name_template):
+            w.setEnabled(idle or state == "live")
+
+    def show_stats(
+        self,
+        snap: StatsSnapshot | None,
+        expected: int | None,
+        disk_free: int | None,
+        saving: bool,
+    ) -> None:
+        """Update the run readouts from one statistics snapshot."""
+        r = self.readouts
+        if disk_free is not None:
+            r["disk free"].setText(f"{disk_free / 1e9:.1f} GB")
+        if snap is None:
+            return
+        rate = snap.frames_in / snap.elapsed_s if snap.elapsed_s > 0 else 0.0
+        r["frames"].setText(
+            f"{snap.frames_in} / {expected}" if expected else str(snap.frames_in)
+        )
+        r["MB/s"].setText(f"{snap.write_mb_s:.1f}" if saving else "not saving")
+        r["buffer"].setText(
+            f"{snap.buffer_fill:.0%}" if snap.buffer_fill >= 0 else "unknown"
+        )
+        r["dropped"].setText(str(snap.frames_lost + snap.frames_rejected))
+        if expected:
+            self.progress.setRange(0, expected)
+            self.progress.setValue(min(snap.frames_in, expected))
+            left = expected - snap.frames_in
+            r["ETA"].setText(f"{left / rate:.0f} s" if rate > 0 and left > 0 else "–")
+        else:
+            self.progress.setRange(0, 0)  # busy: runs until Stop
+            r["ETA"].setText("until Stop")
+
+    def run_started(self, expected: int | None, text: str) -> None:
+        """A run began: a progress bar to `expected` frames, or busy (until Stop)."""
+        self.progress.setRange(0, expected or 0)
+        self.progress.setValue(0)
+        for name in ("frames", "MB/s", "buffer", "dropped", "ETA"):
+            self.readouts[name].setText("–")
+        self.status.setText(text)
+
+    def run_ended(self, text: str) -> None:
+        """Show how the run ended; the progress bar stops."""
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.status.setText(text)

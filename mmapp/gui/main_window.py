@@ -1,0 +1,547 @@
+"""The main window: device panel, live view, acquisition panel, log; menus.
+
+Runs go through :class:`RunController` (its own thread). The window polls
+`latest_frame()` and `stats()` on timers and learns that a run ended from one
+Qt signal per run; frames never travel as Qt signals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QObject, Qt, QTimer, QUrl, pyqtSignal
+from PyQt6.QtGui import QCloseEvent, QDesktopServices
+from PyQt6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMessageBox,
+    QWidget,
+)
+
+from mmapp import __version__
+from mmapp.engine.controller import RunController, RunOutcome, RunRequest, RunResult
+from mmapp.engine.events import stream_event
+from mmapp.gui.about import about_text
+from mmapp.gui.acquisition_panel import (
+    AcquisitionPanel,
+    AcquisitionPlan,
+    disk_free_bytes,
+)
+from mmapp.gui.device_panel import DevicePanel
+from mmapp.gui.live_view import LiveView
+from mmapp.gui.log_panel import LogPanel
+from mmapp.gui.menus import build_menus
+from mmapp.gui.settings import AppSettings
+from mmapp.sim.rig import Rig, load_rig
+
+logger = logging.getLogger("mmapp.gui")
+
+STATS_HZ = 10
+DISK_EVERY_TICKS = 10  # disk free once a second
+CLOSE_WAIT_S = 15.0  # on exit, how long a run may take to finish its dataset
+# The simulated rig's file says 2048x2048; the window starts it smaller so Live is
+# snappy on any machine (a rig file of your own is used as written).
+DEFAULT_SIM_CAMERA: dict[str, object] = {"width": 512, "height": 512}
+
+
+class _Bridge(QObject):
+    """Hands results from worker threads to the GUI thread (one per run or snap)."""
+
+    run_finished = pyqtSignal(object)  # RunResult
+    snapped = pyqtSignal(object)  # np.ndarray
+    snap_failed = pyqtSignal(str)
+
+
+class MainWindow(QMainWindow):
+    """mmapp's main window on one rig at a time."""
+
+    def __init__(
+        self,
+        settings: AppSettings | None = None,
+        *,
+        rig: Rig | None = None,
+        rig_path: str | None = None,
+        sim_camera: dict[str, object] | None = None,
+        restore_layout: bool = True,
+    ) -> None:
+        super().__init__()
+        self.settings = settings or AppSettings()
+        self.sim_camera = dict(DEFAULT_SIM_CAMERA if sim_camera is None else sim_camera)
+        self.rig: Rig | None = None
+        self.controller: RunController | None = None
+        self.preset_name: str | None = None
+        self.run_kind: str | None = None  # "live" or "acquire" while running
+        self.plan: AcquisitionPlan | None = None
+        self.last_result: RunResult | None = None
+        self.last_error: tuple[str, str] | None = None
+        self._pending: AcquisitionPlan | None = None  # Start pressed during Live
+        self._restart_live = False  # a camera setting changed during Live
+        self._handled: RunResult | None = None
+        self._ticks = 0
+        self._closed = False
+        self._bridge = _Bridge(self)
+        self._bridge.run_finished.connect(self._on_run_finished)
+        self._bridge.snapped.connect(self._on_snapped)
+        self._bridge.snap_failed.connect(self._on_snap_failed)
+        self._error_box: QMessageBox | None = None
+        self.confirm_close = False  # the app sets it: ask before quitting a run
+
+        self.setObjectName("mmappMainWindow")
+        self.resize(1400, 900)
+        self.live_view = LiveView(self._latest_frame, self._run_info)
+        self.setCentralWidget(self.live_view)
+        self.device_panel = DevicePanel(self.report_error)
+        self.acquisition = AcquisitionPanel()
+        self.log_panel = LogPanel()
+        self.log_panel.attach()
+        self.docks = {
+            "devices": self._dock("Devices", self.device_panel, "left"),
+            "acquisition": self._dock("Acquisition", self.acquisition, "right"),
+            "log": self._dock("Log", self.log_panel, "bottom"),
+        }
+        self.acquisition.save_dir.setText(str(self.settings.save_dir))
+        self.acquisition.name_template.setText(self.settings.name_template)
+        self.device_panel.camera_changed.connect(self._on_camera_changed)
+        self.acquisition.snap_clicked.connect(self.snap)
+        self.acquisition.live_toggled.connect(self.set_live)
+        self.acquisition.start_clicked.connect(self.start)
+        self.acquisition.stop_clicked.connect(self.stop)
+        self.menus = build_menus(self)
+        # names the tests and the presets work use
+        self.actions_by_name = self.menus.acquire
+        self.presets_menu = self.menus.presets
+        self.preset_actions = self.menus.preset_actions
+        self.open_last_action = self.menus.open_last_dataset
+        self.resizeDocks(
+            [self.docks["devices"], self.docks["acquisition"]],
+            [380, 400],
+            Qt.Orientation.Horizontal,
+        )
+        self.resizeDocks([self.docks["log"]], [140], Qt.Orientation.Vertical)
+        self._default_state = self.saveState()
+        if restore_layout:
+            self._restore_layout()
+
+        self.stats_timer = QTimer(self)
+        self.stats_timer.setInterval(1000 // STATS_HZ)
+        self.stats_timer.timeout.connect(self._tick)
+        self.stats_timer.start()
+
+        if rig is not None:
+            self.set_rig(rig)
+        else:
+            path = rig_path if rig_path is not None else self.settings.last_rig
+            if not self.open_rig(path or None) and path:
+                self.open_rig(None)  # the last rig failed: the simulated one
+
+    # --- building ----------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, side: str) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        area = {
+            "left": Qt.DockWidgetArea.LeftDockWidgetArea,
+            "right": Qt.DockWidgetArea.RightDockWidgetArea,
+            "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
+        }[side]
+        self.addDockWidget(area, dock)
+        return dock
+
+    # --- rig ----------------------------------------------------------------------
+    def open_rig(self, path: str | None) -> bool:
+        """Load a rig file / .cfg (None: the simulated rig); keep the old on failure."""
+        if self.controller is not None and self.controller.running:
+            self.report_error("Cannot change the rig", "Stop the acquisition first.")
+            return False
+        self.setCursor(Qt.CursorShape.WaitCursor)
+        try:
+            rig = load_rig(path) if path else load_rig(None, **self.sim_camera)
+        except Exception as exc:
+            self.report_error(f"Could not load {path or 'the simulated rig'}", str(exc))
+            return False
+        finally:
+            self.unsetCursor()
+        self.set_rig(rig)
+        self.settings.last_rig = path or ""
+        logger.info("rig loaded: %s (%s)", rig.name, path or "simulated")
+        return True
+
+    def set_rig(self, rig: Rig) -> None:
+        """Use `rig` from now on (the previous rig is made safe and closed)."""
+        self._close_rig()
+        self.rig = rig
+        self.controller = RunController(rig)
+        bridge = self._bridge
+
+        def relay(result: RunResult) -> None:  # run thread -> queued to the GUI
+            with contextlib.suppress(RuntimeError):  # the window is already gone
+                bridge.run_finished.emit(result)
+
+        self.controller.finished.connect(relay)
+        core = rig.core
+        self.device_panel.set_core(core)
+        group = rig.spec.channel_group if rig.spec else core.getChannelGroup()
+        if group not in core.getAvailableConfigGroups():
+            group = ""
+        self.acquisition.set_channels(
+            group, list(core.getAvailableConfigs(group)) if group else []
+        )
+        self.acquisition.set_rig_name(rig.name)
+        self.live_view.set_source(self._latest_frame, self._run_info)
+        self._set_state("idle")
+        self.update_title()
+
+    def _close_rig(self) -> None:
+        controller, rig = self.controller, self.rig
+        if controller is not None:
+            controller.stop()
+            result = controller.wait(CLOSE_WAIT_S)
+            with contextlib.suppress(Exception):
+                controller.finished.disconnect()
+            if result is not None and self.run_kind == "acquire":
+                logger.info("acquisition %s", result.summary())
+            self._handled = result  # its queued signal finds nothing left to do
+            self.run_kind = None
+        self.controller = None
+        self.rig = None
+        self.device_panel.set_core(None)
+        if rig is not None:
+            try:
+                rig.close()
+            except Exception as exc:
+                logger.error("closing the rig failed: %s", exc)
+            del rig
+            gc.collect()  # drop the core now (see DESIGN.md)
+
+    def make_safe(self) -> None:
+        """Lasers off and shutter closed, now."""
+        if self.rig is not None:
+            self.rig.make_safe()
+            self.device_panel.refresh()
+            logger.info("rig made safe: lasers off, shutter closed")
+
+    def choose_rig(self) -> None:
+        """Ask for a rig file or .cfg and open it."""
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open rig",
+            str(Path(self.settings.last_rig).parent) if self.settings.last_rig else "",
+            "Rig files (*.json *.cfg);;All files (*)",
+        )
+        if path:
+            self.open_rig(path)
+
+    # --- presets hook -----------------------------------------------------------
+    def set_preset_name(self, name: str | None) -> None:
+        """The preset in use (None: untitled); the presets work calls this."""
+        self.preset_name = name
+        self.update_title()
+
+    def update_title(self) -> None:
+        """'mmapp — <rig> — <preset or untitled>'."""
+        rig = self.rig.name if self.rig is not None else "no rig"
+        self.setWindowTitle(f"mmapp — {rig} — {self.preset_name or 'untitled'}")
+
+    # --- frames for the live view ---------------------------------------------------
+    def _latest_frame(self) -> object | None:
+        controller = self.controller
+        return controller.latest_frame() if controller is not None else None
+
+    def _run_info(self) -> tuple[int, float] | None:
+        """(frames received, pressure 0..1: how full the queue or camera buffer is)."""
+        controller = self.controller
+        if controller is None or not controller.running:
+            return None
+        snap = controller.stats()
+        if snap is None:
+            return None
+        queue = snap.queue_bytes / snap.queue_capacity_bytes
+        return snap.frames_in, max(queue, snap.buffer_fill)
+
+    # --- snap -------------------------------------------------------------------------
+    def snap(self) -> None:
+        """Snap one frame through the core on a worker thread, then show it."""
+        if self.rig is None or self.acquisition.state != "idle":
+            return
+        if not self._has_camera("snap"):
+            return
+        self._set_state("busy")
+        core, bridge = self.rig.core, self._bridge
+
+        def work() -> None:
+            try:
+                core.snapImage()
+                bridge.snapped.emit(np.array(core.getImage(), copy=True))
+            except Exception as exc:
+                bridge.snap_failed.emit(str(exc) or type(exc).__name__)
+
+        threading.Thread(target=work, name="mmapp-snap", daemon=True).start()
+
+    def _on_snapped(self, image: np.ndarray) -> None:
+        self.live_view.show_image(image)
+        self._set_state("idle")
+        self.acquisition.status.setText(
+            f"snapped {image.shape[1]}x{image.shape[0]} {image.dtype}"
+        )
+
+    def _on_snap_failed(self, message: str) -> None:
+        self._set_state("idle")
+        self.report_error("Snap failed", message)
+
+    # --- live, start, stop ----------------------------------------------------------
+    def toggle_live(self) -> None:
+        """Live on if idle, off if live."""
+        self.set_live(self.run_kind != "live")
+
+    def set_live(self, on: bool) -> None:
+        """Stream to the display only (nothing is saved) until Live is turned off."""
+        if not on:
+            if self.run_kind == "live":
+                self.stop()
+            return
+        if self.acquisition.state != "idle" or self.controller is None:
+            self.acquisition.set_state(self.acquisition.state)  # undo the toggle
+            return
+        request = RunRequest(
+            [stream_event()],
+            out_dir=self.settings.save_dir,
+            name="live",
+            save=False,
+        )
+        self._start_request(request, "live")
+
+    def start(self) -> None:
+        """Start the acquisition the panel describes (after Live, if it is on)."""
+        if self.controller is None or self.acquisition.state not in ("idle", "live"):
+            return
+        try:
+            plan = self.acquisition.plan()
+        except ValueError as exc:
+            self.report_error("Cannot start", str(exc))
+            return
+        self.settings.save_dir = plan.out_dir
+        self.settings.name_template = self.acquisition.name_template.text()
+        if self.run_kind == "live":
+            self._pending = plan  # starts once Live has stopped
+            self.stop()
+            return
+        self._start_plan(plan)
+
+    def _start_plan(self, plan: AcquisitionPlan) -> None:
+        rig = self.rig
+        assert rig is not None
+        settings = {
+            **plan.settings,
+            "command": "gui",
+            "rig": rig.source or rig.name,
+            "preset": self.preset_name,
+            "mmapp_version": __version__,
+        }
+        request = RunRequest(plan.events, plan.out_dir, plan.name, settings=settings)
+        self.plan = plan
+        self._start_request(request, "acquire")
+        logger.info("acquisition started: %s in %s", plan.name, plan.out_dir)
+
+    def _has_camera(self, what: str) -> bool:
+        """False (and a message) if the rig has no camera to `what` with."""
+        if self.rig is not None and self.rig.core.getCameraDevice():
+            return True
+        self.report_error(f"Cannot {what}", "this rig has no camera device")
+        return False
+
+    def _start_request(self, request: RunRequest, kind: str) -> None:
+        assert self.controller is not None
+        if not self._has_camera("start Live" if kind == "live" else "start"):
+            self._set_state("idle")
+            return
+        if self.acquisition.channel_group:
+            self.device_panel.reapply_preset(self.acquisition.channel_group)
+        try:
+            self.controller.start(request)
+        except Exception as exc:
+            self.report_error("Could not start", str(exc))
+            self._set_state("idle")
+            return
+        self.run_kind = kind
+        self._set_state(kind if kind == "live" else "acquiring")
+        if kind == "live":
+            self.acquisition.run_started(None, "live (not saving)")
+        else:
+            expected = self.plan.expected_frames if self.plan else None
+            self.acquisition.run_started(expected, "acquiring…")
+
+    def _on_camera_changed(self) -> None:
+        """A camera setting changed: Live restarts so that it takes effect."""
+        if self.run_kind == "live":
+            self._restart_live = True
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop now (returns at once; the run ends within the core's bound)."""
+        if self.controller is not None and self.controller.running:
+            self.controller.stop()
+            self.acquisition.status.setText("stopping…")
+
+    def _on_run_finished(self, result: RunResult) -> None:
+        """GUI thread, once per run."""
+        if result is self._handled:
+            return
+        self._handled = result
+        self._show_stats()  # the run's final counts
+        kind, self.run_kind = self.run_kind, None
+        self._set_state("idle")
+        if kind == "acquire":
+            self.last_result = result
+            self.open_last_action.setEnabled(result.dataset is not None)
+            self.acquisition.run_ended(result.summary())
+            logger.info("acquisition %s", result.summary())
+            self.acquisition.refresh_preview()
+        else:
+            self.acquisition.run_ended(
+                f"live {result.outcome.value}: {result.frames_acquired} frames shown"
+                + (f" ({result.message})" if result.message else "")
+            )
+        if result.outcome is RunOutcome.ERROR:
+            what = "Acquisition" if kind == "acquire" else "Live"
+            self.report_error(f"{what} ended with an error", result.message)
+            self._pending = None
+        self.device_panel.refresh()
+        pending, self._pending = self._pending, None
+        restart, self._restart_live = self._restart_live, False
+        if pending is not None:
+            self._start_plan(pending)
+        elif restart and kind == "live" and result.outcome is not RunOutcome.ERROR:
+            self.set_live(True)
+
+    # --- state and polling --------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        self.acquisition.set_state(state)
+        self.device_panel.set_run_state(state)
+        idle = state == "idle"
+        self.actions_by_name["snap"].setEnabled(idle)
+        self.actions_by_name["start"].setEnabled(idle or state == "live")
+        self.actions_by_name["live"].setEnabled(idle or state == "live")
+
+    def _tick(self) -> None:
+        """Stats timer: readouts; also notices a run that ended (safety net)."""
+        self._ticks += 1
+        controller = self.controller
+        if controller is None or self.run_kind is None:
+            if self._ticks % DISK_EVERY_TICKS == 0:
+                self._show_stats()
+            return
+        result = controller.wait(0)
+        if result is not None and result is not self._handled:
+            self._on_run_finished(result)
+            return
+        self._show_stats()
+
+    def _show_stats(self) -> None:
+        controller = self.controller
+        disk = None
+        if self._ticks % DISK_EVERY_TICKS == 0 or self.run_kind is None:
+            with contextlib.suppress(ValueError):
+                disk = disk_free_bytes(self.acquisition._directory())
+        snap = controller.stats() if controller is not None else None
+        saving = self.run_kind == "acquire"
+        expected = self.plan.expected_frames if saving and self.plan else None
+        if self.run_kind is None:
+            snap = None  # keep the finished run's readouts
+        self.acquisition.show_stats(snap, expected, disk, saving)
+
+    # --- errors -------------------------------------------------------------------
+    def report_error(self, title: str, text: str) -> None:
+        """A message box (non-modal) and a log line; never an exception."""
+        self.last_error = (title, text)
+        logger.error("%s: %s", title, text)
+        box = self._error_box
+        if box is None:
+            box = QMessageBox(self)
+            box.setIcon(QMessageBox.Icon.Warning)
+            box.setWindowModality(Qt.WindowModality.NonModal)
+            self._error_box = box
+        box.setWindowTitle(title)
+        box.setText(title)
+        box.setInformativeText(text)
+        box.show()
+
+    # --- data ---------------------------------------------------------------------
+    def choose_save_dir(self) -> None:
+        """Ask for the save folder."""
+        chosen = QFileDialog.getExistingDirectory(
+            self, "Save folder", self.acquisition.save_dir.text()
+        )
+        if chosen:
+            self.acquisition.save_dir.setText(chosen)
+            self.settings.save_dir = Path(chosen)
+
+    def open_save_dir(self) -> None:
+        """Show the save folder in the file browser."""
+        QDesktopServices.openUrl(QUrl.fromLocalFile(self.acquisition.save_dir.text()))
+
+    def open_last_dataset(self) -> None:
+        """Show the last dataset's folder in the file browser."""
+        if self.last_result is not None and self.last_result.dataset is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.last_result.dataset)))
+
+    # --- layout, about, close ---------------------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry, state = self.settings.window_layout()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+
+    def reset_layout(self) -> None:
+        """Docks back where they started."""
+        self.restoreState(self._default_state)
+        for dock in self.docks.values():
+            dock.show()
+
+    def show_about(self) -> QMessageBox:
+        """The About box with versions (non-modal)."""
+        box = QMessageBox(self)
+        box.setWindowTitle("About mmapp")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(about_text())
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.show()
+        self._about_box = box
+        return box
+
+    def shutdown(self) -> None:
+        """Stop any run, remember the layout, make the rig safe, unload it."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stats_timer.stop()
+        self.live_view.timer.stop()
+        self.live_view.histogram_timer.stop()
+        self.settings.save_window_layout(self.saveGeometry(), self.saveState())
+        if self.acquisition.save_dir.text().strip():
+            self.settings.save_dir = Path(self.acquisition.save_dir.text().strip())
+        self.settings.name_template = self.acquisition.name_template.text()
+        self.settings.sync()
+        self._close_rig()
+        self.log_panel.detach()
+
+    def closeEvent(self, event: QCloseEvent | None) -> None:
+        """Close: ask first while acquiring (if confirm_close), then shut down."""
+        if self.confirm_close and self.run_kind == "acquire" and not self._closed:
+            answer = QMessageBox.question(
+                self,
+                "Acquisition running",
+                "An acquisition is running. Stop it (its dataset is kept) and quit?",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                if event is not None:
+                    event.ignore()
+                return
+        self.shutdown()
+        super().closeEvent(event)
