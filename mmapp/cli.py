@@ -504,6 +504,7 @@ def _cmd_sim_daq(args: argparse.Namespace) -> int:
         f"\n  Ctrl-C stops.",
         flush=True,
     )
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if inherited off
     signal.signal(
         signal.SIGTERM,
         lambda *_: threading.Thread(target=server.stop, daemon=True).start(),

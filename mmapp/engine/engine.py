@@ -428,10 +428,18 @@ class StreamingEngine(MDAEngine):
         finally:
             settle()
             holds_camera = self.daq is not None and self.daq.camera_waits_for_daq()
-            self._stop_daq()  # no more triggers, lasers blanked
-            if holds_camera and error is None:
-                self._await_triggered_frames(source, count, expected)
-            self._stop_camera()
+            if (
+                self.daq is not None
+                and not holds_camera
+                and (self.daq.program.topology == "camera_master")
+            ):  # the camera triggers the card: stop it first, then the card
+                self._stop_camera()
+                self._stop_daq()
+            else:
+                self._stop_daq()  # no more triggers, lasers blanked
+                if holds_camera and error is None:
+                    self._await_triggered_frames(source, count, expected)
+                self._stop_camera()
         # Stop, a limit or an error: what the camera already delivered is data.
         while (expected is None or count < expected) and source.remaining():
             yield payload(source.take(), source.remaining())
