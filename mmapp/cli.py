@@ -375,9 +375,14 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         **_rig_settings(preset),
     }
     try:
-        request = build_run_request(preset, settings=settings)
         rig = open_rig(preset)
-    except (RigError, ApplyError, DatasetExistsError) as exc:
+    except (RigError, ApplyError) as exc:
+        print(f"mmapp: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        request = build_run_request(preset, settings=settings, rig_name=rig.name)
+    except DatasetExistsError as exc:
+        rig.close()
         print(f"mmapp: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if preset.program is not None and rig.daq is None:

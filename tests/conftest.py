@@ -14,6 +14,12 @@ from mmapp.engine.controller import RunController
 from mmapp.sim.rig import Rig, load_rig
 
 
+@pytest.fixture(autouse=True)
+def _config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mmapp's config (recent presets) goes under tmp_path, never the user's."""
+    monkeypatch.setenv("MMAPP_CONFIG_DIR", str(tmp_path / "config"))
+
+
 @pytest.fixture
 def rig() -> Iterator[Rig]:
     """The simulated rig with small frames and a short exposure."""

@@ -73,7 +73,7 @@ def test_title_and_hook(window):
     assert window.windowTitle() == "mmapp — Simulated OPM rig — untitled"
     window.set_preset_name("opm-488")
     assert window.windowTitle() == "mmapp — Simulated OPM rig — opm-488"
-    assert not any(a.isEnabled() for a in window.preset_actions.values())
+    assert all(a.isEnabled() for a in window.preset_actions.values())
 
 
 def test_snap_shows_one_frame(qtbot, window):
@@ -301,7 +301,7 @@ def test_a_second_run_never_overwrites(qtbot, window, tmp):
     ("template", "folder_is_file", "expected"),
     [
         ("{nope}_x", False, "not valid"),
-        ("a/b", False, "cannot hold"),
+        ("a/b", False, "a folder name cannot"),
         ("ok", True, "is a file"),
     ],
 )

@@ -93,6 +93,7 @@ def build_run_request(
     *,
     when: datetime | None = None,
     settings: Mapping[str, Any] | None = None,
+    rig_name: str = "rig",
 ) -> RunRequest:
     """The RunRequest for a preset: events, waveform program, save directory,
     dataset name from the template, and the preset itself in the settings
@@ -103,7 +104,9 @@ def build_run_request(
     """
     when = when or datetime.now()
     out_dir = Path(preset.storage.directory).expanduser()
-    name = render_name(preset.storage.name_template, name=preset.name, when=when)
+    name = render_name(
+        preset.storage.name_template, name=preset.name, when=when, rig=rig_name
+    )
     if preset.storage.if_exists == "error":
         taken = existing_datasets(out_dir, name)
         if taken:

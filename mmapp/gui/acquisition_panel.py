@@ -36,35 +36,23 @@ from useq import MDAEvent, MDASequence
 from mmapp.data.stats import StatsSnapshot
 from mmapp.engine.events import stream_event
 from mmapp.engine.plans import build_events
+from mmapp.presets.naming import check_template, render_name
 
 MODE_LOOP, MODE_FRAMES, MODE_MDA = range(3)
-TEMPLATE_FIELDS = ("date", "time", "rig")
-_BAD_NAME = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
 
 
-def expand_template(template: str, rig: str, now: datetime | None = None) -> str:
-    """A dataset name from a template with {date}, {time} and {rig}."""
-    now = now or datetime.now()
-    values = {
-        "date": now.strftime("%Y%m%d"),
-        "time": now.strftime("%H%M%S"),
-        "rig": re.sub(r"[^A-Za-z0-9_-]+", "-", rig).strip("-") or "rig",
-    }
+def expand_template(
+    template: str, rig: str, now: datetime | None = None, name: str = "untitled"
+) -> str:
+    """A dataset name from a template with {name}, {date}, {time} and {rig}
+    (the preset model's templates: one language in the app and its presets)."""
     try:
-        name = template.format(**values)
-    except (KeyError, IndexError, ValueError) as exc:
+        check_template(template)
+    except ValueError as exc:
         raise ValueError(
-            f"dataset name template {template!r} is not valid ({exc}); "
-            "use the fields {date}, {time} and {rig}"
+            f"dataset name template {template!r} is not valid: {exc}"
         ) from None
-    name = name.strip()
-    if not name:
-        raise ValueError("the dataset name is empty")
-    if _BAD_NAME.search(name) or name in (".", ".."):
-        raise ValueError(
-            f"dataset name {name!r} contains characters a folder name cannot hold"
-        )
-    return name
+    return render_name(template, name=name, when=now or datetime.now(), rig=rig)
 
 
 def next_dataset_path(directory: Path, name: str) -> Path:
@@ -100,6 +88,7 @@ class AcquisitionPlan:
     out_dir: Path
     name: str
     settings: dict[str, Any] = field(default_factory=dict)
+    use_daq: bool = False  # play the window's DAQ waveform program
 
 
 class AcquisitionPanel(QWidget):
@@ -113,7 +102,10 @@ class AcquisitionPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.rig_name = "rig"
+        self.preset_name = "untitled"  # the {name} of the name template
         self.channel_group = ""
+        # an MDA from a preset that the fields cannot show: run as it is
+        self.custom_sequence: MDASequence | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(self._build_buttons())
@@ -121,6 +113,7 @@ class AcquisitionPanel(QWidget):
         layout.addWidget(self._build_save())
         layout.addWidget(self._build_status())
         layout.addStretch(1)
+        self._showing = False  # set while a preset fills the fields
         self.set_state("idle")
 
     # --- building --------------------------------------------------------------------
@@ -174,7 +167,37 @@ class AcquisitionPanel(QWidget):
         self._show_page(0)
         form.addRow("Mode", self.mode)
         form.addRow(self.stack)
+        self.use_daq = QCheckBox("Play the DAQ waveform program")
+        self.use_daq.setObjectName("useDaq")
+        self.use_daq.setToolTip(
+            "Start and Live play the program of the DAQ waveform designer: the card "
+            "triggers the camera (or follows it), scans the galvo, blanks the lasers"
+        )
+        self.daq_info = QLabel("")
+        self.daq_info.setWordWrap(True)
+        form.addRow(self.use_daq)
+        form.addRow(self.daq_info)
+        self.set_daq_available(False, None)
         return box
+
+    def set_daq_available(self, available: bool, frames_per_cycle: int | None) -> None:
+        """Whether the rig has a DAQ card, and the program's frames per cycle."""
+        self.use_daq.setEnabled(available and self.state_allows_edits())
+        if not available:
+            self.use_daq.setChecked(False)
+            self.daq_info.setText("<i>this rig has no DAQ card</i>")
+        elif frames_per_cycle is None:
+            self.daq_info.setText("<i>the waveform program is not valid</i>")
+        else:
+            self.daq_info.setText(
+                f"<i>{frames_per_cycle} frames per program cycle: a frame count "
+                f"must be a whole number of cycles</i>"
+            )
+        self._daq_available = available
+
+    def state_allows_edits(self) -> bool:
+        """Idle or live: what to acquire may still change."""
+        return getattr(self, "state", "idle") in ("idle", "live")
 
     def _build_mda_page(self) -> QWidget:
         page = QWidget()
@@ -214,7 +237,32 @@ class AcquisitionPanel(QWidget):
         form.addRow(z_row)
         self.channels_label = QLabel("Channels")
         form.addRow(self.channels_label, self.channels)
+        self.custom_label = QLabel("")
+        self.custom_label.setWordWrap(True)
+        self.custom_label.setVisible(False)
+        form.addRow(self.custom_label)
+        for spin in (self.timepoints, self.interval, self.z_range, self.z_step):
+            spin.valueChanged.connect(self._fields_edited)
+        self.z_enabled.toggled.connect(self._fields_edited)
+        self.channels.itemChanged.connect(self._fields_edited)
         return page
+
+    def set_custom_sequence(
+        self, sequence: MDASequence | None, events: int = 0
+    ) -> None:
+        """An MDA the fields cannot show (from a preset): Start runs it as it is,
+        until a field is edited."""
+        self.custom_sequence = sequence
+        self.custom_label.setVisible(sequence is not None)
+        if sequence is not None:
+            self.custom_label.setText(
+                f"<i>The preset's MDA ({events} events) runs as the preset file "
+                f"describes it; editing a field above replaces it.</i>"
+            )
+
+    def _fields_edited(self, *_: object) -> None:
+        if self.custom_sequence is not None and not self._showing:
+            self.set_custom_sequence(None)
 
     def _build_save(self) -> QGroupBox:
         box = QGroupBox("Save")
@@ -228,7 +276,7 @@ class AcquisitionPanel(QWidget):
         row.addWidget(self.save_dir)
         row.addWidget(browse)
         self.name_template = QLineEdit()
-        self.name_template.setToolTip("fields: {date}, {time}, {rig}")
+        self.name_template.setToolTip("fields: {name}, {date}, {time}, {rig}")
         self.preview = QLabel()
         self.preview.setWordWrap(True)
         self.preview.setTextInteractionFlags(
@@ -304,7 +352,9 @@ class AcquisitionPanel(QWidget):
 
     def dataset_name(self) -> str:
         """The expanded dataset name (raises ValueError when not usable)."""
-        return expand_template(self.name_template.text(), self.rig_name)
+        return expand_template(
+            self.name_template.text(), self.rig_name, name=self.preset_name
+        )
 
     def refresh_preview(self) -> None:
         """Say where the next dataset goes (a new folder: nothing is overwritten)."""
@@ -352,9 +402,21 @@ class AcquisitionPanel(QWidget):
             settings["frames"] = expected
         else:
             events, expected = self._mda_plan(settings)
-        return AcquisitionPlan(events, expected, directory, name, settings)
+        use_daq = self.use_daq.isChecked() and self._daq_available
+        settings["daq_program"] = use_daq
+        return AcquisitionPlan(events, expected, directory, name, settings, use_daq)
 
     def _mda_plan(self, settings: dict[str, Any]) -> tuple[MDASequence, int]:
+        if self.custom_sequence is not None:
+            settings["sequence"] = "from the preset"
+            return self.custom_sequence, sum(1 for _ in self.custom_sequence)
+        return self.fields_sequence(settings)
+
+    def fields_sequence(
+        self, settings: dict[str, Any] | None = None
+    ) -> tuple[MDASequence, int]:
+        """The MDA the fields describe (and its event count)."""
+        settings = settings if settings is not None else {}
         z = self.z_enabled.isChecked()
         sequence = build_events(
             timepoints=self.timepoints.value(),
@@ -390,6 +452,9 @@ class AcquisitionPanel(QWidget):
         self.stop_button.setEnabled(state in ("live", "acquiring"))
         for w in (self.mode, self.stack, self.save_dir, self.name_template):
             w.setEnabled(idle or state == "live")
+        self.use_daq.setEnabled(
+            (idle or state == "live") and getattr(self, "_daq_available", False)
+        )
 
     def show_stats(
         self,

@@ -38,6 +38,16 @@ RunInfoSource = Callable[[], tuple[int, float] | None]
 # full): the display then yields the CPU, drawing at most BUSY_DISPLAY_HZ.
 PRESSURE_LIMIT = 0.5
 BUSY_DISPLAY_HZ = 10
+# preset colour maps: black to this colour
+COLORMAPS: dict[str, tuple[int, int, int]] = {
+    "gray": (255, 255, 255),
+    "green": (0, 255, 0),
+    "magenta": (255, 0, 255),
+    "cyan": (0, 255, 255),
+    "red": (255, 0, 0),
+    "blue": (0, 0, 255),
+    "yellow": (255, 255, 0),
+}
 
 
 def auto_levels(image: np.ndarray) -> tuple[float, float]:
@@ -186,6 +196,8 @@ class LiveView(QWidget):
         views.addWidget(self.histogram_widget)
         layout.addLayout(views, 1)
 
+        self.colormap = "gray"
+        self.refresh_hz = float(MAX_DISPLAY_HZ)
         self.timer = QTimer(self)
         self.timer.setInterval(round(1000 / MAX_DISPLAY_HZ))
         self.timer.timeout.connect(self.poll)
@@ -302,6 +314,44 @@ class LiveView(QWidget):
     def levels(self) -> tuple[float, float]:
         """The display range (raw pixel values mapped to black and white)."""
         return self._levels
+
+    # --- display settings (presets) ------------------------------------------------
+    def set_display(
+        self,
+        colormap: str,
+        autoscale: bool,
+        contrast_limits: tuple[int, ...] | None,
+        refresh_hz: float,
+    ) -> None:
+        """Colour map, continuous auto contrast or fixed limits, refresh rate."""
+        rgb = COLORMAPS[colormap]
+        self.colormap = colormap
+        self.histogram.gradient.restoreState(
+            {"mode": "rgb", "ticks": [(0.0, (0, 0, 0, 255)), (1.0, (*rgb, 255))]}
+        )
+        self.auto_continuous.setChecked(autoscale)
+        if not autoscale and contrast_limits is not None:
+            lo, hi = contrast_limits
+            self._levels = (float(lo), float(hi))
+            self.histogram.setLevels(*self._levels)
+            self._draw()
+        self.refresh_hz = min(max(refresh_hz, 1.0), float(MAX_DISPLAY_HZ))
+        self.timer.setInterval(round(1000 / self.refresh_hz))
+
+    def display_settings(self) -> dict[str, object]:
+        """The display as a preset's `display` section holds it."""
+        autoscale = self.auto_continuous.isChecked()
+        limits = None
+        if not autoscale:
+            lo = int(min(max(round(self._levels[0]), 0), 65534))
+            hi = int(min(max(round(self._levels[1]), lo + 1), 65535))
+            limits = [lo, hi]
+        return {
+            "colormap": self.colormap,
+            "autoscale": autoscale,
+            "contrast_limits": limits,
+            "refresh_hz": self.refresh_hz,
+        }
 
     def fit(self) -> None:
         """Show the whole frame."""

@@ -25,19 +25,39 @@ from PyQt6.QtWidgets import (
 )
 
 from mmapp import __version__
+from mmapp.daq.program import WaveformProgram
 from mmapp.engine.controller import RunController, RunOutcome, RunRequest, RunResult
 from mmapp.engine.events import stream_event
+from mmapp.engine.preset_run import (
+    RigMismatchError,
+    apply_preset_to_rig,
+    open_rig,
+    rig_path,
+    same_rig,
+    save_preset_with_dataset,
+)
 from mmapp.gui.about import about_text
 from mmapp.gui.acquisition_panel import (
     AcquisitionPanel,
     AcquisitionPlan,
     disk_free_bytes,
 )
+from mmapp.gui.daq_program import (
+    ProgramLink,
+    ProgramRefused,
+    check_frame_count,
+    frames_per_cycle,
+)
+from mmapp.gui.designer import WaveformDesigner
 from mmapp.gui.device_panel import DevicePanel
 from mmapp.gui.live_view import LiveView
 from mmapp.gui.log_panel import LogPanel
 from mmapp.gui.menus import build_menus
+from mmapp.gui.preset_bridge import PresetExtras, window_preset
+from mmapp.gui.preset_files import PresetFiles
 from mmapp.gui.settings import AppSettings
+from mmapp.presets import ApplyError, Preset, RecentPresets
+from mmapp.resources import default_rig_file
 from mmapp.sim.rig import Rig, load_rig
 
 logger = logging.getLogger("mmapp.gui")
@@ -69,6 +89,7 @@ class MainWindow(QMainWindow):
         rig_path: str | None = None,
         sim_camera: dict[str, object] | None = None,
         restore_layout: bool = True,
+        recent_presets: RecentPresets | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings or AppSettings()
@@ -91,6 +112,12 @@ class MainWindow(QMainWindow):
         self._bridge.snap_failed.connect(self._on_snap_failed)
         self._error_box: QMessageBox | None = None
         self.confirm_close = False  # the app sets it: ask before quitting a run
+        self.preset_extras = PresetExtras()
+        self.preset_files = PresetFiles(self, recent_presets)
+        self.program_link = ProgramLink(
+            lambda: self.rig, lambda: self.controller, WaveformProgram()
+        )
+        self._run_preset: Preset | None = None  # saved next to the run's dataset
 
         self.setObjectName("mmappMainWindow")
         self.resize(1400, 900)
@@ -100,11 +127,15 @@ class MainWindow(QMainWindow):
         self.acquisition = AcquisitionPanel()
         self.log_panel = LogPanel()
         self.log_panel.attach()
+        self.designer = WaveformDesigner(apply_handler=self._apply_program)
         self.docks = {
             "devices": self._dock("Devices", self.device_panel, "left"),
             "acquisition": self._dock("Acquisition", self.acquisition, "right"),
             "log": self._dock("Log", self.log_panel, "bottom"),
+            "daq": self._dock("DAQ program", self.designer, "bottom"),
         }
+        self.tabifyDockWidget(self.docks["log"], self.docks["daq"])
+        self.docks["log"].raise_()
         self.acquisition.save_dir.setText(str(self.settings.save_dir))
         self.acquisition.name_template.setText(self.settings.name_template)
         self.device_panel.camera_changed.connect(self._on_camera_changed)
@@ -123,7 +154,7 @@ class MainWindow(QMainWindow):
             [380, 400],
             Qt.Orientation.Horizontal,
         )
-        self.resizeDocks([self.docks["log"]], [140], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["log"]], [220], Qt.Orientation.Vertical)
         self._default_state = self.saveState()
         if restore_layout:
             self._restore_layout()
@@ -194,6 +225,10 @@ class MainWindow(QMainWindow):
         )
         self.acquisition.set_rig_name(rig.name)
         self.live_view.set_source(self._latest_frame, self._run_info)
+        if rig.daq is not None:
+            self.designer.set_device(rig.daq.device)
+        program = rig.spec.program if rig.spec is not None else None
+        self.set_program(program or self.program_link.program)
         self._set_state("idle")
         self.update_title()
 
@@ -237,11 +272,77 @@ class MainWindow(QMainWindow):
         if path:
             self.open_rig(path)
 
-    # --- presets hook -----------------------------------------------------------
+    # --- presets ----------------------------------------------------------------
     def set_preset_name(self, name: str | None) -> None:
-        """The preset in use (None: untitled); the presets work calls this."""
+        """The preset in use (None: untitled)."""
         self.preset_name = name
+        self.acquisition.preset_name = name or "untitled"
+        self.acquisition.refresh_preview()
         self.update_title()
+
+    def adopt_preset_rig(self, preset: Preset) -> bool:
+        """Put the preset's rig and device settings in place, all or nothing.
+
+        The loaded rig takes the settings if it is the preset's rig; otherwise
+        the preset's rig replaces it (and the old one comes back if that fails).
+        """
+        rig = self.rig
+        if rig is not None and same_rig(preset, rig):
+            try:
+                apply_preset_to_rig(preset, rig)
+            except (ApplyError, RigMismatchError) as exc:
+                self.report_error(
+                    f"Could not open the preset {preset.name!r}", str(exc)
+                )
+                return False
+            self.device_panel.refresh()
+            return True
+        previous = self.settings.last_rig or None
+        self._close_rig()  # a real rig cannot be loaded twice (ports, cameras)
+        self.setCursor(Qt.CursorShape.WaitCursor)
+        try:
+            new = open_rig(preset)
+        except Exception as exc:
+            self.unsetCursor()
+            self.report_error(
+                f"Could not open the preset {preset.name!r}",
+                f"its rig {rig_path(preset)} did not load: {exc}",
+            )
+            if not self.open_rig(previous) and previous:
+                self.open_rig(None)
+            return False
+        self.unsetCursor()
+        self.set_rig(new)
+        path = rig_path(preset)
+        default = path.resolve() == default_rig_file().resolve()
+        self.settings.last_rig = "" if default else str(path)
+        logger.info("rig loaded for the preset: %s (%s)", new.name, path)
+        return True
+
+    # --- the DAQ program ----------------------------------------------------------
+    @property
+    def program(self) -> WaveformProgram:
+        """The waveform program Start and Live play when the DAQ box is ticked."""
+        return self.program_link.program
+
+    def set_program(self, program: WaveformProgram) -> None:
+        """A new program for the designer and the next run (not checked on the card)."""
+        self.program_link.program = program
+        self.designer.set_program(program)
+        self._show_daq_state()
+
+    def _apply_program(self, program: WaveformProgram) -> str:
+        """The designer's Apply (raises ProgramRefused with the reason)."""
+        text = self.program_link.apply(program)
+        if not self.program_link.playing and self.acquisition.state == "idle":
+            self.acquisition.use_daq.setChecked(True)
+        self._show_daq_state()
+        logger.info("DAQ program: %s", text)
+        return text
+
+    def _show_daq_state(self) -> None:
+        has_daq = self.rig is not None and self.rig.daq is not None
+        self.acquisition.set_daq_available(has_daq, frames_per_cycle(self.program))
 
     def update_title(self) -> None:
         """'mmapp — <rig> — <preset or untitled>'."""
@@ -308,11 +409,16 @@ class MainWindow(QMainWindow):
         if self.acquisition.state != "idle" or self.controller is None:
             self.acquisition.set_state(self.acquisition.state)  # undo the toggle
             return
+        use_daq = (
+            self.acquisition.use_daq.isChecked()
+            and self.acquisition.use_daq.isEnabled()
+        )
         request = RunRequest(
             [stream_event()],
             out_dir=self.settings.save_dir,
             name="live",
             save=False,
+            program=self.program if use_daq else None,
         )
         self._start_request(request, "live")
 
@@ -336,17 +442,46 @@ class MainWindow(QMainWindow):
     def _start_plan(self, plan: AcquisitionPlan) -> None:
         rig = self.rig
         assert rig is not None
+        program = self.program if plan.use_daq else None
+        if program is not None:
+            try:
+                check_frame_count(program, plan.expected_frames)
+            except ProgramRefused as exc:
+                self.report_error("Cannot start", str(exc))
+                return
+        preset = self._preset_for_run()
         settings = {
             **plan.settings,
             "command": "gui",
             "rig": rig.source or rig.name,
-            "preset": self.preset_name,
+            "preset_name": self.preset_name,
+            "preset_file": str(self.preset_files.path)
+            if self.preset_files.path
+            else None,
+            "preset": preset.model_dump(mode="json") if preset is not None else None,
             "mmapp_version": __version__,
         }
-        request = RunRequest(plan.events, plan.out_dir, plan.name, settings=settings)
+        request = RunRequest(
+            plan.events,
+            plan.out_dir,
+            plan.name,
+            settings=settings,
+            queue_bytes=self.preset_extras.queue_mb * 1024 * 1024,
+            first_frame_timeout_s=self.preset_extras.first_frame_timeout_s,
+            program=program,
+        )
         self.plan = plan
+        self._run_preset = preset
         self._start_request(request, "acquire")
         logger.info("acquisition started: %s in %s", plan.name, plan.out_dir)
+
+    def _preset_for_run(self) -> Preset | None:
+        """The window's state as a preset (kept with the dataset), if it is one."""
+        try:
+            return window_preset(self)
+        except Exception as exc:  # never blocks a run: the dataset says why
+            logger.warning("the run's settings do not form a preset: %s", exc)
+            return None
 
     def _has_camera(self, what: str) -> bool:
         """False (and a message) if the rig has no camera to `what` with."""
@@ -368,6 +503,7 @@ class MainWindow(QMainWindow):
             self.report_error("Could not start", str(exc))
             self._set_state("idle")
             return
+        self.program_link.playing = request.program is not None
         self.run_kind = kind
         self._set_state(kind if kind == "live" else "acquiring")
         if kind == "live":
@@ -395,8 +531,10 @@ class MainWindow(QMainWindow):
         self._handled = result
         self._show_stats()  # the run's final counts
         kind, self.run_kind = self.run_kind, None
+        self.program_link.playing = False
         self._set_state("idle")
         if kind == "acquire":
+            self._keep_preset_with(result)
             self.last_result = result
             self.open_last_action.setEnabled(result.dataset is not None)
             self.acquisition.run_ended(result.summary())
@@ -418,6 +556,16 @@ class MainWindow(QMainWindow):
             self._start_plan(pending)
         elif restart and kind == "live" and result.outcome is not RunOutcome.ERROR:
             self.set_live(True)
+
+    def _keep_preset_with(self, result: RunResult) -> None:
+        """Write the run's preset into its dataset folder (preset.mmpreset)."""
+        preset, self._run_preset = self._run_preset, None
+        if preset is None or result.dataset is None:
+            return
+        try:
+            save_preset_with_dataset(preset, result.dataset)
+        except Exception as exc:
+            logger.error("could not save the preset with %s: %s", result.dataset, exc)
 
     # --- state and polling --------------------------------------------------------
     def _set_state(self, state: str) -> None:

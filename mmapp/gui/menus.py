@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from mmapp.gui.main_window import MainWindow
 
 SHORTCUTS = {"snap": "F5", "live": "F6", "start": "F9", "stop": "Esc"}
-PRESETS_TIP = "Experiment presets arrive with the preset model (mmapp.presets)"
 
 
 @dataclass
@@ -22,8 +21,8 @@ class Menus:
     """What the window (and later work) needs to reach in its menus."""
 
     acquire: dict[str, QAction]  # snap, live, start, stop
-    presets: QMenu
-    preset_actions: dict[str, QAction]  # open, save, save_as (placeholders)
+    presets: QMenu  # the File menu
+    preset_actions: dict[str, QAction]  # open, save, save_as
     recent_presets: QMenu
     open_last_dataset: QAction
 
@@ -63,13 +62,26 @@ def build_menus(window: MainWindow) -> Menus:
     def act(text: str, slot: Callable[[], object], *a: str) -> QAction:
         return make_action(w, text, slot, *a)
 
+    files = _menu(w, "&File")
+    preset_actions = {
+        "open": act("&Open preset…", w.preset_files.open_dialog, "Ctrl+O"),
+        "save": act("&Save preset", w.preset_files.save, "Ctrl+S"),
+        "save_as": act("Save preset &as…", w.preset_files.save_as, "Ctrl+Shift+S"),
+    }
+    for action in preset_actions.values():
+        files.addAction(action)
+    recent = files.addMenu("&Recent presets")
+    assert recent is not None
+    w.preset_files.recent_menu = recent
+    w.preset_files.refresh_recent()
+    files.addSeparator()
+    files.addAction(act("&Quit", w.close, "Ctrl+Q"))
+
     rig = _menu(w, "&Rig")
     rig.addAction(act("&Simulated rig", lambda: w.open_rig(None)))
     rig.addAction(act("&Open rig file or Micro-Manager config…", w.choose_rig))
     rig.addSeparator()
     rig.addAction(act("Make &safe (lasers off, shutter closed)", w.make_safe))
-    rig.addSeparator()
-    rig.addAction(act("&Quit", w.close, "Ctrl+Q"))
 
     acquire_menu = _menu(w, "&Acquire")
     acquire = {
@@ -82,21 +94,6 @@ def build_menus(window: MainWindow) -> Menus:
         acquire_menu.addAction(action)
         button = getattr(w.acquisition, f"{name}_button")
         button.setToolTip(f"{action.text().replace('&', '')} ({SHORTCUTS[name]})")
-
-    presets = _menu(w, "&Presets")
-    preset_actions: dict[str, QAction] = {}
-    for key, text in (
-        ("open", "&Open preset…"),
-        ("save", "&Save preset"),
-        ("save_as", "Save preset &as…"),
-    ):
-        action = make_action(w, text, lambda: None, tip=PRESETS_TIP)
-        action.setEnabled(False)
-        presets.addAction(action)
-        preset_actions[key] = action
-    recent = presets.addMenu("&Recent presets")
-    assert recent is not None
-    recent.setEnabled(False)
 
     data = _menu(w, "&Data")
     data.addAction(act("Choose &save folder…", w.choose_save_dir))
@@ -112,4 +109,4 @@ def build_menus(window: MainWindow) -> Menus:
     view.addAction(act("&Reset layout", w.reset_layout))
 
     _menu(w, "&Help").addAction(act("&About mmapp", w.show_about))
-    return Menus(acquire, presets, preset_actions, recent, open_last)
+    return Menus(acquire, files, preset_actions, recent, open_last)

@@ -1,7 +1,7 @@
-"""Dataset name templates: `{name}`, `{date}` and `{time}`, nothing else.
+"""Dataset name templates: `{name}`, `{date}`, `{time}` and `{rig}`, nothing else.
 
-`{name}` is the preset's name (spaces and characters a folder name cannot hold
-become `_`);
+`{name}` is the preset's name and `{rig}` the rig's (spaces and characters a
+folder name cannot hold become `_`);
 `{date}` and `{time}` are the local start time, formatted with an optional
 strftime spec (`{date}` = `{date:%Y%m%d}`, `{time}` = `{time:%H%M%S}`). Literal
 braces are written `{{` and `}}`. ndstorage appends `_1`, `_2`, ... to the
@@ -14,7 +14,7 @@ import re
 import string
 from datetime import datetime
 
-PLACEHOLDERS = ("name", "date", "time")
+PLACEHOLDERS = ("name", "date", "time", "rig")
 _DEFAULT_SPECS = {"date": "%Y%m%d", "time": "%H%M%S"}
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 _SAMPLE_TIME = datetime(2000, 1, 2, 3, 4, 5)
@@ -54,15 +54,16 @@ def check_template(template: str) -> None:
         raise ValueError(f"renders to {rendered!r}: starts or ends with . or space")
 
 
-def render_name(template: str, *, name: str, when: datetime) -> str:
-    """The dataset name for a preset `name` started at `when`."""
+def render_name(template: str, *, name: str, when: datetime, rig: str = "rig") -> str:
+    """The dataset name for a preset `name` started at `when` on `rig`."""
     out: list[str] = []
     for literal, field, spec, _ in string.Formatter().parse(template):
         out.append(literal)
         if field is None:
             continue
-        if field == "name":
-            out.append(format(safe_component(name), spec or ""))
+        if field in ("name", "rig"):
+            text = name if field == "name" else rig
+            out.append(format(safe_component(text), spec or ""))
         else:
             out.append(when.strftime(spec or _DEFAULT_SPECS[field]))
     return "".join(out)

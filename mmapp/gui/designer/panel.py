@@ -154,6 +154,12 @@ class WaveformDesigner(QWidget):
         self.undo_stack.clear()
         self._show(program.model_dump(mode="json"), rebuild=True)
 
+    def set_device(self, device: str) -> None:
+        """Offer the physical channels of another card (the rig's DAQ device)."""
+        self.form._choices = channel_choices(device)
+        self.form.build(self.draft)
+        self.form.fields.mark(self.checked.errors)
+
     def program(self) -> WaveformProgram | None:
         """The program as edited, or None while it is invalid."""
         return self.checked.program if self.checked.ok else None

@@ -1,0 +1,204 @@
+"""The DAQ waveform designer docked in the main window: Apply, Start, Live, presets.
+
+Pixels and card samples are checked; waiting is qtbot.waitUntil on real state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+from helpers import HEIGHT, WIDTH
+from PyQt6.QtCore import Qt
+from test_daq_acquisition import (
+    POWERS,
+    assert_frames_match,
+    assert_rig_safe,
+    frames_in_order,
+    opm_program,
+)
+from test_gui import RUN_TIMEOUT_MS, _frames_in, _make_window
+from test_waveform_designer import field, type_into
+
+from mmapp.daq.program import AnalogChannel, WaveformProgram
+from mmapp.daq.render import render
+from mmapp.engine.controller import RunOutcome
+from mmapp.engine.preset_run import preset_from_dataset
+from mmapp.gui.acquisition_panel import MODE_FRAMES, MODE_LOOP
+from mmapp.gui.main_window import MainWindow
+from mmapp.presets import RecentPresets, load_preset
+
+
+@pytest.fixture
+def window(qtbot, tmp) -> MainWindow:
+    w = _make_window(qtbot, tmp, rig_path="", recent_presets=RecentPresets(tmp))
+    for nm, power in POWERS.items():
+        w.rig.core.setProperty("Lasers", f"Laser {nm} Power %", power)
+    yield w
+    w.close()
+
+
+def _card_ao(window: MainWindow) -> np.ndarray:
+    """The samples of the running AO task on the simulated card."""
+    card = window.rig.daq_device
+    (ao,) = [t for t in card.tasks.values() if t.kind == "ao" and t.running]
+    return ao.buffers[-1].data[0]
+
+
+def _frames(window: MainWindow, n: int) -> None:
+    acq = window.acquisition
+    acq.mode.setCurrentIndex(MODE_FRAMES)
+    acq.frames.setValue(n)
+
+
+def test_the_designer_is_docked_with_the_rigs_program(window):
+    dock = window.docks["daq"]
+    assert dock.widget() is window.designer
+    rig_program = window.rig.spec.program
+    assert window.designer.program() == rig_program == window.program
+    assert window.acquisition.use_daq.isEnabled()
+    assert not window.acquisition.use_daq.isChecked()
+    assert "50 frames per program cycle" in window.acquisition.daq_info.text()
+    assert dock.toggleViewAction().text() == "DAQ program"
+
+
+def test_apply_when_idle_checks_the_program_on_the_card_and_parks_it(qtbot, window):
+    program = opm_program(positions=4)
+    window.set_program(program)
+    type_into(qtbot, field(window.designer, "analog", 0, "park_v"), "1.5")
+    card = window.rig.daq_device
+    card.calls.clear()
+    qtbot.mouseClick(window.designer.apply_button, Qt.MouseButton.LeftButton)
+    assert window.designer.status.text().startswith("Applied: checked on Dev1")
+    assert window.program.analog[0].park_v == 1.5
+    assert window.acquisition.use_daq.isChecked()
+    # the card was programmed (real nidaqmx calls), then stopped, parked, cleared
+    assert {"CreateTask", "CfgSampClkTiming", "WriteAnalogF64", "ClearTask"} <= set(
+        card.calls
+    )
+    assert_rig_safe(window.rig, window.program)
+    assert card.output_value("Dev1/ao0") == 1.5
+
+
+def test_apply_refuses_a_program_the_rig_cannot_play(qtbot, window):
+    program = opm_program(positions=4)
+    bad = program.model_copy(
+        update={
+            "analog": [
+                AnalogChannel(
+                    name="galvo",
+                    physical_channel="Dev2/ao0",
+                    shape=program.analog[0].shape,
+                )
+            ]
+        }
+    )
+    before = window.program
+    window.designer.set_program(bad)
+    assert window.designer.apply() is False
+    assert "not on the rig's DAQ device 'Dev1'" in window.designer.status.text()
+    assert window.program == before
+
+
+def test_start_plays_the_program_and_every_frame_shows_its_slice(qtbot, window, tmp):
+    program = opm_program(channels=("488nm", "561nm"), positions=4)
+    window.set_program(program)
+    window.acquisition.use_daq.setChecked(True)
+    n = 3 * len(render(program).frames)
+    _frames(window, n)
+    window.acquisition.start_button.click()
+    assert window.run_kind == "acquire", window.last_error
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    result = window.last_result
+    assert result.outcome is RunOutcome.COMPLETED, result.message
+    frames = frames_in_order(result.dataset)
+    assert len(frames) == n
+    assert_frames_match(frames, render(program))
+    assert_rig_safe(window.rig, program)
+    # the dataset keeps the preset it ran with, program included
+    again = preset_from_dataset(result.dataset)
+    assert again.program == program
+    assert load_preset(result.dataset / "preset.mmpreset") == again
+
+
+def test_a_frame_count_that_is_not_whole_cycles_is_refused(window):
+    program = opm_program(positions=4)
+    window.set_program(program)
+    window.acquisition.use_daq.setChecked(True)
+    _frames(window, 10)
+    window.acquisition.start_button.click()
+    assert window.run_kind is None
+    title, text = window.last_error
+    assert title == "Cannot start"
+    assert "4 frames per cycle; 10 frames is not a whole number" in text
+
+
+def test_apply_while_live_plays_from_the_next_volume(qtbot, window):
+    before = opm_program(positions=4)
+    window.set_program(before)
+    window.acquisition.use_daq.setChecked(True)
+    window.acquisition.mode.setCurrentIndex(MODE_LOOP)
+    window.acquisition.live_button.click()
+    assert window.run_kind == "live", window.last_error
+    qtbot.waitUntil(lambda: _frames_in(window) >= 8, timeout=20_000)
+    np.testing.assert_array_equal(_card_ao(window), render(before).analog["Dev1/ao0"])
+    type_into(qtbot, field(window.designer, "analog", 0, "shape", "stop"), "5")
+    qtbot.mouseClick(window.designer.apply_button, Qt.MouseButton.LeftButton)
+    status = window.designer.status.text()
+    assert status == "Applied: the running acquisition plays it from the next volume"
+    after = window.program
+    assert after.analog[0].shape.stop == 5.0
+    np.testing.assert_array_equal(_card_ao(window), render(after).analog["Dev1/ao0"])
+    # a change of timing needs a new start: refused, the running program stays
+    type_into(qtbot, field(window.designer, "timing", "exposure_s"), "3")
+    assert window.designer.apply() is False
+    assert "can only take effect when the acquisition is started again" in (
+        window.designer.status.text()
+    )
+    assert window.program == after
+    window.acquisition.live_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    assert window.controller.wait(0).outcome is RunOutcome.STOPPED
+    assert_rig_safe(window.rig, after)
+
+
+def test_the_program_is_saved_and_loaded_with_presets(qtbot, window, tmp):
+    program = opm_program(positions=4)
+    window.set_program(program)
+    window.acquisition.use_daq.setChecked(True)
+    path = tmp / "opm.mmpreset"
+    assert window.preset_files.save_as(path), window.last_error
+    assert load_preset(path).program == program
+    window.set_program(opm_program(positions=6))
+    window.acquisition.use_daq.setChecked(False)
+    assert window.preset_files.open(path), window.last_error
+    assert window.program == program == window.designer.program()
+    assert window.acquisition.use_daq.isChecked()
+    # a preset without a program: the DAQ is not played
+    window.acquisition.use_daq.setChecked(False)
+    plain = tmp / "plain.mmpreset"
+    assert window.preset_files.save_as(plain)
+    assert load_preset(plain).program is None
+
+
+def test_a_rig_without_a_daq_disables_the_program(qtbot, tmp):
+    rig_file = tmp / "nodaq.json"
+    rig_file.write_text(
+        json.dumps({"name": "no daq", "camera": {"width": WIDTH, "height": HEIGHT}})
+    )
+    w = _make_window(
+        qtbot, tmp, rig_path=str(rig_file), recent_presets=RecentPresets(tmp)
+    )
+    try:
+        assert w.rig.daq is None
+        assert not w.acquisition.use_daq.isEnabled()
+        assert "no DAQ card" in w.acquisition.daq_info.text()
+        w.designer.set_program(WaveformProgram())
+        assert w.designer.apply() is False
+        assert "has no DAQ card" in w.designer.status.text()
+    finally:
+        w.close()
