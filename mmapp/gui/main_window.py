@@ -58,7 +58,7 @@ from mmapp.gui.preset_files import PresetFiles
 from mmapp.gui.settings import AppSettings
 from mmapp.presets import ApplyError, Preset, RecentPresets
 from mmapp.resources import default_rig_file
-from mmapp.sim.rig import Rig, load_rig
+from mmapp.sim.rig import Rig, RigError, load_rig, read_rig_spec
 
 logger = logging.getLogger("mmapp.gui")
 
@@ -297,6 +297,17 @@ class MainWindow(QMainWindow):
                 return False
             self.device_panel.refresh()
             return True
+        path = rig_path(preset)
+        title = f"Could not open the preset {preset.name!r}"
+        if not path.is_file():
+            self.report_error(title, f"its rig file {path} does not exist")
+            return False
+        if path.suffix.lower() != ".cfg":
+            try:  # a rig file that does not read never costs the loaded rig
+                read_rig_spec(path)
+            except RigError as exc:
+                self.report_error(title, f"its rig file {path}: {exc}")
+                return False
         previous = self.settings.last_rig or None
         self._close_rig()  # a real rig cannot be loaded twice (ports, cameras)
         self.setCursor(Qt.CursorShape.WaitCursor)
@@ -304,16 +315,12 @@ class MainWindow(QMainWindow):
             new = open_rig(preset)
         except Exception as exc:
             self.unsetCursor()
-            self.report_error(
-                f"Could not open the preset {preset.name!r}",
-                f"its rig {rig_path(preset)} did not load: {exc}",
-            )
+            self.report_error(title, f"its rig {path} did not load: {exc}")
             if not self.open_rig(previous) and previous:
                 self.open_rig(None)
             return False
         self.unsetCursor()
         self.set_rig(new)
-        path = rig_path(preset)
         default = path.resolve() == default_rig_file().resolve()
         self.settings.last_rig = "" if default else str(path)
         logger.info("rig loaded for the preset: %s (%s)", new.name, path)

@@ -53,21 +53,29 @@ class PresetFiles:
         if w.controller is not None and w.controller.running:
             w.report_error("Cannot open a preset", "Stop the acquisition first.")
             return False
+        if not path.is_file():
+            self.recent.remove(path)
+            self.refresh_recent()
+            w.report_error(
+                f"Could not open {path.name}",
+                f"{path} does not exist (removed from the recent presets)",
+            )
+            return False
         try:
             preset = load_preset(path)
-        except PresetError as exc:
-            w.report_error(f"Could not open {path.name}", str(exc))
-            return False
-        except OSError as exc:
-            if isinstance(exc, FileNotFoundError):
-                self.recent.remove(path)
-                self.refresh_recent()
+        except (PresetError, OSError) as exc:
             w.report_error(f"Could not open {path.name}", str(exc))
             return False
         if not w.adopt_preset_rig(preset):
             return False
         show_preset(w, preset)
         self._remember(path, preset)
+        if preset.program is not None and (w.rig is None or w.rig.daq is None):
+            w.report_error(
+                f"{path.name}: the DAQ program is not played",
+                "the preset has a waveform program but this rig has no DAQ card; "
+                "it is in the DAQ program panel, and runs go without it",
+            )
         logger.info("preset opened: %s (%s)", preset.name, path)
         return True
 
