@@ -202,3 +202,31 @@ def test_a_rig_without_a_daq_disables_the_program(qtbot, tmp):
         assert "has no DAQ card" in w.designer.status.text()
     finally:
         w.close()
+
+
+def test_an_invalid_or_unapplied_draft_cannot_be_started(qtbot, window):
+    program = opm_program(positions=4)
+    window.set_program(program)
+    window.acquisition.use_daq.setChecked(True)
+    _frames(window, 8)
+    exposure = field(window.designer, "timing", "exposure_s")
+    type_into(qtbot, exposure, "2x")
+    window.acquisition.start_button.click()
+    assert window.run_kind is None
+    title, text = window.last_error
+    assert title == "Cannot start"
+    assert "not valid (timing.exposure_s:" in text
+    window.acquisition.live_button.click()
+    assert window.run_kind is None and not window.acquisition.live_button.isChecked()
+    assert window.last_error[0] == "Cannot start Live"
+    type_into(qtbot, exposure, "3")  # valid, but not applied
+    window.acquisition.start_button.click()
+    assert window.run_kind is None
+    assert "changes that are not applied" in window.last_error[1]
+    assert window.designer.apply(), window.designer.status.text()
+    window.acquisition.start_button.click()
+    assert window.run_kind == "acquire", window.last_error
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    result = window.last_result
+    assert result.outcome is RunOutcome.COMPLETED, result.message
+    assert result.frames_saved == 8

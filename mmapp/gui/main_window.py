@@ -347,6 +347,22 @@ class MainWindow(QMainWindow):
         logger.info("DAQ program: %s", text)
         return text
 
+    def _unapplied_program(self) -> str | None:
+        """Why the designer's draft keeps a run from playing the program, if it does."""
+        draft = self.designer.program()
+        if draft is None:
+            errors = "; ".join(
+                f"{'.'.join(map(str, p)) or 'program'}: {why}"
+                for p, why in self.designer.errors().items()
+            )
+            return f"the DAQ program in the designer is not valid ({errors})"
+        if draft != self.program:
+            return (
+                "the DAQ program has changes that are not applied: Apply them "
+                "(or undo them) first"
+            )
+        return None
+
     def _show_daq_state(self) -> None:
         has_daq = self.rig is not None and self.rig.daq is not None
         self.acquisition.set_daq_available(has_daq, frames_per_cycle(self.program))
@@ -420,6 +436,10 @@ class MainWindow(QMainWindow):
             self.acquisition.use_daq.isChecked()
             and self.acquisition.use_daq.isEnabled()
         )
+        if use_daq and (problem := self._unapplied_program()):
+            self.acquisition.set_state(self.acquisition.state)  # undo the toggle
+            self.report_error("Cannot start Live", problem)
+            return
         request = RunRequest(
             [stream_event()],
             out_dir=self.settings.save_dir,
@@ -452,6 +472,9 @@ class MainWindow(QMainWindow):
         program = self.program if plan.use_daq else None
         if program is not None:
             try:
+                problem = self._unapplied_program()
+                if problem:
+                    raise ProgramRefused(problem)
                 check_frame_count(program, plan.expected_frames)
             except ProgramRefused as exc:
                 self.report_error("Cannot start", str(exc))
