@@ -1,7 +1,8 @@
 """`mmapp --selftest`: the window on the simulated rig, driven by its own controls.
 
-Snap, Live, then Start and Stop an acquisition; the dataset is read back with
-ndstorage. Exit 0, or 1 with the reason (the installer's smoke test).
+Snap, Live, Live with the rig's DAQ waveform program (the real nidaqmx client
+and the simulated card), then Start and Stop an acquisition; the dataset is
+read back with ndstorage. Exit 0, or 1 with the reason (the installer's smoke test).
 """
 
 from __future__ import annotations
@@ -106,6 +107,19 @@ def _drive(window: MainWindow, timeout_s: float) -> str | None:
         marks["drawn"] = view.frames_drawn
         acq.live_button.click()
 
+    def daq_live_on() -> None:
+        acq.use_daq.setChecked(True)
+        live_on()
+
+    def daq_live_off() -> None:
+        acq.live_button.click()
+
+    def daq_live_ended() -> bool:
+        if window.run_kind is not None:
+            return False
+        acq.use_daq.setChecked(False)
+        return True
+
     def start() -> None:
         acq.mode.setCurrentIndex(0)  # stream until Stop
         acq.start_button.click()
@@ -135,6 +149,13 @@ def _drive(window: MainWindow, timeout_s: float) -> str | None:
                 lambda: window.run_kind is None,
                 timeout_s,
             ),
+            Step(
+                "live with the DAQ program",
+                daq_live_on,
+                lambda: view.frames_drawn >= marks["drawn"] + 5,
+                timeout_s,
+            ),
+            Step("live with the DAQ off", daq_live_off, daq_live_ended, timeout_s),
             Step("start", start, lambda: saved(MIN_FRAMES), timeout_s),
             Step(
                 "stop",
