@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the window on this rig file/.cfg",
     )
     parser.add_argument(
+        "--preset",
+        dest="gui_preset",
+        type=Path,
+        metavar="FILE",
+        help="open the window with this experiment preset (File > Open)",
+    )
+    parser.add_argument(
         "--selftest",
         action="store_true",
         help="open the window on the simulated rig, acquire through its controls, "
@@ -252,7 +259,10 @@ def _cmd_gui(args: argparse.Namespace) -> int:
         return run_selftest()
     from mmapp.gui.app import run_gui
 
-    return run_gui(str(args.gui_rig) if args.gui_rig else None)
+    return run_gui(
+        str(args.gui_rig) if args.gui_rig else None,
+        str(args.gui_preset) if args.gui_preset else None,
+    )
 
 
 def _overrides(

@@ -57,7 +57,7 @@ def install_excepthook(report: object) -> None:
     sys.excepthook = hook
 
 
-def run_gui(rig_path: str | None = None) -> int:
+def run_gui(rig_path: str | None = None, preset_path: str | None = None) -> int:
     """`mmapp`: the main window until the operator closes it."""
     if not has_display():
         print(
@@ -73,6 +73,8 @@ def run_gui(rig_path: str | None = None) -> int:
     window.confirm_close = True
     install_excepthook(window.report_error)
     window.show()
+    if preset_path:  # a preset that does not open says why; the window stays
+        window.preset_files.open(preset_path)
     # Ctrl-C in the terminal closes the window cleanly (Python needs a tick to see it)
     signal.signal(signal.SIGINT, lambda *_: app.quit())
     tick = QTimer()
