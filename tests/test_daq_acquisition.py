@@ -460,3 +460,32 @@ def test_a_counter_cannot_skip_the_flyback(rig: Rig) -> None:
     assert rig.daq is not None
     with pytest.raises(WaveformError, match="a counter gives evenly spaced pulses"):
         DaqTasks(rig.daq, program)
+
+
+def test_park_turns_the_lasers_off_even_when_the_galvo_write_fails(rig: Rig) -> None:
+    import nidaqmx
+    from nidaqmx.constants import LineGrouping
+
+    from mmapp.daq.tasks import park
+
+    card, connection = rig.daq_device, rig.daq
+    assert card is not None and connection is not None
+    program = opm_program(channels=("488nm", "561nm"))
+    lines = [LINES["488nm"], LINES["561nm"], "Dev1/port0/line7"]
+    with nidaqmx.Task(grpc_options=connection.grpc_options()) as do:
+        for line in lines:
+            do.do_channels.add_do_chan(line, line_grouping=LineGrouping.CHAN_PER_LINE)
+        do.write([True, True, True], auto_start=True)
+    assert [card.output_value(line) for line in lines] == [1.0, 1.0, 1.0]
+    missing_galvo = program.model_copy(
+        update={
+            "analog": [
+                program.analog[0].model_copy(update={"physical_channel": "Dev1/ao9"})
+            ]
+        }
+    )
+    with pytest.raises(nidaqmx.DaqError) as exc:
+        park(connection, missing_galvo)
+    assert exc.value.error_code == -200170 and "Dev1/ao9" in str(exc.value)
+    assert [card.output_value(line) for line in lines] == [0.0, 0.0, 0.0]
+    assert card.tasks == {}, "the failed park task was cleared too"

@@ -404,26 +404,48 @@ class DaqTasks:
 def park(
     connection: DaqConnection, program: WaveformProgram, options: Any = None
 ) -> None:
-    """On-demand writes: every galvo to its park voltage, every DO line low."""
+    """On-demand writes: every DO line low first, then every galvo to its park_v.
+
+    Lasers off comes first and does not depend on the AO write: each step is
+    tried, and the first error is raised once both were attempted.
+    """
+    options = options if options is not None else connection.grpc_options()
+    errors: list[BaseException] = []
+    for step in (_park_lines, _park_analog):
+        try:
+            step(program, options)
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+def _park_lines(program: WaveformProgram, options: Any) -> None:
+    """Laser blanking lines (and a DO camera trigger line) low."""
     import nidaqmx
     from nidaqmx.constants import LineGrouping
 
-    options = options if options is not None else connection.grpc_options()
-    if program.analog:
-        with nidaqmx.Task(grpc_options=options) as ao:
-            for a in program.analog:
-                ao.ao_channels.add_ao_voltage_chan(
-                    a.physical_channel, min_val=a.min_v, max_val=a.max_v
-                )
-            values = [a.park_v for a in program.analog]
-            ao.write(values if len(values) > 1 else values[0], auto_start=True)
     lines = [laser.physical_line for laser in program.lasers]
     if program.camera_trigger and not _is_counter(program.camera_trigger.physical_line):
         lines.append(program.camera_trigger.physical_line)
-    if lines:
-        with nidaqmx.Task(grpc_options=options) as do:
-            for line in lines:
-                do.do_channels.add_do_chan(
-                    line, line_grouping=LineGrouping.CHAN_PER_LINE
-                )
-            do.write([False] * len(lines) if len(lines) > 1 else False, auto_start=True)
+    if not lines:
+        return
+    with nidaqmx.Task(grpc_options=options) as do:
+        for line in lines:
+            do.do_channels.add_do_chan(line, line_grouping=LineGrouping.CHAN_PER_LINE)
+        do.write([False] * len(lines) if len(lines) > 1 else False, auto_start=True)
+
+
+def _park_analog(program: WaveformProgram, options: Any) -> None:
+    """Every AO channel to its park voltage."""
+    import nidaqmx
+
+    if not program.analog:
+        return
+    with nidaqmx.Task(grpc_options=options) as ao:
+        for a in program.analog:
+            ao.ao_channels.add_ao_voltage_chan(
+                a.physical_channel, min_val=a.min_v, max_val=a.max_v
+            )
+        values = [a.park_v for a in program.analog]
+        ao.write(values if len(values) > 1 else values[0], auto_start=True)
