@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from helpers import HEIGHT, WIDTH, open_dataset
+from numpy.typing import DTypeLike
+from pymmcore_plus.experimental.unicore import CameraDevice
 
 from mmapp.daq.program import (
     AnalogChannel,
@@ -489,3 +493,46 @@ def test_park_turns_the_lasers_off_even_when_the_galvo_write_fails(rig: Rig) -> 
     assert exc.value.error_code == -200170 and "Dev1/ao9" in str(exc.value)
     assert [card.output_value(line) for line in lines] == [0.0, 0.0, 0.0]
     assert card.tasks == {}, "the failed park task was cleared too"
+
+
+class _CameraWithoutTriggerMode(CameraDevice):
+    """A sequencing camera that only free-runs: no TriggerMode property."""
+
+    def get_exposure(self) -> float:
+        return 1.0
+
+    def set_exposure(self, exposure: float) -> None:
+        pass
+
+    def shape(self) -> tuple[int, int]:
+        return (HEIGHT, WIDTH)
+
+    def dtype(self) -> DTypeLike:
+        return np.uint16
+
+    def start_sequence(self, n: int | None, get_buffer: Any) -> Iterator[Mapping]:
+        raise AssertionError("the run must be refused before the camera starts")
+
+
+@pytest.mark.parametrize(
+    ("topology", "needs"),
+    [("daq_master", "'External'"), ("camera_master", "'Internal'")],
+)
+def test_a_camera_without_trigger_mode_is_refused_before_anything_starts(
+    controller: RunController, rig: Rig, tmp: Path, topology: str, needs: str
+) -> None:
+    rig.core.loadPyDevice("PlainCam", _CameraWithoutTriggerMode())
+    rig.core.initializeDevice("PlainCam")
+    rig.core.setCameraDevice("PlainCam")
+    card = rig.daq_device
+    assert card is not None
+    card.calls.clear()
+    result = run(controller, tmp, opm_program(topology=topology), frames=8)
+    assert result.outcome is RunOutcome.ERROR
+    assert isinstance(result.error, DaqProgramError)
+    assert "the camera 'PlainCam' has no 'TriggerMode' property" in result.message
+    assert f"cannot be set to {needs}" in result.message
+    assert topology in result.message
+    assert result.frames_acquired == 0
+    assert "CreateTask" not in card.calls, "the card was not even programmed"
+    assert card.tasks == {}
