@@ -12,6 +12,7 @@ import pytest
 from helpers import HEIGHT, WIDTH, open_dataset
 from numpy.typing import DTypeLike
 from pymmcore_plus.experimental.unicore import CameraDevice
+from useq import MDASequence
 
 from mmapp.daq.program import (
     AnalogChannel,
@@ -536,3 +537,61 @@ def test_a_camera_without_trigger_mode_is_refused_before_anything_starts(
     assert result.frames_acquired == 0
     assert "CreateTask" not in card.calls, "the card was not even programmed"
     assert card.tasks == {}
+
+
+def test_an_mda_time_series_with_a_program_carries_the_program_axes(
+    controller: RunController, rig: Rig, tmp: Path
+) -> None:
+    lasers_on(rig)
+    program = opm_program(channels=("488nm", "561nm"), positions=4)
+    rendered = render(program)  # 8 frames per cycle (volume)
+    result = run(controller, tmp, program, timepoints=16)  # interval 0: one sequence
+    assert result.outcome is RunOutcome.COMPLETED, result.message
+    ds = open_dataset(result.dataset)
+    try:
+        assert set(ds.axes) == {"time", "z", "channel"}
+        assert sorted(ds.axes["time"]) == [0, 1]  # 16 frames = 2 volumes
+        assert sorted(ds.axes["z"]) == [0, 1, 2, 3]
+        coords = ds.get_image_coordinates_list()
+        assert len(coords) == 16
+        for c in coords:  # each image is where the program's axes say it is
+            k = next(
+                i
+                for i, f in enumerate(rendered.frames)
+                if (f.position, f.channel) == (c["z"], c["channel"])
+            )
+            img = np.array(ds.read_image(**c))
+            assert read_stamp(img) == c["time"] * len(rendered.frames) + k
+            want = expected_frame(rendered, k)
+            assert np.array_equal(unstamped(img, want), want), c
+    finally:
+        ds.close()
+    assert_rig_safe(rig, program)
+
+
+@pytest.mark.parametrize(
+    ("events", "planned"),
+    [
+        (build_events(timepoints=2, z_range_um=3, z_step_um=1), "z positions"),
+        (
+            MDASequence(time_plan={"interval": 0, "loops": 8}, channels=["488nm"]),
+            "channels",
+        ),
+    ],
+)
+def test_an_mda_planning_z_or_channels_with_a_program_is_refused(
+    controller: RunController, rig: Rig, tmp: Path, events: object, planned: str
+) -> None:
+    card = rig.daq_device
+    assert card is not None and rig.camera is not None
+    card.calls.clear()
+    controller.start(
+        RunRequest(events=events, out_dir=tmp, program=opm_program(positions=4))
+    )
+    result = controller.wait(20)
+    assert result is not None and result.outcome is RunOutcome.ERROR
+    assert isinstance(result.error, DaqProgramError)
+    assert "the DAQ waveform program sets the frames' z" in result.message
+    assert f"this acquisition also plans {planned}: remove them" in result.message
+    assert result.frames_acquired == 0 and rig.camera.frames_emitted == 0
+    assert "CreateTask" not in card.calls, "refused before the card was programmed"

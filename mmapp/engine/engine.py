@@ -209,6 +209,8 @@ class StreamingEngine(MDAEngine):
         self.frames_acquired = 0
         self.frames_lost = 0
         self.camera_stopped_at = None
+        if self.daq is not None:  # before any hardware moves
+            self.daq.refuse_conflicting_axes(sequence, ())
         return super().setup_sequence(sequence)
 
     def event_iterator(self, events: Iterable[MDAEvent]) -> Iterator[MDAEvent]:
@@ -262,6 +264,14 @@ class StreamingEngine(MDAEngine):
         n = len(event.events)
         t0 = event.metadata.get("runner_t0")
         t0_ms = (time.perf_counter() - t0) * 1000 if t0 else 0.0
+        daq = self.daq
+        event_at: Callable[[int], MDAEvent] = event.events.__getitem__
+        if daq is not None:  # frames carry the program's axes (t volume, z, c)
+            daq.refuse_conflicting_axes(None, event.events)
+
+            def event_at(i: int) -> MDAEvent:
+                return daq.event_for(event.events[i], i)
+
         source = self._frame_source()
         if self.abort_event.is_set():
             return
@@ -272,7 +282,7 @@ class StreamingEngine(MDAEngine):
         yield from self._pop_frames(
             source,
             expected=n,
-            event_at=event.events.__getitem__,
+            event_at=event_at,
             timing=event,
             t0_ms=t0_ms,
         )
