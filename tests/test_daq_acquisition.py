@@ -324,6 +324,8 @@ def test_camera_as_master_triggers_the_daq_per_frame(
     controller: RunController, rig: Rig, tmp: Path
 ) -> None:
     lasers_on(rig)
+    assert rig.camera is not None
+    rig.camera.set_readout_time(2.0)  # frame period 4 ms; the card plays 3 ms
     program = opm_program(positions=8, topology="camera_master")
     result = run(controller, tmp, program, frames=16)
     assert result.outcome is RunOutcome.COMPLETED, result.message
@@ -595,3 +597,22 @@ def test_an_mda_planning_z_or_channels_with_a_program_is_refused(
     assert f"this acquisition also plans {planned}: remove them" in result.message
     assert result.frames_acquired == 0 and rig.camera.frames_emitted == 0
     assert "CreateTask" not in card.calls, "refused before the card was programmed"
+
+
+def test_camera_faster_than_the_program_frame_is_an_error(
+    controller: RunController, rig: Rig, tmp: Path
+) -> None:
+    lasers_on(rig)
+    program = opm_program(positions=8, topology="camera_master")
+    slow = program.model_copy(  # 6 ms of samples per frame; the camera takes 2 ms
+        update={"timing": program.timing.model_copy(update={"readout_s": 0.004})}
+    )
+    result = run(controller, tmp, slow, frames=16)
+    assert result.outcome is RunOutcome.ERROR
+    assert "the camera took 16 frames but the DAQ played only" in result.message
+    assert (
+        "ignores an exposure-out edge while it still plays the previous frame (6 ms)"
+        in (result.message)
+    )
+    assert result.frames_saved == 16  # kept, flagged as bad
+    assert_rig_safe(rig, slow)

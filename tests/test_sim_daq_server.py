@@ -111,10 +111,16 @@ def test_retriggerable_task_plays_one_burst_per_edge(card: tuple) -> None:
         ao.write(np.arange(12, dtype=float) / 10, auto_start=False)
         ao.start()
         assert ao.out_stream.total_samp_per_chan_generated == 0
-        seen = [device.input_edge("/Dev1/PFI0")(0.0)["Dev1/ao0"] for _ in range(4)]
+        t0 = time.monotonic()
+        edges = [t0 + 0.005 * i for i in range(4)]  # 5 ms apart, bursts take 4 ms
+        seen = [device.input_edge("/Dev1/PFI0", at)(0.0)["Dev1/ao0"] for at in edges]
         assert seen == pytest.approx([0.0, 0.4, 0.8, 0.0])  # bursts of 4, regenerated
         assert ao.out_stream.total_samp_per_chan_generated == 16
         assert device.input_edge("/Dev1/PFI1") is None  # nothing listens there
+        # an edge while a burst still plays is ignored, as on the card
+        assert device.input_edge("/Dev1/PFI0", edges[-1] + 0.003) is None
+        assert device.tasks[ao.name].ignored_triggers == 1
+        assert ao.out_stream.total_samp_per_chan_generated == 16
 
 
 def _code(exc: pytest.ExceptionInfo) -> int:

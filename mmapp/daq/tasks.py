@@ -399,6 +399,17 @@ class DaqTasks:
                     f"out of step with the galvo"
                 )
         missing = counts.frames_triggered - frames_acquired
+        if self.program.topology == "camera_master" and missing < 0:
+            frame_s = self.rendered.samples_per_cycle / max(
+                len(self.rendered.frames), 1
+            )
+            raise DaqSyncError(
+                f"the camera took {frames_acquired} frames but the DAQ played only "
+                f"{counts.frames_triggered}: the card ignores an exposure-out edge "
+                f"while it still plays the previous frame "
+                f"({frame_s / self.rendered.sample_rate_hz * 1000:g} ms); make the "
+                f"camera's frame period at least that long"
+            )
         if missing > in_flight or missing < 0:
             raise DaqSyncError(
                 f"the DAQ triggered {counts.frames_triggered} frames but the camera "

@@ -47,6 +47,9 @@ MAX_AO_RATE_HZ = 2_000_000.0
 MAX_DO_RATE_HZ = 10_000_000.0
 MIN_RATE_HZ = 0.1
 MIN_TICKS, MAX_TICKS = 2, 2**32 - 1  # X-series counter pulse ticks and delay
+# A retrigger this much before the burst ends still counts: the simulated
+# camera's exposure-out edges carry thread-wake jitter that real ones do not.
+EDGE_JITTER_S = 0.0005
 Probe = Callable[[float], dict[str, float]]  # delay after the edge (s) -> values
 EdgeListener = Callable[[Probe, float], None]  # (probe, monotonic edge time)
 
@@ -171,6 +174,8 @@ class SimTask:
     stopped_ticks: int | None = None  # followers: master ticks seen, frozen at stop
     origin: int = 0  # master sample index of this task's sample 0 (followers)
     bursts: int = 0  # retriggerable: triggers received
+    burst_at: float | None = None  # retriggerable: when the last burst began
+    ignored_triggers: int = 0  # retriggerable: edges that came during a burst
     master: SimTask | None = None
 
     @property
@@ -219,13 +224,16 @@ class SimDaqDevice:
         self._check_exists(line)
         self._edge_listeners.setdefault(line.lstrip("/"), []).append(listener)
 
-    def input_edge(self, terminal: str) -> Probe | None:
+    def input_edge(self, terminal: str, at: float | None = None) -> Probe | None:
         """A rising edge arrives on a terminal (e.g. the camera's exposure out).
 
         Retriggerable tasks started on this terminal play one burst; the probe
-        reads what they play during it (None if no task listens).
+        reads what they play during it (None if no task listens). As on an
+        X-series card, an edge that comes while the previous burst is still
+        playing is ignored (counted in the task's `ignored_triggers`).
         """
         terminal = "/" + terminal.lstrip("/")
+        now = time.monotonic() if at is None else at
         with self.lock:
             armed = [
                 t
@@ -236,6 +244,12 @@ class SimDaqDevice:
                 return None
             master = armed[0]
             start = 0
+            burst_s = master.samps_per_chan / (master.rate or 1.0) - EDGE_JITTER_S
+            busy = master.burst_at is not None and now < master.burst_at + burst_s
+            if master.retriggerable and busy:
+                master.ignored_triggers += 1
+                return None
+            master.burst_at = now
             for task in armed:
                 if task.retriggerable:
                     if task is master:
@@ -522,7 +536,8 @@ class SimDaqDevice:
                 raise DaqmxError(OUTPUT_BUFFER_EMPTY, f"Task Name: {task.name}")
             self._reserve(task)
             task.master = self._clock_master(task)
-            task.bursts = 0
+            task.bursts = task.ignored_triggers = 0
+            task.burst_at = None
             task.stopped_generated = task.stopped_ticks = None
             if task.master is not None:
                 task.origin = int(self._generated(task.master))
