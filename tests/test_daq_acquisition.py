@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from helpers import HEIGHT, WIDTH, open_dataset
+from numpy.typing import DTypeLike
+from pymmcore_plus.experimental.unicore import CameraDevice
+from useq import MDASequence
 
 from mmapp.daq.program import (
     AnalogChannel,
@@ -319,6 +324,8 @@ def test_camera_as_master_triggers_the_daq_per_frame(
     controller: RunController, rig: Rig, tmp: Path
 ) -> None:
     lasers_on(rig)
+    assert rig.camera is not None
+    rig.camera.set_readout_time(2.0)  # frame period 4 ms; the card plays 3 ms
     program = opm_program(positions=8, topology="camera_master")
     result = run(controller, tmp, program, frames=16)
     assert result.outcome is RunOutcome.COMPLETED, result.message
@@ -460,3 +467,152 @@ def test_a_counter_cannot_skip_the_flyback(rig: Rig) -> None:
     assert rig.daq is not None
     with pytest.raises(WaveformError, match="a counter gives evenly spaced pulses"):
         DaqTasks(rig.daq, program)
+
+
+def test_park_turns_the_lasers_off_even_when_the_galvo_write_fails(rig: Rig) -> None:
+    import nidaqmx
+    from nidaqmx.constants import LineGrouping
+
+    from mmapp.daq.tasks import park
+
+    card, connection = rig.daq_device, rig.daq
+    assert card is not None and connection is not None
+    program = opm_program(channels=("488nm", "561nm"))
+    lines = [LINES["488nm"], LINES["561nm"], "Dev1/port0/line7"]
+    with nidaqmx.Task(grpc_options=connection.grpc_options()) as do:
+        for line in lines:
+            do.do_channels.add_do_chan(line, line_grouping=LineGrouping.CHAN_PER_LINE)
+        do.write([True, True, True], auto_start=True)
+    assert [card.output_value(line) for line in lines] == [1.0, 1.0, 1.0]
+    missing_galvo = program.model_copy(
+        update={
+            "analog": [
+                program.analog[0].model_copy(update={"physical_channel": "Dev1/ao9"})
+            ]
+        }
+    )
+    with pytest.raises(nidaqmx.DaqError) as exc:
+        park(connection, missing_galvo)
+    assert exc.value.error_code == -200170 and "Dev1/ao9" in str(exc.value)
+    assert [card.output_value(line) for line in lines] == [0.0, 0.0, 0.0]
+    assert card.tasks == {}, "the failed park task was cleared too"
+
+
+class _CameraWithoutTriggerMode(CameraDevice):
+    """A sequencing camera that only free-runs: no TriggerMode property."""
+
+    def get_exposure(self) -> float:
+        return 1.0
+
+    def set_exposure(self, exposure: float) -> None:
+        pass
+
+    def shape(self) -> tuple[int, int]:
+        return (HEIGHT, WIDTH)
+
+    def dtype(self) -> DTypeLike:
+        return np.uint16
+
+    def start_sequence(self, n: int | None, get_buffer: Any) -> Iterator[Mapping]:
+        raise AssertionError("the run must be refused before the camera starts")
+
+
+@pytest.mark.parametrize(
+    ("topology", "needs"),
+    [("daq_master", "'External'"), ("camera_master", "'Internal'")],
+)
+def test_a_camera_without_trigger_mode_is_refused_before_anything_starts(
+    controller: RunController, rig: Rig, tmp: Path, topology: str, needs: str
+) -> None:
+    rig.core.loadPyDevice("PlainCam", _CameraWithoutTriggerMode())
+    rig.core.initializeDevice("PlainCam")
+    rig.core.setCameraDevice("PlainCam")
+    card = rig.daq_device
+    assert card is not None
+    card.calls.clear()
+    result = run(controller, tmp, opm_program(topology=topology), frames=8)
+    assert result.outcome is RunOutcome.ERROR
+    assert isinstance(result.error, DaqProgramError)
+    assert "the camera 'PlainCam' has no 'TriggerMode' property" in result.message
+    assert f"cannot be set to {needs}" in result.message
+    assert topology in result.message
+    assert result.frames_acquired == 0
+    assert "CreateTask" not in card.calls, "the card was not even programmed"
+    assert card.tasks == {}
+
+
+def test_an_mda_time_series_with_a_program_carries_the_program_axes(
+    controller: RunController, rig: Rig, tmp: Path
+) -> None:
+    lasers_on(rig)
+    program = opm_program(channels=("488nm", "561nm"), positions=4)
+    rendered = render(program)  # 8 frames per cycle (volume)
+    result = run(controller, tmp, program, timepoints=16)  # interval 0: one sequence
+    assert result.outcome is RunOutcome.COMPLETED, result.message
+    ds = open_dataset(result.dataset)
+    try:
+        assert set(ds.axes) == {"time", "z", "channel"}
+        assert sorted(ds.axes["time"]) == [0, 1]  # 16 frames = 2 volumes
+        assert sorted(ds.axes["z"]) == [0, 1, 2, 3]
+        coords = ds.get_image_coordinates_list()
+        assert len(coords) == 16
+        for c in coords:  # each image is where the program's axes say it is
+            k = next(
+                i
+                for i, f in enumerate(rendered.frames)
+                if (f.position, f.channel) == (c["z"], c["channel"])
+            )
+            img = np.array(ds.read_image(**c))
+            assert read_stamp(img) == c["time"] * len(rendered.frames) + k
+            want = expected_frame(rendered, k)
+            assert np.array_equal(unstamped(img, want), want), c
+    finally:
+        ds.close()
+    assert_rig_safe(rig, program)
+
+
+@pytest.mark.parametrize(
+    ("events", "planned"),
+    [
+        (build_events(timepoints=2, z_range_um=3, z_step_um=1), "z positions"),
+        (
+            MDASequence(time_plan={"interval": 0, "loops": 8}, channels=["488nm"]),
+            "channels",
+        ),
+    ],
+)
+def test_an_mda_planning_z_or_channels_with_a_program_is_refused(
+    controller: RunController, rig: Rig, tmp: Path, events: object, planned: str
+) -> None:
+    card = rig.daq_device
+    assert card is not None and rig.camera is not None
+    card.calls.clear()
+    controller.start(
+        RunRequest(events=events, out_dir=tmp, program=opm_program(positions=4))
+    )
+    result = controller.wait(20)
+    assert result is not None and result.outcome is RunOutcome.ERROR
+    assert isinstance(result.error, DaqProgramError)
+    assert "the DAQ waveform program sets the frames' z" in result.message
+    assert f"this acquisition also plans {planned}: remove them" in result.message
+    assert result.frames_acquired == 0 and rig.camera.frames_emitted == 0
+    assert "CreateTask" not in card.calls, "refused before the card was programmed"
+
+
+def test_camera_faster_than_the_program_frame_is_an_error(
+    controller: RunController, rig: Rig, tmp: Path
+) -> None:
+    lasers_on(rig)
+    program = opm_program(positions=8, topology="camera_master")
+    slow = program.model_copy(  # 6 ms of samples per frame; the camera takes 2 ms
+        update={"timing": program.timing.model_copy(update={"readout_s": 0.004})}
+    )
+    result = run(controller, tmp, slow, frames=16)
+    assert result.outcome is RunOutcome.ERROR
+    assert "the camera took 16 frames but the DAQ played only" in result.message
+    assert (
+        "ignores an exposure-out edge while it still plays the previous frame (6 ms)"
+        in (result.message)
+    )
+    assert result.frames_saved == 16  # kept, flagged as bad
+    assert_rig_safe(rig, slow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -9,7 +10,7 @@ import grpc
 import nidaqmx
 import numpy as np
 import pytest
-from nidaqmx.constants import AcquisitionType, Edge, LineGrouping
+from nidaqmx.constants import AcquisitionType, Edge, Level, LineGrouping
 from nidaqmx.grpc_session_options import GrpcSessionOptions
 from nidaqmx.system import System
 
@@ -110,10 +111,16 @@ def test_retriggerable_task_plays_one_burst_per_edge(card: tuple) -> None:
         ao.write(np.arange(12, dtype=float) / 10, auto_start=False)
         ao.start()
         assert ao.out_stream.total_samp_per_chan_generated == 0
-        seen = [device.input_edge("/Dev1/PFI0")(0.0)["Dev1/ao0"] for _ in range(4)]
+        t0 = time.monotonic()
+        edges = [t0 + 0.005 * i for i in range(4)]  # 5 ms apart, bursts take 4 ms
+        seen = [device.input_edge("/Dev1/PFI0", at)(0.0)["Dev1/ao0"] for at in edges]
         assert seen == pytest.approx([0.0, 0.4, 0.8, 0.0])  # bursts of 4, regenerated
         assert ao.out_stream.total_samp_per_chan_generated == 16
         assert device.input_edge("/Dev1/PFI1") is None  # nothing listens there
+        # an edge while a burst still plays is ignored, as on the card
+        assert device.input_edge("/Dev1/PFI0", edges[-1] + 0.003) is None
+        assert device.tasks[ao.name].ignored_triggers == 1
+        assert ao.out_stream.total_samp_per_chan_generated == 16
 
 
 def _code(exc: pytest.ExceptionInfo) -> int:
@@ -206,3 +213,113 @@ def test_unavailable_server_is_a_clear_error() -> None:
         DaqUnavailableError, match=r"cannot reach the DAQ server 127\.0\.0\.1:1"
     ):
         DaqTasks(dead, program)
+
+
+def test_counter_ticks_on_the_ao_clock_pulse_at_its_samples(card: tuple) -> None:
+    device, opts = card
+    rate, n = 10_000.0, 60
+    edges: list[tuple[float, float]] = []  # (seconds after AO start, AO volts)
+    ao_task: list = []
+
+    def camera(probe: object, at: float) -> None:
+        (ao,) = ao_task
+        edges.append((at - ao.started_at, probe(0.0)["Dev1/ao0"]))  # type: ignore[operator]
+
+    device.connect_edges("Dev1/ctr1", camera)
+    with (
+        nidaqmx.Task(grpc_options=opts) as ao,
+        nidaqmx.Task(grpc_options=opts) as co,
+    ):
+        ao.ao_channels.add_ao_voltage_chan("Dev1/ao0", min_val=0, max_val=10)
+        ao.timing.cfg_samp_clk_timing(
+            rate, sample_mode=AcquisitionType.FINITE, samps_per_chan=n
+        )
+        ao.write(np.arange(n) / 10.0, auto_start=False)  # volts = sample / 10
+        chan = co.co_channels.add_co_pulse_chan_ticks(
+            "Dev1/ctr1",
+            "/Dev1/ao/SampleClock",
+            initial_delay=3,
+            high_ticks=2,
+            low_ticks=9,
+        )
+        assert (chan.co_pulse_high_ticks, chan.co_pulse_low_ticks) == (2, 9)
+        assert chan.co_pulse_ticks_initial_delay == 3
+        assert chan.co_ctr_timebase_src == "/Dev1/ao/SampleClock"
+        co.timing.cfg_implicit_timing(
+            sample_mode=AcquisitionType.FINITE, samps_per_chan=4
+        )
+        co.start()  # armed: it counts nothing until the AO clock ticks
+        ao_task.append(device.tasks[ao.name])
+        assert not co.is_task_done()
+        ao.start()
+        ao.wait_until_done(timeout=5)
+        co.wait_until_done(timeout=5)  # 4 pulses: edges at ticks 3, 14, 25, 36
+        ticks = [3, 14, 25, 36]
+        assert [v for _, v in edges] == pytest.approx([t / 10 for t in ticks])
+        assert [at for at, _ in edges] == pytest.approx([t / rate for t in ticks])
+
+
+def test_a_counter_on_the_ao_clock_never_pulses_after_it_stops(card: tuple) -> None:
+    device, opts = card
+    fired: list[float] = []
+    arrived = threading.Event()
+
+    def camera(probe: object, at: float) -> None:
+        fired.append(at)
+        if len(fired) == 5:
+            arrived.set()
+
+    device.connect_edges("Dev1/ctr0", camera)
+    with (
+        nidaqmx.Task(grpc_options=opts) as ao,
+        nidaqmx.Task(grpc_options=opts) as co,
+    ):
+        ao.ao_channels.add_ao_voltage_chan("Dev1/ao0")
+        ao.timing.cfg_samp_clk_timing(
+            1000, sample_mode=AcquisitionType.CONTINUOUS, samps_per_chan=10
+        )
+        ao.write(np.zeros(10), auto_start=False)
+        co.co_channels.add_co_pulse_chan_ticks(
+            "Dev1/ctr0",
+            "/Dev1/ao/SampleClock",
+            initial_delay=2,
+            low_ticks=2,
+            high_ticks=2,
+        )
+        co.timing.cfg_implicit_timing(sample_mode=AcquisitionType.CONTINUOUS)
+        co.start()
+        ao.start()
+        assert arrived.wait(5), "five pulses within 5 s"
+        ao.stop()  # the master first, as on Stop
+        ticks = device.generated(ao.name)
+        co.stop()
+    pulses = (ticks - 2 - 1) // 4 + 1 if ticks > 2 else 0  # edges at ticks 2, 6, ...
+    assert len(fired) == pulses, "every edge before the stop fired, none after"
+
+
+def test_counter_ticks_refuse_what_daqmx_refuses(card: tuple) -> None:
+    _device, opts = card
+    clock = "/Dev1/ao/SampleClock"
+    with nidaqmx.Task(grpc_options=opts) as co:
+        with pytest.raises(nidaqmx.DaqError) as exc:
+            co.co_channels.add_co_pulse_chan_ticks("Dev1/ctr9", clock)
+        assert _code(exc) == -200170 and "Dev1/ctr9" in str(exc.value)
+        with pytest.raises(nidaqmx.DaqError) as exc:
+            co.co_channels.add_co_pulse_chan_ticks("Dev1/ctr0", "/Dev1/PFI99")
+        assert _code(exc) == -89120 and "/Dev1/PFI99" in str(exc.value)
+        for field, prop in (
+            ("high_ticks", "DAQmx_CO_Pulse_HighTicks"),
+            ("low_ticks", "DAQmx_CO_Pulse_LowTicks"),
+            ("initial_delay", "DAQmx_CO_Pulse_Ticks_InitialDelay"),
+        ):
+            ticks = {"initial_delay": 2, "high_ticks": 2, "low_ticks": 2, field: 1}
+            with pytest.raises(nidaqmx.DaqError) as exc:
+                co.co_channels.add_co_pulse_chan_ticks("Dev1/ctr0", clock, **ticks)
+            assert _code(exc) == -200077
+            assert f"Property: {prop}\nRequested Value: 1" in str(exc.value)
+        with pytest.raises(nidaqmx.DaqError) as exc:
+            co.co_channels.add_co_pulse_chan_ticks(
+                "Dev1/ctr0", clock, idle_state=Level.HIGH, initial_delay=2
+            )
+        assert _code(exc) == -200077
+        assert co.channel_names == [], "nothing half-created"

@@ -4,8 +4,14 @@ Two trigger topologies:
 
 * ``daq_master``: the AO sample clock paces everything. DO lines (laser
   blanking, the camera trigger) share it (``/DevN/ao/SampleClock``); a counter
-  camera clock starts on ``/DevN/ao/StartTrigger``. Followers start first, the
-  AO master last.
+  camera clock counts its ticks (``add_co_pulse_chan_ticks`` with that source),
+  so it pulses exactly at the frame starts, cannot drift and stops with the AO
+  clock. Followers start first, the AO master last.
+* A counter's first pulse can come no earlier than tick 2 (X-series: initial
+  delay >= 2 ticks). With a counter camera clock every sampled buffer is
+  therefore played :data:`COUNTER_LEAD_TICKS` samples late (the buffers are
+  rotated by that much, a finite run plays that many samples more): the
+  camera's trigger, the lasers and the galvo stay aligned sample for sample.
 * ``camera_master``: the camera's exposure-out edge (a PFI terminal) triggers
   one frame of samples per edge (retriggerable finite AO; DO follows its clock).
 
@@ -28,6 +34,8 @@ from mmapp.daq.program import WaveformProgram
 from mmapp.daq.render import RenderedProgram, WaveformError, render
 
 logger = logging.getLogger(__name__)
+
+COUNTER_LEAD_TICKS = 2  # X-series: CO initial delay and pulse ticks are >= 2
 
 
 class DaqSyncError(RuntimeError):
@@ -132,6 +140,10 @@ class DaqTasks:
         self._tasks: dict[str, Any] = {}  # role -> nidaqmx.Task (ao, do, co)
         self._running = False
         self.counts: DaqCounts | None = None
+        trig = program.camera_trigger
+        self.counter = trig is not None and _is_counter(trig.physical_line)
+        # samples every buffer is played late so the counter's first pulse fits
+        self.lead = COUNTER_LEAD_TICKS if self.counter else 0
         self._create()
 
     # --- set-up -----------------------------------------------------------------------
@@ -194,17 +206,38 @@ class DaqTasks:
             rows.append(r.camera_trigger)
         return np.vstack(rows)
 
-    def _create_counter(self, counter: str, pulse_s: float) -> None:
+    def counter_ticks(self) -> tuple[int, int, int]:
+        """(initial delay, high, low) of the counter camera clock, in ticks of the
+        master's sample clock; raises WaveformError if DAQmx cannot play them."""
         r = self.rendered
-        period = (
-            (r.frame_starts[1] - r.frame_starts[0])
-            if len(r.frames) > 1
-            else (r.samples_per_cycle)
-        )
-        freq = r.sample_rate_hz / float(period)
-        duty = min(max(pulse_s * freq, 1e-6), 0.5)
+        starts = r.frame_starts
+        period = int(starts[1] - starts[0]) if len(starts) > 1 else r.samples_per_cycle
+        trig = self.program.camera_trigger
+        assert trig is not None
+        high = max(COUNTER_LEAD_TICKS, round(trig.pulse_s * r.sample_rate_hz))
+        low = period - high
+        if low < COUNTER_LEAD_TICKS:
+            raise WaveformError(
+                f"camera_trigger.pulse_s: a counter pulse of {high} ticks leaves "
+                f"{low} low ticks in a frame of {period} samples; DAQmx needs at "
+                f"least {COUNTER_LEAD_TICKS} (shorten the pulse or lengthen the frame)"
+            )
+        return self.lead + int(starts[0]), high, low
+
+    def _create_counter(self, counter: str, pulse_s: float) -> None:
+        from nidaqmx.constants import Level
+
+        delay, high, low = self.counter_ticks()
         co = self._new_task("co")
-        co.co_channels.add_co_pulse_chan_freq(counter, freq=freq, duty_cycle=duty)
+        co.co_channels.add_co_pulse_chan_ticks(
+            counter,
+            source_terminal=f"/{self.connection.device}/{self._master_role()}/"
+            "SampleClock",
+            idle_state=Level.LOW,
+            initial_delay=delay,
+            low_ticks=low,
+            high_ticks=high,
+        )
 
     def _master_role(self) -> str:
         return "ao" if "ao" in self._tasks else "do"
@@ -227,8 +260,9 @@ class DaqTasks:
                 mode, samps = AcquisitionType.FINITE, frame_len
             elif camera_master or cycles is None:  # follows bursts / loops
                 mode, samps = AcquisitionType.CONTINUOUS, r.samples_per_cycle
-            else:
-                mode, samps = AcquisitionType.FINITE, r.samples_per_cycle * cycles
+            else:  # the lead: the counter's first pulse comes that late
+                mode = AcquisitionType.FINITE
+                samps = r.samples_per_cycle * cycles + self.lead
             task.timing.cfg_samp_clk_timing(
                 r.sample_rate_hz, source=source, sample_mode=mode, samps_per_chan=samps
             )
@@ -239,14 +273,9 @@ class DaqTasks:
                     self.exposure_out, Edge.RISING
                 )
                 task.triggers.start_trigger.retriggerable = True
-            data = (
-                np.vstack([r.analog[a.physical_channel] for a in self.program.analog])
-                if role == "ao"
-                else self._do_samples()
-            )
-            self._write(task, data)
+            self._write(task, self._buffer(role))
         co = self._tasks.get("co")
-        if co is not None:
+        if co is not None:  # armed by its source: it counts once the clock ticks
             n_frames = len(r.frames) * (cycles or 1)
             co.timing.cfg_implicit_timing(
                 sample_mode=AcquisitionType.CONTINUOUS
@@ -254,10 +283,18 @@ class DaqTasks:
                 else AcquisitionType.FINITE,
                 samps_per_chan=n_frames,
             )
-            co.triggers.start_trigger.cfg_dig_edge_start_trig(
-                f"/{dev}/{master}/StartTrigger", Edge.RISING
-            )
         self.counts = None
+
+    def _buffer(self, role: str) -> np.ndarray:
+        """One cycle of the AO or DO task's samples, rotated by the lead."""
+        if role == "ao":
+            r = self.rendered
+            data = np.vstack(
+                [r.analog[a.physical_channel] for a in self.program.analog]
+            )
+        else:
+            data = self._do_samples()
+        return np.roll(data, self.lead, axis=1) if self.lead else data
 
     @staticmethod
     def _write(task: Any, data: np.ndarray) -> None:
@@ -302,13 +339,9 @@ class DaqTasks:
                 "it can only take effect when the acquisition is started again"
             )
         self.program, self.rendered = program, rendered
-        if "ao" in self._tasks:
-            data = np.vstack(
-                [rendered.analog[a.physical_channel] for a in program.analog]
-            )
-            self._write(self._tasks["ao"], data)
-        if "do" in self._tasks:
-            self._write(self._tasks["do"], self._do_samples())
+        for role in ("ao", "do"):
+            if role in self._tasks:
+                self._write(self._tasks[role], self._buffer(role))
 
     def generated(self) -> dict[str, int]:
         """Samples per channel each sampled task has generated."""
@@ -319,11 +352,12 @@ class DaqTasks:
         }
 
     def frames_triggered(self, generated: int) -> int:
-        """Frames whose trigger the card has played after `generated` samples."""
+        """Frames whose trigger the card has played after `generated` samples
+        (of the master; the first `lead` of them come before frame 0)."""
         r = self.rendered
         n = r.samples_per_cycle
         starts = r.frame_starts
-        whole, rest = divmod(generated, n)
+        whole, rest = divmod(max(generated - self.lead, 0), n)
         return whole * len(starts) + int(np.count_nonzero(starts < rest))
 
     def stop(self) -> DaqCounts | None:
@@ -365,6 +399,17 @@ class DaqTasks:
                     f"out of step with the galvo"
                 )
         missing = counts.frames_triggered - frames_acquired
+        if self.program.topology == "camera_master" and missing < 0:
+            frame_s = self.rendered.samples_per_cycle / max(
+                len(self.rendered.frames), 1
+            )
+            raise DaqSyncError(
+                f"the camera took {frames_acquired} frames but the DAQ played only "
+                f"{counts.frames_triggered}: the card ignores an exposure-out edge "
+                f"while it still plays the previous frame "
+                f"({frame_s / self.rendered.sample_rate_hz * 1000:g} ms); make the "
+                f"camera's frame period at least that long"
+            )
         if missing > in_flight or missing < 0:
             raise DaqSyncError(
                 f"the DAQ triggered {counts.frames_triggered} frames but the camera "
@@ -404,26 +449,48 @@ class DaqTasks:
 def park(
     connection: DaqConnection, program: WaveformProgram, options: Any = None
 ) -> None:
-    """On-demand writes: every galvo to its park voltage, every DO line low."""
+    """On-demand writes: every DO line low first, then every galvo to its park_v.
+
+    Lasers off comes first and does not depend on the AO write: each step is
+    tried, and the first error is raised once both were attempted.
+    """
+    options = options if options is not None else connection.grpc_options()
+    errors: list[BaseException] = []
+    for step in (_park_lines, _park_analog):
+        try:
+            step(program, options)
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+def _park_lines(program: WaveformProgram, options: Any) -> None:
+    """Laser blanking lines (and a DO camera trigger line) low."""
     import nidaqmx
     from nidaqmx.constants import LineGrouping
 
-    options = options if options is not None else connection.grpc_options()
-    if program.analog:
-        with nidaqmx.Task(grpc_options=options) as ao:
-            for a in program.analog:
-                ao.ao_channels.add_ao_voltage_chan(
-                    a.physical_channel, min_val=a.min_v, max_val=a.max_v
-                )
-            values = [a.park_v for a in program.analog]
-            ao.write(values if len(values) > 1 else values[0], auto_start=True)
     lines = [laser.physical_line for laser in program.lasers]
     if program.camera_trigger and not _is_counter(program.camera_trigger.physical_line):
         lines.append(program.camera_trigger.physical_line)
-    if lines:
-        with nidaqmx.Task(grpc_options=options) as do:
-            for line in lines:
-                do.do_channels.add_do_chan(
-                    line, line_grouping=LineGrouping.CHAN_PER_LINE
-                )
-            do.write([False] * len(lines) if len(lines) > 1 else False, auto_start=True)
+    if not lines:
+        return
+    with nidaqmx.Task(grpc_options=options) as do:
+        for line in lines:
+            do.do_channels.add_do_chan(line, line_grouping=LineGrouping.CHAN_PER_LINE)
+        do.write([False] * len(lines) if len(lines) > 1 else False, auto_start=True)
+
+
+def _park_analog(program: WaveformProgram, options: Any) -> None:
+    """Every AO channel to its park voltage."""
+    import nidaqmx
+
+    if not program.analog:
+        return
+    with nidaqmx.Task(grpc_options=options) as ao:
+        for a in program.analog:
+            ao.ao_channels.add_ao_voltage_chan(
+                a.physical_channel, min_val=a.min_v, max_val=a.max_v
+            )
+        values = [a.park_v for a in program.analog]
+        ao.write(values if len(values) > 1 else values[0], auto_start=True)

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from useq import Channel, MDAEvent
+from useq import Channel, MDAEvent, MDASequence
 
 from mmapp.daq.connection import DaqConnection
 from mmapp.daq.program import WaveformProgram
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 DONE_GRACE_S = 0.5  # after the card's last trigger, the camera has this long
 DONE_POLL_S = 0.05
+PROGRAM_AXES = ("z", "c")  # what a program labels besides time
+AXIS_LABELS = {"z": "z positions", "c": "channels"}
 
 
 class DaqProgramError(AcquisitionError):
@@ -165,14 +167,43 @@ class DaqLink:
             raise DaqProgramError(f"waveform program: {exc}") from None
 
     # --- frames -----------------------------------------------------------------------
+    def refuse_conflicting_axes(
+        self, sequence: MDASequence | None, events: Any
+    ) -> None:
+        """The program sets z (scan position) and channel itself: an MDA that
+        also plans them cannot label its frames both ways (raise before start)."""
+        axes: set[str] = set()
+        if sequence is not None:
+            axes |= {ax for ax in PROGRAM_AXES if sequence.sizes.get(ax, 0) > 0}
+        for event in events:
+            axes |= {ax for ax in PROGRAM_AXES if ax in event.index}
+            if event.z_pos is not None:
+                axes.add("z")
+            if event.channel is not None:
+                axes.add("c")
+        if axes:
+            names = " and ".join(AXIS_LABELS[ax] for ax in sorted(axes, key="zc".find))
+            raise DaqProgramError(
+                f"the DAQ waveform program sets the frames' z (galvo scan position) "
+                f"and channel (laser blanking) itself; this acquisition also plans "
+                f"{names}: remove them from the MDA (keep time points with interval "
+                f"0, or stream) and set positions and channels in the program"
+            )
+
     def event_for(self, base: MDAEvent, number: int) -> MDAEvent:
-        """The event of frame `number`: volume as time, scan position as z."""
+        """The event of frame `number`: volume as time, scan position as z,
+        program channel as c (other axes of `base`, e.g. p, are kept)."""
         frames = self.rendered.frames
         cycle, k = divmod(number, len(frames))
         f = frames[k]
         volumes = max(x.volume for x in frames) + 1
         channels = self.program.channels
-        index: dict[str, int] = {"t": cycle * volumes + f.volume, "z": f.position}
+        index: dict[str, int] = {
+            key: value
+            for key, value in base.index.items()
+            if key not in ("t", "z", "c")
+        }
+        index.update({"t": cycle * volumes + f.volume, "z": f.position})
         update: dict[str, Any] = {"index": index}
         if len(channels) > 1:
             index["c"] = channels.index(f.channel)

@@ -121,23 +121,46 @@ class StreamingEngine(MDAEngine):
         """Program the card and put the camera in the matching trigger mode."""
         if self.daq is None:
             return
+        camera_master = self.daq.program.topology == "camera_master"
+        mode = "Internal" if camera_master else "External"
+        camera = self._camera_with_trigger_mode(mode)  # refuse before anything starts
         self.daq.prepare(frames)
         # the program defines the exposure window (lasers on, galvo settled)
         self.mmcore.setExposure(self.daq.program.timing.exposure_s * 1000.0)
-        camera_master = self.daq.program.topology == "camera_master"
-        mode = "Internal" if camera_master else "External"
         core = self.mmcore
-        camera = core.getCameraDevice()
-        if camera and core.hasProperty(camera, "TriggerMode"):
-            before = core.getProperty(camera, "TriggerMode")
-            if before != mode:
-                if self._trigger_mode_before is None:
-                    self._trigger_mode_before = before
-                core.setProperty(camera, "TriggerMode", mode)
+        before = core.getProperty(camera, "TriggerMode")
+        if before != mode:
+            if self._trigger_mode_before is None:
+                self._trigger_mode_before = before
+            core.setProperty(camera, "TriggerMode", mode)
         if self._program_ready is not None:  # e.g. lasers on: blanking switches them
             self._program_ready(self.daq.program)
         if camera_master:  # the camera is the master: the card waits for it, armed
             self.daq.start()
+
+    def _camera_with_trigger_mode(self, mode: str) -> str:
+        """The camera, if it can be put in `mode` for the DAQ program (else raise)."""
+        core = self.mmcore
+        camera = core.getCameraDevice()
+        why = (
+            "free-run (its exposure-out triggers the DAQ, topology camera_master)"
+            if mode == "Internal"
+            else "wait for the DAQ's triggers (topology daq_master)"
+        )
+        if not camera:
+            raise DaqProgramError(f"the DAQ program needs a camera to {why}: none set")
+        if not core.hasProperty(camera, "TriggerMode"):
+            raise DaqProgramError(
+                f"the camera {camera!r} has no 'TriggerMode' property, so it cannot "
+                f"be set to {mode!r}: the DAQ program needs it to {why}"
+            )
+        allowed = core.getAllowedPropertyValues(camera, "TriggerMode")
+        if allowed and mode not in allowed:
+            raise DaqProgramError(
+                f"the camera {camera!r} offers TriggerMode {list(allowed)}, not "
+                f"{mode!r}: the DAQ program needs it to {why}"
+            )
+        return camera
 
     def _restore_trigger_mode(self) -> None:
         before, self._trigger_mode_before = self._trigger_mode_before, None
@@ -186,6 +209,8 @@ class StreamingEngine(MDAEngine):
         self.frames_acquired = 0
         self.frames_lost = 0
         self.camera_stopped_at = None
+        if self.daq is not None:  # before any hardware moves
+            self.daq.refuse_conflicting_axes(sequence, ())
         return super().setup_sequence(sequence)
 
     def event_iterator(self, events: Iterable[MDAEvent]) -> Iterator[MDAEvent]:
@@ -239,6 +264,14 @@ class StreamingEngine(MDAEngine):
         n = len(event.events)
         t0 = event.metadata.get("runner_t0")
         t0_ms = (time.perf_counter() - t0) * 1000 if t0 else 0.0
+        daq = self.daq
+        event_at: Callable[[int], MDAEvent] = event.events.__getitem__
+        if daq is not None:  # frames carry the program's axes (t volume, z, c)
+            daq.refuse_conflicting_axes(None, event.events)
+
+            def event_at(i: int) -> MDAEvent:
+                return daq.event_for(event.events[i], i)
+
         source = self._frame_source()
         if self.abort_event.is_set():
             return
@@ -249,7 +282,7 @@ class StreamingEngine(MDAEngine):
         yield from self._pop_frames(
             source,
             expected=n,
-            event_at=event.events.__getitem__,
+            event_at=event_at,
             timing=event,
             t0_ms=t0_ms,
         )

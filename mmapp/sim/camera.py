@@ -234,7 +234,9 @@ class SimCamera(CameraDevice):
                 delay = next_t - time.perf_counter()
                 if delay > 0 and abort.wait(delay):
                     break
-                next_t = max(next_t + period, time.perf_counter() - period)
+                # a sensor never starts frames closer than its period: a late
+                # frame delays the next ones instead of catching up
+                next_t = max(next_t, time.perf_counter()) + period
             while self.flow_control is not None and self.flow_control():
                 if abort.wait(0.002):
                     return

@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +27,7 @@ from mmapp.sim.daq_errors import (
     INVALID_AO_DATA_WRITE,
     INVALID_ATTRIBUTE_VALUE,
     INVALID_NUM_SAMPS_TO_WRITE,
+    INVALID_ROUTING_SOURCE_TERMINAL_NAME,
     INVALID_TASK,
     OUTPUT_BUFFER_EMPTY,
     PHYSICAL_CHAN_DOES_NOT_EXIST,
@@ -45,6 +46,10 @@ AO_RANGE_V = 10.0
 MAX_AO_RATE_HZ = 2_000_000.0
 MAX_DO_RATE_HZ = 10_000_000.0
 MIN_RATE_HZ = 0.1
+MIN_TICKS, MAX_TICKS = 2, 2**32 - 1  # X-series counter pulse ticks and delay
+# A retrigger this much before the burst ends still counts: the simulated
+# camera's exposure-out edges carry thread-wake jitter that real ones do not.
+EDGE_JITTER_S = 0.0005
 Probe = Callable[[float], dict[str, float]]  # delay after the edge (s) -> values
 EdgeListener = Callable[[Probe, float], None]  # (probe, monotonic edge time)
 
@@ -124,8 +129,21 @@ class Channel:
     kind: str  # "ao", "do" or "co"
     min_v: float = -AO_RANGE_V
     max_v: float = AO_RANGE_V
-    freq_hz: float = 0.0  # counters
+    freq_hz: float = 0.0  # counters on their own timebase
     duty: float = 0.5
+    source: str = ""  # counters counting ticks of a terminal (e.g. the AO clock)
+    initial_delay: int = 0  # ticks before the first rising edge
+    high_ticks: int = 0
+    low_ticks: int = 0
+
+    @property
+    def counts_ticks(self) -> bool:
+        """A counter pulse train timed in ticks of a source terminal."""
+        return self.kind == "co" and self.high_ticks > 0
+
+    def pulse_tick(self, k: int) -> int:
+        """Source tick of the k-th rising edge (ticks counters)."""
+        return self.initial_delay + k * (self.high_ticks + self.low_ticks)
 
 
 @dataclass
@@ -153,8 +171,11 @@ class SimTask:
     running: bool = False
     started_at: float | None = None  # wall clock of sample 0 (own clock)
     stopped_generated: int | None = None  # counter frozen at stop
+    stopped_ticks: int | None = None  # followers: master ticks seen, frozen at stop
     origin: int = 0  # master sample index of this task's sample 0 (followers)
     bursts: int = 0  # retriggerable: triggers received
+    burst_at: float | None = None  # retriggerable: when the last burst began
+    ignored_triggers: int = 0  # retriggerable: edges that came during a burst
     master: SimTask | None = None
 
     @property
@@ -174,6 +195,11 @@ class SimTask:
     def buffer_len(self) -> int:
         """Samples per channel in the buffer."""
         return self.buffers[-1].data.shape[1] if self.buffers else 0
+
+    @property
+    def counts_ticks(self) -> bool:
+        """A counter output task timed by another task's clock."""
+        return bool(self.channels) and self.channels[0].counts_ticks
 
 
 class SimDaqDevice:
@@ -198,13 +224,16 @@ class SimDaqDevice:
         self._check_exists(line)
         self._edge_listeners.setdefault(line.lstrip("/"), []).append(listener)
 
-    def input_edge(self, terminal: str) -> Probe | None:
+    def input_edge(self, terminal: str, at: float | None = None) -> Probe | None:
         """A rising edge arrives on a terminal (e.g. the camera's exposure out).
 
         Retriggerable tasks started on this terminal play one burst; the probe
-        reads what they play during it (None if no task listens).
+        reads what they play during it (None if no task listens). As on an
+        X-series card, an edge that comes while the previous burst is still
+        playing is ignored (counted in the task's `ignored_triggers`).
         """
         terminal = "/" + terminal.lstrip("/")
+        now = time.monotonic() if at is None else at
         with self.lock:
             armed = [
                 t
@@ -215,6 +244,12 @@ class SimDaqDevice:
                 return None
             master = armed[0]
             start = 0
+            burst_s = master.samps_per_chan / (master.rate or 1.0) - EDGE_JITTER_S
+            busy = master.burst_at is not None and now < master.burst_at + burst_s
+            if master.retriggerable and busy:
+                master.ignored_triggers += 1
+                return None
+            master.burst_at = now
             for task in armed:
                 if task.retriggerable:
                     if task is master:
@@ -300,6 +335,65 @@ class SimDaqDevice:
                 )
             self._add(task, Channel(name or phys, phys, "co", freq_hz=freq, duty=duty))
 
+    def add_co_pulse_ticks(
+        self,
+        task: SimTask,
+        counter: str,
+        name: str,
+        source: str,
+        *,
+        idle_low: bool,
+        initial_delay: int,
+        low_ticks: int,
+        high_ticks: int,
+    ) -> None:
+        """Add a counter pulse train timed in ticks of a source terminal.
+
+        Idle low: `initial_delay` ticks low, then `high_ticks` high and
+        `low_ticks` low per pulse; the k-th rising edge is at source tick
+        ``initial_delay + k * (high_ticks + low_ticks)``. X-series counters need
+        at least 2 ticks for each of the three.
+        """
+        source = "/" + source.strip().lstrip("/")
+        for phys in expand_channels(counter):
+            if phys not in self.spec.counter_channels():
+                raise DaqmxError(
+                    PHYSICAL_CHAN_DOES_NOT_EXIST, f"Physical Channel Name: {phys}"
+                )
+            if source not in self.spec.terminals():
+                raise DaqmxError(
+                    INVALID_ROUTING_SOURCE_TERMINAL_NAME,
+                    f"Property: DAQmx_CO_CtrTimebaseSrc\nSource Terminal: {source}"
+                    f"\nChannel Name: {phys}",
+                )
+            for prop, value in (
+                ("DAQmx_CO_Pulse_Ticks_InitialDelay", initial_delay),
+                ("DAQmx_CO_Pulse_HighTicks", high_ticks),
+                ("DAQmx_CO_Pulse_LowTicks", low_ticks),
+            ):
+                if not MIN_TICKS <= value <= MAX_TICKS:
+                    raise DaqmxError(
+                        INVALID_ATTRIBUTE_VALUE,
+                        f"Property: {prop}\nRequested Value: {value}\nPossible "
+                        f"Values: {MIN_TICKS} to {MAX_TICKS}\nChannel Name: {phys}",
+                    )
+            if not idle_low:
+                raise DaqmxError(
+                    INVALID_ATTRIBUTE_VALUE,
+                    f"Property: DAQmx_CO_Pulse_IdleState\nthis simulation generates "
+                    f"idle-low pulses only\nChannel Name: {phys}",
+                )
+            channel = Channel(
+                name or phys,
+                phys,
+                "co",
+                source=source,
+                initial_delay=int(initial_delay),
+                high_ticks=int(high_ticks),
+                low_ticks=int(low_ticks),
+            )
+            self._add(task, channel)
+
     def _add(self, task: SimTask, channel: Channel) -> None:
         with self.lock:
             if task.channels and task.kind != channel.kind:
@@ -353,9 +447,17 @@ class SimDaqDevice:
     def configure_implicit(self, task: SimTask, finite: bool, samps: int) -> None:
         """Implicit timing (counter pulse trains)."""
         self._require_channels(task)
+        if finite and samps < 1:
+            raise DaqmxError(
+                INVALID_ATTRIBUTE_VALUE,
+                f"Property: DAQmx_SampQuant_SampPerChan\nRequested Value: {samps}",
+            )
         with self.lock:
-            freq = task.channels[0].freq_hz
-            task.rate, task.clock_source = freq, ""
+            ch = task.channels[0]
+            if ch.counts_ticks:  # the rate is the source clock's, known at start
+                task.rate, task.clock_source = 0.0, ch.source
+            else:
+                task.rate, task.clock_source = ch.freq_hz, ""
             task.finite, task.samps_per_chan = finite, int(samps)
 
     def configure_start_trigger(self, task: SimTask, source: str) -> None:
@@ -434,10 +536,13 @@ class SimDaqDevice:
                 raise DaqmxError(OUTPUT_BUFFER_EMPTY, f"Task Name: {task.name}")
             self._reserve(task)
             task.master = self._clock_master(task)
-            task.bursts = 0
-            task.stopped_generated = None
+            task.bursts = task.ignored_triggers = 0
+            task.burst_at = None
+            task.stopped_generated = task.stopped_ticks = None
             if task.master is not None:
                 task.origin = int(self._generated(task.master))
+                if task.counts_ticks:
+                    task.rate = task.master.rate
                 task.started_at = None
             else:
                 task.origin = 0
@@ -476,6 +581,8 @@ class SimDaqDevice:
         source = task.clock_source
         if not source:
             return None
+        if task.counts_ticks and not source.endswith("/SampleClock"):
+            return None  # external edges (a PFI): nothing drives them here
         kind = source.rsplit("/", 2)[-2]  # "/Dev1/ao/SampleClock" -> "ao"
         for other in self.tasks.values():
             own_clock = other.timed and other.clock_source == ""
@@ -515,7 +622,10 @@ class SimDaqDevice:
             done = self._generated(task)
             for follower in self.tasks.values():
                 if follower.master is task and follower.running:
+                    follower.stopped_ticks = self.ticks(follower)
                     follower.stopped_generated = int(self._generated(follower))
+            if task.master is not None and task.stopped_ticks is None:
+                task.stopped_ticks = self.ticks(task)
             task.stopped_generated = int(done)
             task.running = False
             if task.buffers and done > 0:
@@ -555,12 +665,29 @@ class SimDaqDevice:
         with self.lock:
             return int(self._generated(self.task(name)))
 
+    def ticks(self, task: SimTask) -> int:
+        """Sample-clock ticks a task has seen (a follower: its master's since it
+        started; frozen once either stopped)."""
+        if task.master is None:
+            return int(self._generated(task))
+        if task.stopped_ticks is not None:
+            return task.stopped_ticks
+        if not task.running:
+            return 0
+        return max(int(self._generated(task.master)) - task.origin, 0)
+
     def _generated(self, task: SimTask) -> float:
         if task.stopped_generated is not None and not task.running:
             return float(task.stopped_generated)
         if not task.running:
             return 0.0
-        if task.master is not None:
+        if task.counts_ticks:  # pulses: rising edges at ticks already generated
+            if task.master is None:
+                return 0.0
+            ch = task.channels[0]
+            ticks = self.ticks(task) - ch.initial_delay
+            n = 0.0 if ticks <= 0 else (ticks - 1) // (ch.high_ticks + ch.low_ticks) + 1
+        elif task.master is not None:
             n = self._generated(task.master) - task.origin
         elif task.retriggerable:
             n = float(task.bursts * task.samps_per_chan)
@@ -661,17 +788,40 @@ class _EdgePlayer(threading.Thread):
     def _edges(self) -> np.ndarray:
         """Local sample indices of the rising edges in one buffer period."""
         task = self.task
-        if task.kind == "co":
-            return np.array([0], dtype=np.int64)
         row = task.buffers[-1].data[self.index] > 0.5
         prev = np.roll(row, 1)
         if not task.regenerate:
             prev[0] = False
         return np.flatnonzero(row & ~prev).astype(np.int64)
 
+    def _edge_ticks(self) -> Iterator[int]:
+        """Clock tick (local to the task) of every rising edge, in order."""
+        task, ch = self.task, self.channel
+        if ch.counts_ticks:  # pulses counted on another task's sample clock
+            k = 0
+            while k < task.total():
+                yield ch.pulse_tick(k)
+                k += 1
+            return
+        if task.kind == "co":  # own timebase: one edge per period of its clock
+            k = 0
+            while k < task.total():
+                yield k
+                k += 1
+            return
+        edges, period = self._edges(), task.buffer_len()
+        k = 0
+        while len(edges):
+            local = (k // len(edges)) * period + int(edges[k % len(edges)])
+            if local >= task.total():
+                return
+            yield local
+            k += 1
+
     def _probe_at(self, clock: SimTask, index: int, due: float) -> Probe:
-        """A counter's edge is timed by its own clock: refer it to the AO task."""
-        if self.task.kind != "co":
+        """What the card plays from the edge on (a counter on its own timebase
+        is referred to the AO task by wall clock)."""
+        if self.task.kind != "co" or self.task.master is not None:
             return self.device._probe(clock, index)
         ao = self.device.ao_master()
         if ao is None or ao.started_at is None:
@@ -680,33 +830,38 @@ class _EdgePlayer(threading.Thread):
 
     def run(self) -> None:
         device, task, stop = self.device, self.task, self._stop_event
+        if self.channel.counts_ticks and task.master is None:
+            return  # counts edges of a terminal nothing drives
         if not device.wait_for_master(task, stop):
             return
         clock = task.master or task
         rate = clock.rate or 1.0
-        edges = self._edges()
-        period = 1 if task.kind == "co" else task.buffer_len()
+        origin = task.origin if task.master else 0
         listeners = device._edge_listeners.get(self.channel.physical, [])
-        k = 0
-        while len(edges):
-            local = (k // len(edges)) * period + int(edges[k % len(edges)])
-            if local >= task.total():
-                return
-            master_index = local + (task.origin if task.master else 0)
-            assert clock.started_at is not None
+        assert clock.started_at is not None
+        # An edge on another task's sample clock happens once the card has
+        # generated its tick: it fires when that tick is counted (one sample
+        # after it began), so what was fired is exactly what the counts say, and
+        # nothing fires after a stop. A counter on its own timebase fires on time.
+        exact = not (task.kind == "co" and task.master is None)
+        for tick in self._edge_ticks():
+            master_index = tick + origin
             due = clock.started_at + master_index / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                stop.wait(delay)
-            with device.lock:
-                stopped = not (task.running and clock.running)
-                # an edge the card generated before it stopped still happened
-                if stopped and local >= device._generated(task):
-                    return
-                probe = self._probe_at(clock, master_index, due)
+            wake = due + (1.0 / rate if exact else 0.0)
+            while True:
+                delay = wake - time.monotonic()
+                if delay > 0:
+                    stop.wait(delay)
+                with device.lock:
+                    running = task.running and clock.running
+                    if device.ticks(task) > tick or (running and not exact):
+                        probe = self._probe_at(clock, master_index, due)
+                        break
+                    if not running:
+                        return
+                wake = time.monotonic() + min(1.0 / rate, 0.001)  # rounding: retry
             for listener in listeners:
                 try:
                     listener(probe, due)
                 except Exception:
                     logger.exception("edge listener failed")
-            k += 1

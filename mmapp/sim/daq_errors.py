@@ -19,6 +19,7 @@ WRITE_BUFFER_TOO_SMALL = -200234
 PHYS_CHAN_DEV_NOT_IN_TASK = -200648
 DEVICE_NOT_FOUND = -200220
 RESOURCE_RESERVED = -50103
+INVALID_ROUTING_SOURCE_TERMINAL_NAME = -89120
 
 MESSAGES = {
     PHYSICAL_CHAN_DOES_NOT_EXIST: "Physical channel specified does not exist on "
@@ -50,6 +51,8 @@ MESSAGES = {
     DEVICE_NOT_FOUND: "Device identifier is invalid.",
     RESOURCE_RESERVED: "The specified resource is reserved. The operation could not "
     "be completed as specified.",
+    INVALID_ROUTING_SOURCE_TERMINAL_NAME: "Source terminal to be routed could not be "
+    "found on the device.",
 }
 
 

@@ -37,6 +37,7 @@ MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 DRIVER_VERSION = (24, 5, 0)
 FINITE, CONTINUOUS = 10178, 10123
 RISING = 10280
+LEVEL_HIGH, LEVEL_LOW = 10192, 10214
 GROUP_BY_CHANNEL = 0
 ALLOW_REGENERATION, DONT_ALLOW_REGENERATION = 10097, 10158
 CHAN_TYPE = {"ao": 10102, "do": 10153, "co": 10132}
@@ -237,6 +238,20 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         )
         return pb.CreateCOPulseChanFreqResponse()
 
+    @_rpc
+    def CreateCOPulseChanTicks(self, request, context):  # noqa: ANN001, ANN201
+        self.device.add_co_pulse_ticks(
+            self._task(request.task),
+            request.counter,
+            request.name_to_assign_to_channel,
+            request.source_terminal,
+            idle_low=_raw(request, "idle_state") != LEVEL_HIGH,
+            initial_delay=int(request.initial_delay),
+            low_ticks=int(request.low_ticks),
+            high_ticks=int(request.high_ticks),
+        )
+        return pb.CreateCOPulseChanTicksResponse()
+
     # --- timing and triggers ----------------------------------------------------------
     @_rpc
     def CfgSampClkTiming(self, request, context):  # noqa: ANN001, ANN201
@@ -424,20 +439,41 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
     @_rpc
     def GetChanAttributeInt32(self, request, context):  # noqa: ANN001, ANN201
         attribute = _raw(request, "attribute")
-        if attribute != 0x187F:  # channel type
-            raise self._unsupported(attribute, "channel")
         chans = self._channel(self._task(request.task), request.channel)
-        return pb.GetChanAttributeInt32Response(value_raw=CHAN_TYPE[chans[0].kind])
+        if attribute == 0x187F:  # channel type
+            value = CHAN_TYPE[chans[0].kind]
+        elif attribute == 0x1170 and chans[0].kind == "co":  # pulse idle state
+            value = LEVEL_LOW
+        else:
+            raise self._unsupported(attribute, "channel")
+        return pb.GetChanAttributeInt32Response(value_raw=value)
+
+    @_rpc
+    def GetChanAttributeUInt32(self, request, context):  # noqa: ANN001, ANN201
+        attribute = _raw(request, "attribute")
+        ch = self._channel(self._task(request.task), request.channel)[0]
+        values = {  # counter pulse ticks: high, low, initial delay
+            0x1169: ch.high_ticks,
+            0x1171: ch.low_ticks,
+            0x0298: ch.initial_delay,
+        }
+        if attribute not in values or not ch.counts_ticks:
+            raise self._unsupported(attribute, "channel")
+        return pb.GetChanAttributeUInt32Response(value=values[attribute])
 
     @_rpc
     def GetChanAttributeString(self, request, context):  # noqa: ANN001, ANN201
         attribute = _raw(request, "attribute")
-        if attribute != 0x18F5:  # physical channel
-            raise self._unsupported(attribute, "channel")
         chans = self._channel(self._task(request.task), request.channel)
-        return pb.GetChanAttributeStringResponse(
-            value=", ".join(c.physical for c in chans)
-        )
+        if attribute == 0x18F5:  # physical channel
+            value = ", ".join(c.physical for c in chans)
+        elif attribute == 0x0339 and chans[0].counts_ticks:  # counter timebase
+            value = chans[0].source
+        elif attribute == 0x18E1 and chans[0].kind == "co":  # pulse output terminal
+            value = f"/{chans[0].physical.replace('ctr', 'Ctr')}InternalOutput"
+        else:
+            raise self._unsupported(attribute, "channel")
+        return pb.GetChanAttributeStringResponse(value=value)
 
     @_rpc
     def GetChanAttributeDouble(self, request, context):  # noqa: ANN001, ANN201
