@@ -173,8 +173,11 @@ class DaqLink:
         """The program sets z (scan position) and channel itself: an MDA that
         also plans them cannot label its frames both ways (raise before start)."""
         axes: set[str] = set()
-        if sequence is not None:
-            axes |= {ax for ax in PROGRAM_AXES if sequence.sizes.get(ax, 0) > 0}
+        if sequence is not None:  # its plans (a generator's `sizes` would warn)
+            if sequence.z_plan is not None and len(list(sequence.z_plan)) > 0:
+                axes.add("z")
+            if sequence.channels:
+                axes.add("c")
         for event in events:
             axes |= {ax for ax in PROGRAM_AXES if ax in event.index}
             if event.z_pos is not None:
