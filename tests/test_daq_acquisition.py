@@ -320,6 +320,74 @@ def test_program_change_while_looping_applies_at_a_volume_boundary(
     assert switch >= 16 and all(shows_new[switch:]), "applied once, then kept"
 
 
+def _slower(p: WaveformProgram) -> WaveformProgram:
+    """Same samples per cycle at half the rate: every time doubled."""
+    t = p.timing
+    timing = t.model_copy(
+        update={
+            "sample_rate_hz": t.sample_rate_hz / 2,
+            "exposure_s": t.exposure_s * 2,
+            "readout_s": t.readout_s * 2,
+            "flyback_s": t.flyback_s * 2,
+        }
+    )
+    return p.model_copy(update={"timing": timing})
+
+
+def _wider_galvo(p: WaveformProgram) -> WaveformProgram:
+    galvo = p.analog[0].model_copy(
+        update={"max_v": 8.0, "park_v": 7.0, "shape": Sawtooth(start=-10, stop=60)}
+    )
+    return p.model_copy(update={"analog": [galvo]})
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        (_slower, "timing"),
+        (
+            lambda p: p.model_copy(
+                update={
+                    "camera_trigger": CameraTrigger(physical_line="Dev1/port0/line6")
+                }
+            ),
+            "camera trigger",
+        ),
+        (_wider_galvo, "voltage ranges"),
+        (
+            lambda p: p.model_copy(
+                update={
+                    "timing": p.timing.model_copy(
+                        update={"exposure_s": 0.0025, "readout_s": 0.0005}
+                    )
+                }
+            ),
+            "timing",
+        ),
+    ],
+)
+def test_a_change_the_running_card_cannot_take_changes_nothing(
+    controller: RunController, rig: Rig, tmp: Path, change, what: str
+) -> None:
+    lasers_on(rig)
+    before = opm_program(positions=4)
+    controller.start(
+        RunRequest(events=build_events(loop=True), out_dir=tmp, program=before)
+    )
+    assert controller.wait_frames(8, timeout=20)
+    card = rig.daq_device
+    assert card is not None
+    (ao,) = [t for t in card.tasks.values() if t.kind == "ao"]
+    buffers = list(ao.buffers)
+    with pytest.raises(DaqProgramError, match=f"alters the .*{what}.*started again"):
+        controller.update_program(change(before))
+    assert ao.buffers == buffers, "nothing was written to the card"
+    controller.stop()
+    result = controller.wait(20)
+    assert result is not None and result.outcome is RunOutcome.STOPPED
+    assert_rig_safe(rig, before)  # parked where the running program says
+
+
 def test_camera_as_master_triggers_the_daq_per_frame(
     controller: RunController, rig: Rig, tmp: Path
 ) -> None:

@@ -102,6 +102,25 @@ def check_topology(program: WaveformProgram, rendered: RenderedProgram) -> None:
             )
 
 
+def restart_needed(old: WaveformProgram, new: WaveformProgram) -> str | None:
+    """What a change alters that a running card cannot take (None: waveforms only)."""
+    if new.timing != old.timing:
+        return "timing (frames, exposure, readout, flyback or sample rate)"
+    if new.topology != old.topology:
+        return "trigger topology"
+    if new.channels != old.channels or new.interleave != old.interleave:
+        return "imaging channels or their interleave"
+    ranges = [(a.physical_channel, a.min_v, a.max_v) for a in new.analog]
+    if ranges != [(a.physical_channel, a.min_v, a.max_v) for a in old.analog]:
+        return "analog channels or their voltage ranges"
+    lines = [(x.channel, x.physical_line) for x in new.lasers]
+    if lines != [(x.channel, x.physical_line) for x in old.lasers]:
+        return "laser lines"
+    if new.camera_trigger != old.camera_trigger:
+        return "camera trigger"
+    return None
+
+
 def frames_for(program: WaveformProgram, frames: int | None) -> int | None:
     """Cycles for a finite run of `frames` (None: loop); raises if not whole."""
     if frames is None:
@@ -321,27 +340,38 @@ class DaqTasks:
         self._running = True
 
     def update(self, program: WaveformProgram) -> None:
-        """Play a changed program from the next cycle boundary (loop mode)."""
+        """Play a changed program from the next cycle boundary (loop mode).
+
+        Only the waveforms may change (analog shapes, calibration, park
+        voltages): the card keeps its timing, ranges and lines while it runs.
+        A refused or failed change leaves the card and this object as they were.
+        """
         rendered = render(program)
         check_program_on_device(program, self.connection.device)
         check_topology(program, rendered)
-        old = self.rendered
-        if (
-            rendered.samples_per_cycle != old.samples_per_cycle
-            or rendered.frames != old.frames
-            or [a.physical_channel for a in program.analog]
-            != [a.physical_channel for a in self.program.analog]
-            or [laser.physical_line for laser in program.lasers]
-            != [laser.physical_line for laser in self.program.lasers]
-        ):
+        what = restart_needed(self.program, program)
+        if what is not None:
             raise WaveformError(
-                "this change alters the frames, timing or channels of the program; "
-                "it can only take effect when the acquisition is started again"
+                f"this change alters the {what} of the program; it can only take "
+                f"effect when the acquisition is started again"
             )
+        old = (self.program, self.rendered)
         self.program, self.rendered = program, rendered
-        for role in ("ao", "do"):
-            if role in self._tasks:
-                self._write(self._tasks[role], self._buffer(role))
+        try:
+            buffers = {r: self._buffer(r) for r in ("ao", "do") if r in self._tasks}
+        finally:
+            self.program, self.rendered = old
+        written: list[str] = []
+        try:
+            for role, data in buffers.items():
+                self._write(self._tasks[role], data)
+                written.append(role)
+        except Exception:
+            for role in written:  # put back what this change already wrote
+                with contextlib.suppress(Exception):
+                    self._write(self._tasks[role], self._buffer(role))
+            raise
+        self.program, self.rendered = program, rendered
 
     def generated(self) -> dict[str, int]:
         """Samples per channel each sampled task has generated."""
