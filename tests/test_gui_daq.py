@@ -230,3 +230,60 @@ def test_an_invalid_or_unapplied_draft_cannot_be_started(qtbot, window):
     result = window.last_result
     assert result.outcome is RunOutcome.COMPLETED, result.message
     assert result.frames_saved == 8
+
+
+def test_apply_during_live_without_the_program_checks_it_on_the_card(qtbot, window):
+    window.acquisition.mode.setCurrentIndex(MODE_LOOP)
+    window.acquisition.live_button.click()  # the DAQ box is not ticked
+    assert window.run_kind == "live", window.last_error
+    program = opm_program(positions=4)
+    galvo = program.analog[0].model_copy(update={"physical_channel": "Dev1/ao9"})
+    window.designer.set_program(program.model_copy(update={"analog": [galvo]}))
+    before = window.program
+    assert window.designer.apply() is False
+    assert "Dev1/ao9" in window.designer.status.text()
+    assert window.program == before
+    window.designer.set_program(program)
+    assert window.designer.apply()
+    assert window.designer.status.text() == (
+        "Applied: checked on the card; the next run plays it"
+    )
+    assert window.program == program
+    window.acquisition.live_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+
+
+def test_save_refuses_unapplied_program_changes(qtbot, window, tmp):
+    window.set_program(opm_program(positions=4))
+    window.acquisition.use_daq.setChecked(True)
+    type_into(qtbot, field(window.designer, "analog", 0, "park_v"), "1")
+    assert window.preset_files.save_as(tmp / "x.mmpreset") is False
+    assert "changes that are not applied" in window.last_error[1]
+    assert not (tmp / "x.mmpreset").exists()
+
+
+def test_a_presets_program_is_kept_on_a_rig_without_a_daq(qtbot, tmp):
+    rig_file = tmp / "nodaq.json"
+    rig_file.write_text(
+        json.dumps({"name": "no daq", "camera": {"width": WIDTH, "height": HEIGHT}})
+    )
+    w = _make_window(
+        qtbot, tmp, rig_path=str(rig_file), recent_presets=RecentPresets(tmp)
+    )
+    try:
+        program = opm_program(positions=4)
+        data = {
+            "schema_version": 2,
+            "name": "opm",
+            "rig": {"kind": "simulated", "file": str(rig_file)},
+            "acquisition": {"mode": "stream", "frames": 8},
+            "program": program.model_dump(mode="json"),
+        }
+        path = tmp / "opm.mmpreset"
+        path.write_text(json.dumps(data))
+        assert w.preset_files.open(path)
+        assert w.last_error[0] == "opm.mmpreset: the DAQ program is not played"
+        assert w.preset_files.save()
+        assert load_preset(path).program == program
+    finally:
+        w.close()

@@ -262,3 +262,103 @@ def test_a_gui_dataset_recreates_its_preset_and_reruns_the_same(qtbot, window, t
     for t in gui_frames:
         assert np.array_equal(gui_frames[t], cli_frames[t]), f"frame {t}"
     shutil.rmtree(tmp / "cli")
+
+
+def test_a_failed_open_on_another_rig_file_keeps_rig_and_program(window, tmp):
+    core = window.rig.core
+    core.setProperty("Lasers", "Laser 488 Power %", 42.0)
+    core.setExposure(7.0)
+    program = window.program.model_copy(update={"channels": ["488nm"]})
+    window.set_program(program)
+    rig = window.rig
+    rig_file = tmp / "copy.json"
+    rig_file.write_text(default_rig_file().read_text())
+    data = preset_dict(
+        rig={"kind": "simulated", "file": str(rig_file)},
+        devices={
+            "config_groups": {},
+            "properties": [
+                {"device": "Lasers", "property": "Laser 488 Power %", "value": 500.0}
+            ],
+        },
+    )
+    path = write(tmp / "refused.mmpreset", data)
+    assert window.preset_files.open(path) is False
+    assert "the loaded rig is as it was" in window.last_error[1]
+    assert window.rig is rig
+    assert float(core.getProperty("Lasers", "Laser 488 Power %")) == 42.0
+    assert core.getExposure() == 7.0
+    assert window.program == program == window.designer.program()
+
+
+def test_a_frame_count_the_window_cannot_hold_is_refused_before_anything(window, tmp):
+    before = _state(window)
+    data = preset_dict(acquisition={"mode": "stream", "frames": 5_000_000_000})
+    assert window.preset_files.open(write(tmp / "huge.mmpreset", data)) is False
+    assert (
+        "acquisition.frames: 5000000000 is more than the window"
+        in (window.last_error[1])
+    )
+    assert _state(window) == before
+
+
+def test_open_then_save_keeps_exact_values(window, tmp):
+    data = preset_dict(
+        acquisition={"mode": "stream", "frames": None, "duration_s": 20 * 86400.1234},
+        display={
+            "colormap": "magenta",
+            "autoscale": True,
+            "contrast_limits": [5, 100],
+            "refresh_hz": 0.5,
+        },
+    )
+    path = write(tmp / "exact.mmpreset", data)
+    assert window.preset_files.open(path), window.last_error
+    copy = tmp / "exact_copy.mmpreset"
+    assert window.preset_files.save_as(copy)
+    saved, loaded = load_preset(copy), load_preset(path)
+    assert saved.acquisition == loaded.acquisition
+    assert saved.display == loaded.display
+
+
+def test_the_presets_exposure_is_the_cameras_and_is_saved_back(window, tmp):
+    data = preset_dict(acquisition={"mode": "stream", "frames": 3, "exposure_ms": 3.0})
+    assert window.preset_files.open(write(tmp / "exp.mmpreset", data))
+    assert window.rig.core.getExposure() == 3.0
+    assert window.device_panel.exposure.value() == 3.0
+    copy = tmp / "exp_copy.mmpreset"
+    assert window.preset_files.save_as(copy)
+    saved = load_preset(copy)
+    assert saved.acquisition.exposure_ms == 3.0
+    assert saved.rig.camera.exposure_ms == 3.0
+
+
+def test_if_exists_error_refuses_a_second_start(qtbot, window, tmp):
+    data = preset_dict(
+        storage={
+            "directory": str(tmp / "d"),
+            "name_template": "same",
+            "if_exists": "error",
+        }
+    )
+    assert window.preset_files.open(write(tmp / "once.mmpreset", data))
+    window.acquisition.start_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    assert window.last_result.dataset.name == "same_1"
+    window.acquisition.start_button.click()
+    assert window.run_kind is None
+    title, text = window.last_error
+    assert title == "Cannot start"
+    assert "if_exists is 'error' and a dataset named 'same' is already" in text
+    assert sorted(p.name for p in (tmp / "d").iterdir()) == ["same_1"]
+
+
+def test_open_waits_for_a_snap(qtbot, window, tmp):
+    window.rig.core.setExposure(800.0)
+    path = write(tmp / "small.mmpreset", preset_dict())
+    window.acquisition.snap_button.click()
+    assert window.acquisition.state == "busy"
+    assert window.preset_files.open(path) is False
+    assert "let the snap finish" in window.last_error[1]
+    qtbot.waitUntil(lambda: window.acquisition.state == "idle", timeout=10_000)
+    assert window.preset_files.open(path), window.last_error

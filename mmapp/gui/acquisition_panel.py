@@ -39,6 +39,7 @@ from mmapp.engine.plans import build_events
 from mmapp.presets.naming import check_template, render_name
 
 MODE_LOOP, MODE_FRAMES, MODE_MDA = range(3)
+MAX_LOOP_S = 30 * 86400  # as long as a preset's duration_s may be
 
 
 def expand_template(
@@ -106,6 +107,8 @@ class AcquisitionPanel(QWidget):
         self.channel_group = ""
         # an MDA from a preset that the fields cannot show: run as it is
         self.custom_sequence: MDASequence | None = None
+        # a preset's duration_s as (what the field shows, the exact value)
+        self.exact_duration: tuple[float, float] | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(self._build_buttons())
@@ -150,7 +153,8 @@ class AcquisitionPanel(QWidget):
         loop_page = QWidget()
         loop_form = QFormLayout(loop_page)
         self.loop_limit = QDoubleSpinBox()
-        self.loop_limit.setRange(0, 7 * 24 * 3600)
+        self.loop_limit.setRange(0, MAX_LOOP_S)
+        self.loop_limit.setDecimals(3)
         self.loop_limit.setSuffix(" s")
         self.loop_limit.setSpecialValueText("no limit")
         loop_form.addRow("Stop after", self.loop_limit)
@@ -392,7 +396,7 @@ class AcquisitionPanel(QWidget):
         settings: dict[str, Any] = {"gui_mode": self.mode.currentText()}
         events: MDASequence | list[MDAEvent]
         if mode == MODE_LOOP:
-            limit = self.loop_limit.value() or None
+            limit = self.loop_duration()
             events = [stream_event(max_duration_s=limit)]
             expected = None
             settings["max_duration_s"] = limit
@@ -405,6 +409,18 @@ class AcquisitionPanel(QWidget):
         use_daq = self.use_daq.isChecked() and self._daq_available
         settings["daq_program"] = use_daq
         return AcquisitionPlan(events, expected, directory, name, settings, use_daq)
+
+    def set_loop_duration(self, seconds: float | None) -> None:
+        """Show a loop's time limit (None: until Stop), keeping it exact."""
+        self.loop_limit.setValue(seconds or 0.0)
+        self.exact_duration = (self.loop_limit.value(), seconds) if seconds else None
+
+    def loop_duration(self) -> float | None:
+        """The loop's time limit in seconds (None: until Stop)."""
+        shown = self.loop_limit.value()
+        if self.exact_duration is not None and self.exact_duration[0] == shown:
+            return self.exact_duration[1]
+        return shown or None
 
     def _mda_plan(self, settings: dict[str, Any]) -> tuple[MDASequence, int]:
         if self.custom_sequence is not None:

@@ -94,9 +94,10 @@ class ProgramLink:
                 raise ProgramRefused(str(exc)) from None
             self.program = program
             return "Applied: the running acquisition plays it from the next volume"
-        if running:
+        if running:  # the card is not in use by this run: check it there
+            verify_on_card(rig, program)
             self.program = program
-            return "Applied: the next run plays it (this run plays no DAQ program)"
+            return "Applied: checked on the card; the next run plays it"
         verify_on_card(rig, program)
         self.program = program
         return f"Applied: checked on {rig.daq.device}; Start and Live play it"

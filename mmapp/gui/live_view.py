@@ -198,6 +198,7 @@ class LiveView(QWidget):
 
         self.colormap = "gray"
         self.refresh_hz = float(MAX_DISPLAY_HZ)
+        self._kept_limits: list[int] | None = None
         self.timer = QTimer(self)
         self.timer.setInterval(round(1000 / MAX_DISPLAY_HZ))
         self.timer.timeout.connect(self.poll)
@@ -330,18 +331,19 @@ class LiveView(QWidget):
             {"mode": "rgb", "ticks": [(0.0, (0, 0, 0, 255)), (1.0, (*rgb, 255))]}
         )
         self.auto_continuous.setChecked(autoscale)
+        self._kept_limits = list(contrast_limits) if contrast_limits else None
         if not autoscale and contrast_limits is not None:
             lo, hi = contrast_limits
             self._levels = (float(lo), float(hi))
             self.histogram.setLevels(*self._levels)
             self._draw()
-        self.refresh_hz = min(max(refresh_hz, 1.0), float(MAX_DISPLAY_HZ))
-        self.timer.setInterval(round(1000 / self.refresh_hz))
+        self.refresh_hz = min(refresh_hz, float(MAX_DISPLAY_HZ))
+        self.timer.setInterval(max(1, round(1000 / self.refresh_hz)))
 
     def display_settings(self) -> dict[str, object]:
         """The display as a preset's `display` section holds it."""
         autoscale = self.auto_continuous.isChecked()
-        limits = None
+        limits = self._kept_limits  # auto: the fixed limits are kept for later
         if not autoscale:
             lo = int(min(max(round(self._levels[0]), 0), 65534))
             hi = int(min(max(round(self._levels[1]), lo + 1), 65535))

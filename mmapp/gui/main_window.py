@@ -31,6 +31,7 @@ from mmapp.engine.events import stream_event
 from mmapp.engine.preset_run import (
     RigMismatchError,
     apply_preset_to_rig,
+    existing_datasets,
     open_rig,
     rig_path,
     same_rig,
@@ -74,8 +75,8 @@ class _Bridge(QObject):
     """Hands results from worker threads to the GUI thread (one per run or snap)."""
 
     run_finished = pyqtSignal(object)  # RunResult
-    snapped = pyqtSignal(object)  # np.ndarray
-    snap_failed = pyqtSignal(str)
+    snapped = pyqtSignal(object, object)  # np.ndarray, the rig it came from
+    snap_failed = pyqtSignal(str, object)  # message, the rig
 
 
 class MainWindow(QMainWindow):
@@ -187,8 +188,11 @@ class MainWindow(QMainWindow):
     # --- rig ----------------------------------------------------------------------
     def open_rig(self, path: str | None) -> bool:
         """Load a rig file / .cfg (None: the simulated rig); keep the old on failure."""
-        if self.controller is not None and self.controller.running:
-            self.report_error("Cannot change the rig", "Stop the acquisition first.")
+        if not self.is_idle():
+            self.report_error(
+                "Cannot change the rig",
+                "Stop Live or the acquisition (or let the snap finish) first.",
+            )
             return False
         self.setCursor(Qt.CursorShape.WaitCursor)
         try:
@@ -254,6 +258,11 @@ class MainWindow(QMainWindow):
             del rig
             gc.collect()  # drop the core now (see DESIGN.md)
 
+    def is_idle(self) -> bool:
+        """No run, no snap: the rig may be changed."""
+        running = self.controller is not None and self.controller.running
+        return not running and self.acquisition.state == "idle"
+
     def make_safe(self) -> None:
         """Lasers off and shutter closed, now."""
         if self.rig is not None:
@@ -308,17 +317,37 @@ class MainWindow(QMainWindow):
             except RigError as exc:
                 self.report_error(title, f"its rig file {path}: {exc}")
                 return False
-        previous = self.settings.last_rig or None
-        self._close_rig()  # a real rig cannot be loaded twice (ports, cameras)
+        hardware = path.suffix.lower() == ".cfg" or (
+            rig is not None and rig.spec is None
+        )
         self.setCursor(Qt.CursorShape.WaitCursor)
-        try:
-            new = open_rig(preset)
-        except Exception as exc:
-            self.unsetCursor()
-            self.report_error(title, f"its rig {path} did not load: {exc}")
-            if not self.open_rig(previous) and previous:
-                self.open_rig(None)
-            return False
+        if not hardware:  # rig files load beside the rig: switch only if it works
+            try:
+                new = open_rig(preset)
+            except Exception as exc:
+                self.unsetCursor()
+                self.report_error(
+                    title,
+                    f"its rig {path} did not load: {exc} (the loaded rig is as it was)",
+                )
+                return False
+        else:  # a Micro-Manager rig holds ports and cameras: one at a time
+            previous, program = self.settings.last_rig or None, self.program
+            self._close_rig()
+            try:
+                new = open_rig(preset)
+            except Exception as exc:
+                self.unsetCursor()
+                self.report_error(
+                    title,
+                    f"its rig {path} did not load: {exc}. The previous rig was "
+                    f"loaded again from its file (settings made on it since it "
+                    f"was loaded are not restored).",
+                )
+                if not self.open_rig(previous) and previous:
+                    self.open_rig(None)
+                self.set_program(program)
+                return False
         self.unsetCursor()
         self.set_rig(new)
         default = path.resolve() == default_rig_file().resolve()
@@ -347,7 +376,7 @@ class MainWindow(QMainWindow):
         logger.info("DAQ program: %s", text)
         return text
 
-    def _unapplied_program(self) -> str | None:
+    def unapplied_program(self) -> str | None:
         """Why the designer's draft keeps a run from playing the program, if it does."""
         draft = self.designer.program()
         if draft is None:
@@ -396,25 +425,30 @@ class MainWindow(QMainWindow):
         if not self._has_camera("snap"):
             return
         self._set_state("busy")
-        core, bridge = self.rig.core, self._bridge
+        rig, bridge = self.rig, self._bridge
+        core = rig.core
 
         def work() -> None:
             try:
                 core.snapImage()
-                bridge.snapped.emit(np.array(core.getImage(), copy=True))
+                bridge.snapped.emit(np.array(core.getImage(), copy=True), rig)
             except Exception as exc:
-                bridge.snap_failed.emit(str(exc) or type(exc).__name__)
+                bridge.snap_failed.emit(str(exc) or type(exc).__name__, rig)
 
         threading.Thread(target=work, name="mmapp-snap", daemon=True).start()
 
-    def _on_snapped(self, image: np.ndarray) -> None:
+    def _on_snapped(self, image: np.ndarray, rig: Rig) -> None:
+        if rig is not self.rig or self.acquisition.state != "busy":
+            return  # a snap of a rig that has gone since
         self.live_view.show_image(image)
         self._set_state("idle")
         self.acquisition.status.setText(
             f"snapped {image.shape[1]}x{image.shape[0]} {image.dtype}"
         )
 
-    def _on_snap_failed(self, message: str) -> None:
+    def _on_snap_failed(self, message: str, rig: Rig) -> None:
+        if rig is not self.rig or self.acquisition.state != "busy":
+            return
         self._set_state("idle")
         self.report_error("Snap failed", message)
 
@@ -436,7 +470,7 @@ class MainWindow(QMainWindow):
             self.acquisition.use_daq.isChecked()
             and self.acquisition.use_daq.isEnabled()
         )
-        if use_daq and (problem := self._unapplied_program()):
+        if use_daq and (problem := self.unapplied_program()):
             self.acquisition.set_state(self.acquisition.state)  # undo the toggle
             self.report_error("Cannot start Live", problem)
             return
@@ -472,14 +506,23 @@ class MainWindow(QMainWindow):
         program = self.program if plan.use_daq else None
         if program is not None:
             try:
-                problem = self._unapplied_program()
+                problem = self.unapplied_program()
                 if problem:
                     raise ProgramRefused(problem)
                 check_frame_count(program, plan.expected_frames)
             except ProgramRefused as exc:
                 self.report_error("Cannot start", str(exc))
                 return
-        preset = self._preset_for_run()
+        if self.preset_extras.if_exists == "error" and (
+            taken := existing_datasets(plan.out_dir, plan.name)
+        ):
+            self.report_error(
+                "Cannot start",
+                f"the preset's storage.if_exists is 'error' and a dataset named "
+                f"{plan.name!r} is already in {plan.out_dir} ({taken[0].name})",
+            )
+            return
+        preset = self._preset_for_run(plan.out_dir)
         settings = {
             **plan.settings,
             "command": "gui",
@@ -505,10 +548,15 @@ class MainWindow(QMainWindow):
         self._start_request(request, "acquire")
         logger.info("acquisition started: %s in %s", plan.name, plan.out_dir)
 
-    def _preset_for_run(self) -> Preset | None:
-        """The window's state as a preset (kept with the dataset), if it is one."""
+    def _preset_for_run(self, out_dir: Path) -> Preset | None:
+        """The window's state as a preset (kept with the dataset), if it is one;
+        its directory absolute, so that a re-run writes where this run did."""
         try:
-            return window_preset(self)
+            preset = window_preset(self)
+            storage = preset.storage.model_copy(
+                update={"directory": str(out_dir.expanduser().resolve())}
+            )
+            return preset.model_copy(update={"storage": storage})
         except Exception as exc:  # never blocks a run: the dataset says why
             logger.warning("the run's settings do not form a preset: %s", exc)
             return None
@@ -605,6 +653,10 @@ class MainWindow(QMainWindow):
         self.actions_by_name["snap"].setEnabled(idle)
         self.actions_by_name["start"].setEnabled(idle or state == "live")
         self.actions_by_name["live"].setEnabled(idle or state == "live")
+        self.preset_actions["open"].setEnabled(idle)  # the rig may change
+        self.menus.recent_presets.setEnabled(
+            idle and bool(self.preset_files.recent.paths())
+        )
 
     def _tick(self) -> None:
         """Stats timer: readouts; also notices a run that ended (safety net)."""

@@ -17,6 +17,7 @@ from pymmcore_plus import CMMCorePlus
 from PyQt6.QtCore import Qt
 from useq import MDASequence
 
+from mmapp.daq.program import WaveformProgram
 from mmapp.engine.preset_run import CAMERA_PROPERTIES
 from mmapp.gui.acquisition_panel import (
     MODE_FRAMES,
@@ -46,6 +47,7 @@ class PresetExtras:
     if_exists: str = "increment"
     queue_mb: int = 512
     processing: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    program: WaveformProgram | None = None  # kept for a rig without a DAQ card
 
     @classmethod
     def of(cls, preset: Preset) -> PresetExtras:
@@ -59,6 +61,7 @@ class PresetExtras:
             if_exists=preset.storage.if_exists,
             queue_mb=preset.storage.queue_mb,
             processing=tuple(preset.processing),
+            program=preset.program,
         )
 
 
@@ -73,7 +76,7 @@ def show_acquisition(
         if isinstance(acq, StreamAcquisition):
             if acq.frames is None:
                 panel.mode.setCurrentIndex(MODE_LOOP)
-                panel.loop_limit.setValue(acq.duration_s or 0.0)
+                panel.set_loop_duration(acq.duration_s)
             else:
                 panel.mode.setCurrentIndex(MODE_FRAMES)
                 panel.frames.setValue(acq.frames)
@@ -110,6 +113,18 @@ def _show_mda_fields(panel: AcquisitionPanel, sequence: MDASequence) -> None:
             )
 
 
+def check_showable(panel: AcquisitionPanel, preset: Preset) -> None:
+    """Raise ValueError (naming the field) for a value the panel cannot hold."""
+    acq = preset.acquisition
+    if isinstance(acq, StreamAcquisition) and acq.frames is not None:
+        most = panel.frames.maximum()
+        if acq.frames > most:
+            raise ValueError(
+                f"acquisition.frames: {acq.frames} is more than the window can "
+                f"run (at most {most}); run it with `mmapp acquire`"
+            )
+
+
 def show_preset(window: MainWindow, preset: Preset) -> None:
     """Acquisition, storage, display and program of `preset` into the window
     (rig and device settings are applied before, all or nothing)."""
@@ -128,6 +143,15 @@ def show_preset(window: MainWindow, preset: Preset) -> None:
         window.set_program(preset.program)
     panel.use_daq.setChecked(preset.program is not None and panel.use_daq.isEnabled())
     window.preset_extras = PresetExtras.of(preset)
+    exposure = getattr(preset.acquisition, "exposure_ms", None)
+    if exposure is not None:  # the camera's exposure: the device panel shows it
+        try:
+            window.rig.core.setExposure(exposure)  # type: ignore[union-attr]
+        except Exception as exc:
+            window.report_error(
+                "Exposure not set", f"acquisition.exposure_ms {exposure}: {exc}"
+            )
+        window.device_panel.refresh()
     panel.refresh_preview()
 
 
@@ -184,7 +208,9 @@ def devices_data(
     return {"config_groups": groups, "properties": properties}
 
 
-def acquisition_data(panel: AcquisitionPanel, extras: PresetExtras) -> dict[str, Any]:
+def acquisition_data(
+    panel: AcquisitionPanel, extras: PresetExtras, core: CMMCorePlus
+) -> dict[str, Any]:
     """The preset's `acquisition` section from the panel."""
     timeout = extras.first_frame_timeout_s
     mode = panel.mode.currentIndex()
@@ -196,14 +222,26 @@ def acquisition_data(panel: AcquisitionPanel, extras: PresetExtras) -> dict[str,
             "first_frame_timeout_s": timeout,
         }
     frames = panel.frames.value() if mode == MODE_FRAMES else None
-    duration = (panel.loop_limit.value() or None) if mode == MODE_LOOP else None
+    duration = panel.loop_duration() if mode == MODE_LOOP else None
+    exposure = None
+    if extras.stream_exposure_ms is not None:  # the preset set it: as it is now
+        exposure = core.getExposure()
     return {
         "mode": "stream",
         "frames": frames,
         "duration_s": duration,
-        "exposure_ms": extras.stream_exposure_ms,
+        "exposure_ms": exposure,
         "first_frame_timeout_s": timeout,
     }
+
+
+def _program_data(window: MainWindow, extras: PresetExtras) -> dict[str, Any] | None:
+    rig = window.rig
+    if rig is None or rig.daq is None:  # kept as loaded: only untick drops it
+        return extras.program.model_dump(mode="json") if extras.program else None
+    if not window.acquisition.use_daq.isChecked():
+        return None
+    return window.program.model_dump(mode="json")
 
 
 def window_preset(window: MainWindow, name: str | None = None) -> Preset:
@@ -213,15 +251,14 @@ def window_preset(window: MainWindow, name: str | None = None) -> Preset:
         raise ValueError("no rig is loaded")
     extras = window.preset_extras
     panel = window.acquisition
-    use_daq = panel.use_daq.isChecked() and rig.daq is not None
     data = {
         "schema_version": 2,
         "name": name or window.preset_name or UNTITLED,
         "description": extras.description,
         "rig": rig_data(rig),
         "devices": devices_data(rig.core, window.device_panel.chosen, extras),
-        "acquisition": acquisition_data(panel, extras),
-        "program": window.program.model_dump(mode="json") if use_daq else None,
+        "acquisition": acquisition_data(panel, extras, rig.core),
+        "program": _program_data(window, extras),
         "storage": {
             "directory": panel.save_dir.text().strip() or "~/mmapp-data",
             "name_template": panel.name_template.text(),

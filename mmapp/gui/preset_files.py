@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 from PyQt6.QtWidgets import QFileDialog, QMenu
 
-from mmapp.gui.preset_bridge import UNTITLED, show_preset, window_preset
+from mmapp.gui.preset_bridge import (
+    UNTITLED,
+    check_showable,
+    show_preset,
+    window_preset,
+)
 from mmapp.presets import (
     PRESET_SUFFIX,
     Preset,
@@ -50,8 +55,11 @@ class PresetFiles:
         """Load, apply to the rig (all or nothing) and show a preset."""
         w = self.window
         path = Path(path)
-        if w.controller is not None and w.controller.running:
-            w.report_error("Cannot open a preset", "Stop the acquisition first.")
+        if not w.is_idle():
+            w.report_error(
+                "Cannot open a preset",
+                "Stop Live or the acquisition (or let the snap finish) first.",
+            )
             return False
         if not path.is_file():
             self.recent.remove(path)
@@ -64,6 +72,11 @@ class PresetFiles:
         try:
             preset = load_preset(path)
         except (PresetError, OSError) as exc:
+            w.report_error(f"Could not open {path.name}", str(exc))
+            return False
+        try:
+            check_showable(w.acquisition, preset)
+        except ValueError as exc:
             w.report_error(f"Could not open {path.name}", str(exc))
             return False
         if not w.adopt_preset_rig(preset):
@@ -106,6 +119,10 @@ class PresetFiles:
 
     def _write(self, path: Path, name: str | None) -> bool:
         w = self.window
+        problem = w.unapplied_program() if w.acquisition.use_daq.isChecked() else None
+        if problem:
+            w.report_error(f"Could not save {path.name}", problem)
+            return False
         try:
             preset = window_preset(w, name)
             save_preset(preset, path)
