@@ -185,7 +185,8 @@ def test_the_program_is_saved_and_loaded_with_presets(qtbot, window, tmp):
     assert load_preset(plain).program is None
 
 
-def test_a_rig_without_a_daq_disables_the_program(qtbot, tmp):
+def _window_without_daq(qtbot, tmp) -> tuple:
+    """A window on a rig file that has no 'daq' section."""
     rig_file = tmp / "nodaq.json"
     rig_file.write_text(
         json.dumps({"name": "no daq", "camera": {"width": WIDTH, "height": HEIGHT}})
@@ -193,6 +194,11 @@ def test_a_rig_without_a_daq_disables_the_program(qtbot, tmp):
     w = _make_window(
         qtbot, tmp, rig_path=str(rig_file), recent_presets=RecentPresets(tmp)
     )
+    return rig_file, w
+
+
+def test_a_rig_without_a_daq_disables_the_program(qtbot, tmp):
+    _, w = _window_without_daq(qtbot, tmp)
     try:
         assert w.rig.daq is None
         assert not w.acquisition.use_daq.isEnabled()
@@ -263,13 +269,7 @@ def test_save_refuses_unapplied_program_changes(qtbot, window, tmp):
 
 
 def test_a_presets_program_is_kept_on_a_rig_without_a_daq(qtbot, tmp):
-    rig_file = tmp / "nodaq.json"
-    rig_file.write_text(
-        json.dumps({"name": "no daq", "camera": {"width": WIDTH, "height": HEIGHT}})
-    )
-    w = _make_window(
-        qtbot, tmp, rig_path=str(rig_file), recent_presets=RecentPresets(tmp)
-    )
+    rig_file, w = _window_without_daq(qtbot, tmp)
     try:
         program = opm_program(positions=4)
         data = {

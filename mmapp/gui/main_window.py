@@ -320,34 +320,30 @@ class MainWindow(QMainWindow):
         hardware = path.suffix.lower() == ".cfg" or (
             rig is not None and rig.spec is None
         )
+        previous, program = self.settings.last_rig or None, self.program
+        if hardware:  # a Micro-Manager rig holds ports and cameras: one at a time
+            self._close_rig()
         self.setCursor(Qt.CursorShape.WaitCursor)
-        if not hardware:  # rig files load beside the rig: switch only if it works
-            try:
-                new = open_rig(preset)
-            except Exception as exc:
-                self.unsetCursor()
+        try:
+            new = open_rig(preset)
+        except Exception as exc:
+            self.unsetCursor()
+            if not hardware:  # rig files load beside the rig: it is untouched
                 self.report_error(
                     title,
                     f"its rig {path} did not load: {exc} (the loaded rig is as it was)",
                 )
                 return False
-        else:  # a Micro-Manager rig holds ports and cameras: one at a time
-            previous, program = self.settings.last_rig or None, self.program
-            self._close_rig()
-            try:
-                new = open_rig(preset)
-            except Exception as exc:
-                self.unsetCursor()
-                self.report_error(
-                    title,
-                    f"its rig {path} did not load: {exc}. The previous rig was "
-                    f"loaded again from its file (settings made on it since it "
-                    f"was loaded are not restored).",
-                )
-                if not self.open_rig(previous) and previous:
-                    self.open_rig(None)
-                self.set_program(program)
-                return False
+            self.report_error(
+                title,
+                f"its rig {path} did not load: {exc}. The previous rig was loaded "
+                f"again from its file (settings made on it since it was loaded are "
+                f"not restored).",
+            )
+            if not self.open_rig(previous) and previous:
+                self.open_rig(None)
+            self.set_program(program)
+            return False
         self.unsetCursor()
         self.set_rig(new)
         default = path.resolve() == default_rig_file().resolve()
