@@ -297,6 +297,58 @@ def test_a_counter_on_the_ao_clock_never_pulses_after_it_stops(card: tuple) -> N
     assert len(fired) == pulses, "every edge before the stop fired, none after"
 
 
+def test_stop_freezes_a_master_and_its_followers_at_one_instant(card: tuple) -> None:
+    """Each clock reading is one AO sample later (a stop that takes time): the
+    counter and the DO on the AO clock still stop at the AO's count."""
+    device, opts = card
+    rate = 1024.0
+    readings = iter(range(10**6))
+    device.clock = lambda: 64.0 + next(readings) / rate  # exact in binary
+    with (
+        nidaqmx.Task(grpc_options=opts) as ao,
+        nidaqmx.Task(grpc_options=opts) as do,
+        nidaqmx.Task(grpc_options=opts) as co,
+    ):
+        ao.ao_channels.add_ao_voltage_chan("Dev1/ao0")
+        ao.timing.cfg_samp_clk_timing(
+            rate, sample_mode=AcquisitionType.CONTINUOUS, samps_per_chan=10
+        )
+        ao.write(np.zeros(10), auto_start=False)
+        do.do_channels.add_do_chan(
+            "Dev1/port0/line0", line_grouping=LineGrouping.CHAN_PER_LINE
+        )
+        do.timing.cfg_samp_clk_timing(
+            rate,
+            source="/Dev1/ao/SampleClock",
+            sample_mode=AcquisitionType.CONTINUOUS,
+            samps_per_chan=10,
+        )
+        do.write([True, False] * 5, auto_start=False)
+        co.co_channels.add_co_pulse_chan_ticks(
+            "Dev1/ctr0",
+            "/Dev1/ao/SampleClock",
+            initial_delay=2,
+            low_ticks=2,
+            high_ticks=2,
+        )
+        co.timing.cfg_implicit_timing(sample_mode=AcquisitionType.CONTINUOUS)
+        co.start()
+        do.start()
+        ao.start()
+        for _ in range(7):  # the clock runs on with every reading
+            device.generated(ao.name)
+        ao.stop()
+        generated = device.generated(ao.name)
+        assert generated > 7
+        assert do.out_stream.total_samp_per_chan_generated == generated
+        assert device.ticks(device.tasks[co.name]) == generated
+        pulses = device.generated(co.name)  # rising edges at ticks 2, 6, 10, ...
+        assert pulses == (generated - 2 - 1) // 4 + 1
+        co.stop()
+        do.stop()
+        assert device.generated(co.name) == pulses
+
+
 def test_counter_ticks_refuse_what_daqmx_refuses(card: tuple) -> None:
     _device, opts = card
     clock = "/Dev1/ao/SampleClock"

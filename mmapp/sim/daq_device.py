@@ -217,6 +217,8 @@ class SimDaqDevice:
         self._players: dict[str, _EdgePlayer] = {}
         self._next_id = 1
         self.calls: list[str] = []  # RPC names, for tests and diagnostics
+        # what the sample clocks count against (tests may step it by hand)
+        self.clock: Callable[[], float] = time.monotonic
 
     # --- wiring ---------------------------------------------------------------
     def connect_edges(self, line: str, listener: EdgeListener) -> None:
@@ -233,7 +235,7 @@ class SimDaqDevice:
         playing is ignored (counted in the task's `ignored_triggers`).
         """
         terminal = "/" + terminal.lstrip("/")
-        now = time.monotonic() if at is None else at
+        now = self.clock() if at is None else at
         with self.lock:
             armed = [
                 t
@@ -256,7 +258,7 @@ class SimDaqDevice:
                         start = task.bursts * task.samps_per_chan
                     task.bursts += 1
                 elif task.started_at is None:
-                    task.started_at = time.monotonic()
+                    task.started_at = self.clock()
             return self._probe(master, start)
 
     # --- tasks ------------------------------------------------------------------
@@ -547,7 +549,7 @@ class SimDaqDevice:
             else:
                 task.origin = 0
                 task.started_at = (
-                    None if task.trigger_source is not None else time.monotonic()
+                    None if task.trigger_source is not None else self.clock()
                 )
             task.running = True
             if task.started_at is not None and task.kind != "co":
@@ -619,15 +621,18 @@ class SimDaqDevice:
             task = self.task(name)
             if not task.running:
                 return
+            # One instant for all: the master's count is frozen first and its
+            # followers' (a counter on its clock, the DO) are read from it, so
+            # an edge a follower fired is always in the master's count.
+            if task.master is not None and task.stopped_ticks is None:
+                task.stopped_ticks = self.ticks(task)
             done = self._generated(task)
+            task.stopped_generated = int(done)
+            task.running = False
             for follower in self.tasks.values():
                 if follower.master is task and follower.running:
                     follower.stopped_ticks = self.ticks(follower)
                     follower.stopped_generated = int(self._generated(follower))
-            if task.master is not None and task.stopped_ticks is None:
-                task.stopped_ticks = self.ticks(task)
-            task.stopped_generated = int(done)
-            task.running = False
             if task.buffers and done > 0:
                 for i, ch in enumerate(task.channels):
                     self.held[ch.physical] = float(self._value(task, int(done) - 1, i))
@@ -695,7 +700,7 @@ class SimDaqDevice:
         elif task.started_at is None:
             n = 0.0
         else:
-            n = np.floor((time.monotonic() - task.started_at) * (task.rate or 0.0))
+            n = np.floor((self.clock() - task.started_at) * (task.rate or 0.0))
         return float(min(max(n, 0.0), task.total()))
 
     # --- values -------------------------------------------------------------------
