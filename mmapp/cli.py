@@ -462,7 +462,21 @@ def _cmd_preset(args: argparse.Namespace) -> int:
     else:
         save_preset(preset, args.output)
         print(f"mmapp: wrote {args.output}")
+    _note_program_changes(args.dataset)
     return EXIT_OK
+
+
+def _note_program_changes(dataset: Path) -> None:
+    from mmapp.engine.daq_link import PROGRAM_CHANGES_FILE, program_change_volumes
+
+    volumes = program_change_volumes(dataset)
+    if volumes:
+        print(
+            f"mmapp: note: the waveform program was changed during this run (from "
+            f"volume {', '.join(map(str, volumes))}); the preset holds the program "
+            f"it started with, the changes are in {dataset / PROGRAM_CHANGES_FILE}",
+            file=sys.stderr,
+        )
 
 
 def _run_with_progress(
@@ -560,6 +574,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
             f"{preset.get('schema_version')}; mmapp preset from-dataset {path})"
         )
     ds.close()
+    _note_program_changes(path)
     return EXIT_OK
 
 

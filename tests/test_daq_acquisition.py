@@ -14,6 +14,7 @@ from numpy.typing import DTypeLike
 from pymmcore_plus.experimental.unicore import CameraDevice
 from useq import MDASequence
 
+from mmapp.cli import main
 from mmapp.daq.program import (
     AnalogChannel,
     Calibration,
@@ -26,7 +27,11 @@ from mmapp.daq.program import (
 from mmapp.daq.render import RenderedProgram, WaveformError, render
 from mmapp.daq.tasks import DaqTasks
 from mmapp.engine.controller import RunController, RunOutcome, RunRequest, RunResult
-from mmapp.engine.daq_link import DaqProgramError
+from mmapp.engine.daq_link import (
+    PROGRAM_CHANGES_FILE,
+    DaqProgramError,
+    program_change_volumes,
+)
 from mmapp.engine.plans import build_events
 from mmapp.sim.daq_device import DeviceSpec, SimDaqDevice
 from mmapp.sim.daq_server import SimDaqServer
@@ -290,7 +295,7 @@ def test_loop_until_stop_regenerates_then_parks(
 
 
 def test_program_change_while_looping_applies_at_a_volume_boundary(
-    controller: RunController, rig: Rig, tmp: Path
+    controller: RunController, rig: Rig, tmp: Path, capsys: pytest.CaptureFixture
 ) -> None:
     lasers_on(rig)
     before = opm_program(positions=8, start=-10, stop=10)
@@ -301,11 +306,13 @@ def test_program_change_while_looping_applies_at_a_volume_boundary(
     assert controller.wait_frames(12, timeout=20)
     with pytest.raises(DaqProgramError, match="only take effect when the acquisition"):
         controller.update_program(opm_program(positions=6))  # other frame count
-    controller.update_program(after)
+    change = controller.update_program(after)
+    assert change is not None and change.program == after
     assert controller.wait_frames(60, timeout=20)
     controller.stop()
     result = controller.wait(20)
     assert result is not None and result.outcome is RunOutcome.STOPPED
+    assert result.program_changes == (change,)
     frames = frames_in_order(result.dataset)
     old, new = render(before), render(after)
     shows_new = []
@@ -318,6 +325,21 @@ def test_program_change_while_looping_applies_at_a_volume_boundary(
     switch = shows_new.index(True)
     assert switch % 8 == 0, "the change took effect mid-volume"
     assert switch >= 16 and all(shows_new[switch:]), "applied once, then kept"
+    # the dataset records from which frame (volume) the new program played
+    if change.exact:
+        assert change.from_frame == switch
+    else:  # written as a volume ended: that one or the next
+        assert switch in (change.from_frame, change.from_frame + 8)
+    assert change.from_volume == change.from_frame // 8
+    assert result.dataset is not None
+    record = json.loads((result.dataset / PROGRAM_CHANGES_FILE).read_text())
+    assert record["changes"] == [change.as_json()]
+    assert WaveformProgram.model_validate(record["changes"][0]["program"]) == after
+    assert program_change_volumes(result.dataset) == [change.from_volume]
+    capsys.readouterr()
+    assert main(["info", str(result.dataset)]) == 0
+    err = capsys.readouterr().err
+    assert f"changed during this run (from volume {change.from_volume})" in err
 
 
 def _slower(p: WaveformProgram) -> WaveformProgram:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -149,7 +150,14 @@ def test_apply_while_live_plays_from_the_next_volume(qtbot, window):
     type_into(qtbot, field(window.designer, "analog", 0, "shape", "stop"), "5")
     qtbot.mouseClick(window.designer.apply_button, Qt.MouseButton.LeftButton)
     status = window.designer.status.text()
-    assert status == "Applied: the running acquisition plays it from the next volume"
+    said = re.fullmatch(
+        r"Applied: the running acquisition plays it from volume (\d+) \(frame "
+        r"(\d+)\)( \(or the one after: applied at its end\))?; the dataset "
+        r"records it",
+        status,
+    )
+    assert said is not None, status
+    assert int(said[2]) == 4 * int(said[1]) >= 8, "a whole volume, not yet played"
     after = window.program
     assert after.analog[0].shape.stop == 5.0
     np.testing.assert_array_equal(_card_ao(window), render(after).analog["Dev1/ao0"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,10 @@ from mmapp.daq.render import RenderedProgram, WaveformError, render
 logger = logging.getLogger(__name__)
 
 COUNTER_LEAD_TICKS = 2  # X-series: CO initial delay and pulse ticks are >= 2
+# A change is not written this close to a cycle's end (it waits for the next
+# cycle to begin), so the cycle it plays from is known: at most this long, or a
+# quarter of the cycle if that is shorter.
+SWITCH_MARGIN_S = 0.02
 
 
 class DaqSyncError(RuntimeError):
@@ -48,6 +53,14 @@ class DaqCounts:
 
     samples: dict[str, int]  # task role -> samples per channel generated
     frames_triggered: int
+
+
+@dataclass(frozen=True)
+class ProgramSwitch:
+    """Where a program changed while looping took effect."""
+
+    from_cycle: int  # first cycle (buffer period) of the running task playing it
+    exact: bool  # False: the write straddled a cycle end (it may be one later)
 
 
 def _is_counter(line: str) -> bool:
@@ -339,8 +352,9 @@ class DaqTasks:
         self._tasks[master].start()
         self._running = True
 
-    def update(self, program: WaveformProgram) -> None:
-        """Play a changed program from the next cycle boundary (loop mode).
+    def update(self, program: WaveformProgram) -> ProgramSwitch:
+        """Play a changed program from the next cycle boundary (loop mode);
+        returns the cycle it plays from.
 
         Only the waveforms may change (analog shapes, calibration, park
         voltages): the card keeps its timing, ranges and lines while it runs.
@@ -361,6 +375,8 @@ class DaqTasks:
             buffers = {r: self._buffer(r) for r in ("ao", "do") if r in self._tasks}
         finally:
             self.program, self.rendered = old
+        # before the start it plays from cycle 0; while running, from the next
+        before = self._clear_of_cycle_end() if self._running else None
         written: list[str] = []
         try:
             for role, data in buffers.items():
@@ -372,6 +388,25 @@ class DaqTasks:
                     self._write(self._tasks[role], self._buffer(role))
             raise
         self.program, self.rendered = program, rendered
+        if before is None:
+            return ProgramSwitch(0, exact=True)
+        n, after = rendered.samples_per_cycle, self._master_generated()
+        return ProgramSwitch(before // n + 1, exact=before // n == after // n)
+
+    def _master_generated(self) -> int:
+        task = self._tasks[self._master_role()]
+        return int(task.out_stream.total_samp_per_chan_generated)
+
+    def _clear_of_cycle_end(self) -> int:
+        """Samples generated, once a write now would not straddle a cycle end."""
+        n, rate = self.rendered.samples_per_cycle, self.rendered.sample_rate_hz
+        margin = min(SWITCH_MARGIN_S, n / rate / 4)
+        generated = self._master_generated()
+        left_s = (n - generated % n) / rate
+        if left_s < margin:  # let this cycle end first
+            threading.Event().wait(left_s + 1 / rate)
+            generated = self._master_generated()
+        return generated
 
     def generated(self) -> dict[str, int]:
         """Samples per channel each sampled task has generated."""

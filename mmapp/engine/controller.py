@@ -28,7 +28,12 @@ from mmapp.data.errors import InvalidFrameError
 from mmapp.data.handler import DEFAULT_QUEUE_BYTES, DataHandler, Frame
 from mmapp.data.ndtiff_sink import NDTiffSink, json_safe
 from mmapp.data.stats import StatsSnapshot
-from mmapp.engine.daq_link import DaqLink, DaqProgramError
+from mmapp.engine.daq_link import (
+    DaqLink,
+    DaqProgramError,
+    ProgramChange,
+    write_program_changes,
+)
 from mmapp.engine.engine import RELEASE_KEY, StreamingEngine
 from mmapp.engine.events import coordinates_for
 from mmapp.sim.rig import Rig
@@ -86,6 +91,8 @@ class RunResult:
     duration_s: float
     stop_latency_s: float | None = None
     error: BaseException | None = None
+    # programs applied while it ran (also in the dataset's program_changes.json)
+    program_changes: tuple[ProgramChange, ...] = ()
 
     def summary(self) -> str:
         """One line for the operator."""
@@ -269,8 +276,9 @@ class RunController:
             channel_group=channel_group,
         )
 
-    def update_program(self, program: WaveformProgram) -> None:
-        """Change the running program; it plays from the next volume boundary.
+    def update_program(self, program: WaveformProgram) -> ProgramChange | None:
+        """Change the running program; it plays from the next volume boundary
+        (returned: from which frame; None: from the next hardware sequence).
 
         Raises DaqProgramError if no program is playing or the change needs a
         restart (other frame count, timing or channels).
@@ -279,7 +287,7 @@ class RunController:
         daq = engine.daq if engine is not None and self.running else None
         if daq is None:
             raise DaqProgramError("no waveform program is playing")
-        daq.update(program)
+        return daq.update(program)
 
     def stop(self) -> None:
         """Stop now, from any state (thread-safe, idempotent)."""
@@ -414,6 +422,11 @@ class RunController:
             if handler is not None and handler.error is not None:
                 error = error or handler.error
             result = self._result_for(engine, handler, sink, _detached(error), t0)
+            if result.dataset is not None and result.program_changes:
+                try:
+                    write_program_changes(result.dataset, list(result.program_changes))
+                except OSError as exc:  # the frames are safe; say what is missing
+                    logger.error("could not record the program changes: %s", exc)
             engine.release()
             self._result = result
             self._done.set()
@@ -453,4 +466,5 @@ class RunController:
             duration_s=time.perf_counter() - t0,
             stop_latency_s=latency,
             error=error,
+            program_changes=tuple(engine.daq.changes) if engine.daq else (),
         )

@@ -10,9 +10,12 @@ tasks cleared).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from useq import Channel, MDAEvent, MDASequence
@@ -29,6 +32,7 @@ DONE_GRACE_S = 0.5  # after the card's last trigger, the camera has this long
 DONE_POLL_S = 0.05
 PROGRAM_AXES = ("z", "c")  # what a program labels besides time
 AXIS_LABELS = {"z": "z positions", "c": "channels"}
+PROGRAM_CHANGES_FILE = "program_changes.json"  # in the dataset folder
 
 
 class DaqProgramError(AcquisitionError):
@@ -37,6 +41,43 @@ class DaqProgramError(AcquisitionError):
 
 class DaqOutOfStepError(AcquisitionError):
     """The card and the camera went out of step (order, missed triggers)."""
+
+
+@dataclass(frozen=True)
+class ProgramChange:
+    """A program applied while the card played: from which frame it played."""
+
+    from_frame: int  # the acquisition's frame number (0 = first frame)
+    from_volume: int  # the time index ("t") of that frame
+    exact: bool  # False: it may have played one cycle later
+    program: WaveformProgram
+
+    def as_json(self) -> dict[str, Any]:
+        """A record for the dataset's program_changes.json."""
+        return {
+            "from_frame": self.from_frame,
+            "from_volume": self.from_volume,
+            "exact": self.exact,
+            "program": self.program.model_dump(mode="json"),
+        }
+
+
+def write_program_changes(dataset: Path, changes: list[ProgramChange]) -> Path:
+    """Save the changes beside the dataset's preset (which holds the program
+    the run started with)."""
+    path = Path(dataset) / PROGRAM_CHANGES_FILE
+    records = [change.as_json() for change in changes]
+    path.write_text(json.dumps({"changes": records}, indent=2), encoding="utf-8")
+    return path
+
+
+def program_change_volumes(dataset: Path) -> list[int]:
+    """The volumes from which a dataset's program changed ([]: it never did)."""
+    path = Path(dataset) / PROGRAM_CHANGES_FILE
+    if not path.is_file():
+        return []
+    records = json.loads(path.read_text(encoding="utf-8")).get("changes", [])
+    return [int(r["from_volume"]) for r in records]
 
 
 class DaqLink:
@@ -62,14 +103,19 @@ class DaqLink:
         self._lock = threading.Lock()
         self._last_poll = 0.0
         self._done_at: float | None = None
+        self._first_frame = 0  # frames acquired before this hardware sequence
+        self.changes: list[ProgramChange] = []  # applied while the card played
+        self._unplayed = False  # changed while no sequence was programmed
 
     # --- per hardware sequence --------------------------------------------------------
     def frames_per_cycle(self) -> int:
         """Camera frames in one cycle of the program."""
         return len(self.rendered.frames)
 
-    def prepare(self, frames: int | None) -> None:
-        """Check the frame count, then program the card (camera not started yet)."""
+    def prepare(self, frames: int | None, *, first_frame: int = 0) -> None:
+        """Check the frame count, then program the card (camera not started yet);
+        `first_frame`: frames the acquisition took before this sequence."""
+        self._first_frame = first_frame
         try:
             cycles = frames_for(self.program, frames)
         except WaveformError as exc:
@@ -88,6 +134,9 @@ class DaqLink:
             self.close()
             raise
         self._done_at = None
+        if self._unplayed:  # changed between sequences: this one plays it
+            self._unplayed = False
+            self._record_change(0, exact=True)
 
     def start(self) -> None:
         """Start the tasks (followers first, master last); once per sequence."""
@@ -156,15 +205,28 @@ class DaqLink:
             tasks.close()
 
     # --- changes while looping --------------------------------------------------------
-    def update(self, program: WaveformProgram) -> None:
-        """Play a changed program from the next cycle (volume) boundary."""
+    def update(self, program: WaveformProgram) -> ProgramChange | None:
+        """Play a changed program from the next cycle (volume) boundary; returns
+        where it plays from (None: between sequences, the next one plays it)."""
         try:
             with self._lock:
+                switch = None
                 if self._tasks is not None:
-                    self._tasks.update(program)
+                    switch = self._tasks.update(program)
                 self.program, self.rendered = program, render(program)
+                self._unplayed = switch is None
         except WaveformError as exc:
             raise DaqProgramError(f"waveform program: {exc}") from None
+        if switch is None:
+            return None
+        return self._record_change(switch.from_cycle, exact=switch.exact)
+
+    def _record_change(self, from_cycle: int, *, exact: bool) -> ProgramChange:
+        number = from_cycle * self.frames_per_cycle()
+        volume = int(self.event_for(MDAEvent(), number).index.get("t", 0))
+        change = ProgramChange(self._first_frame + number, volume, exact, self.program)
+        self.changes.append(change)
+        return change
 
     # --- frames -----------------------------------------------------------------------
     def refuse_conflicting_axes(

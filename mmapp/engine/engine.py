@@ -124,7 +124,7 @@ class StreamingEngine(MDAEngine):
         camera_master = self.daq.program.topology == "camera_master"
         mode = "Internal" if camera_master else "External"
         camera = self._camera_with_trigger_mode(mode)  # refuse before anything starts
-        self.daq.prepare(frames)
+        self.daq.prepare(frames, first_frame=self.frames_acquired)
         # the program defines the exposure window (lasers on, galvo settled)
         self.mmcore.setExposure(self.daq.program.timing.exposure_s * 1000.0)
         core = self.mmcore

@@ -89,11 +89,18 @@ class ProgramLink:
         if running and self.playing:
             assert controller is not None
             try:
-                controller.update_program(program)
+                change = controller.update_program(program)
             except Exception as exc:
                 raise ProgramRefused(str(exc)) from None
             self.program = program
-            return "Applied: the running acquisition plays it from the next volume"
+            if change is None:
+                return "Applied: the running acquisition plays it from the next volume"
+            when = "" if change.exact else " (or the one after: applied at its end)"
+            return (
+                f"Applied: the running acquisition plays it from volume "
+                f"{change.from_volume} (frame {change.from_frame}){when}; the dataset "
+                f"records it"
+            )
         if running:  # the card is not in use by this run: check it there
             verify_on_card(rig, program)
             self.program = program
