@@ -174,6 +174,33 @@ def test_apply_while_live_plays_from_the_next_volume(qtbot, window):
     assert_rig_safe(window.rig, after)
 
 
+def test_a_change_applied_during_a_loop_is_kept_with_the_dataset(qtbot, window):
+    before = opm_program(positions=4)
+    window.set_program(before)
+    window.acquisition.use_daq.setChecked(True)
+    window.acquisition.mode.setCurrentIndex(MODE_LOOP)
+    window.acquisition.start_button.click()
+    assert window.run_kind == "acquire", window.last_error
+    qtbot.waitUntil(lambda: _frames_in(window) >= 8, timeout=20_000)
+    type_into(qtbot, field(window.designer, "analog", 0, "shape", "stop"), "5")
+    qtbot.mouseClick(window.designer.apply_button, Qt.MouseButton.LeftButton)
+    after = window.program
+    assert after.analog[0].shape.stop == 5.0
+    qtbot.waitUntil(lambda: _frames_in(window) >= 40, timeout=20_000)
+    window.acquisition.stop_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    result = window.last_result
+    assert result.outcome is RunOutcome.STOPPED, result.message
+    (change,) = result.program_changes
+    assert change.program == after
+    assert f"from volume {change.from_volume} " in window.designer.status.text()
+    # the preset holds the program the run started with, the file the change
+    assert preset_from_dataset(result.dataset).program == before
+    record = json.loads((result.dataset / "program_changes.json").read_text())
+    assert [r["from_frame"] for r in record["changes"]] == [change.from_frame]
+    assert WaveformProgram.model_validate(record["changes"][0]["program"]) == after
+
+
 def test_the_program_is_saved_and_loaded_with_presets(qtbot, window, tmp):
     program = opm_program(positions=4)
     window.set_program(program)
