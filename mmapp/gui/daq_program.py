@@ -71,6 +71,7 @@ class ProgramLink:
     controller: Callable[[], RunController | None]
     program: WaveformProgram
     playing: bool = False  # the current run plays the program
+    saving: bool = False  # the current run saves a dataset
 
     def apply(self, program: WaveformProgram) -> str:
         """The designer's Apply: a status text, or ProgramRefused with the reason."""
@@ -96,10 +97,10 @@ class ProgramLink:
             if change is None:
                 return "Applied: the running acquisition plays it from the next volume"
             when = "" if change.exact else " (or the one after: applied at its end)"
+            kept = "; the dataset records it" if self.saving else ""
             return (
                 f"Applied: the running acquisition plays it from volume "
-                f"{change.from_volume} (frame {change.from_frame}){when}; the dataset "
-                f"records it"
+                f"{change.from_volume} (frame {change.from_frame}){when}{kept}"
             )
         if running:  # the card is not in use by this run: check it there
             verify_on_card(rig, program)

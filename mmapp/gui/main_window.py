@@ -578,6 +578,7 @@ class MainWindow(QMainWindow):
             self._set_state("idle")
             return
         self.program_link.playing = request.program is not None
+        self.program_link.saving = request.save
         self.run_kind = kind
         self._set_state(kind if kind == "live" else "acquiring")
         if kind == "live":
