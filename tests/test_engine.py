@@ -289,8 +289,9 @@ def test_time_points_keep_their_interval(controller, rig, tmp_path):
         times = [ds.read_metadata(time=t)["runner_time_ms"] for t in range(3)]
     finally:
         ds.close()
-    gaps = np.diff(times)
-    assert all(g >= 190 for g in gaps), times
+    # useq's interval schedules point t at t * interval after the start (a late
+    # point does not push the next one back); no point comes early
+    assert all(at >= 200 * t - 10 for t, at in enumerate(times)), times
 
 
 def test_ring_not_a_whole_number_of_frames_streams_on(controller, rig, tmp_path):
