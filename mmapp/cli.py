@@ -469,7 +469,11 @@ def _cmd_preset(args: argparse.Namespace) -> int:
 def _note_program_changes(dataset: Path) -> None:
     from mmapp.engine.daq_link import PROGRAM_CHANGES_FILE, program_change_volumes
 
-    volumes = program_change_volumes(dataset)
+    try:
+        volumes = program_change_volumes(dataset)
+    except ValueError as exc:
+        print(f"mmapp: note: {exc}", file=sys.stderr)
+        return
     if volumes:
         print(
             f"mmapp: note: the waveform program was changed during this run (from "

@@ -340,6 +340,10 @@ def test_program_change_while_looping_applies_at_a_volume_boundary(
     assert main(["info", str(result.dataset)]) == 0
     err = capsys.readouterr().err
     assert f"changed during this run (from volume {change.from_volume})" in err
+    (result.dataset / PROGRAM_CHANGES_FILE).write_text("{not json")
+    assert main(["info", str(result.dataset)]) == 0  # the images are still there
+    err = capsys.readouterr().err
+    assert f"{PROGRAM_CHANGES_FILE} cannot be read: JSONDecodeError" in err
 
 
 def _slower(p: WaveformProgram) -> WaveformProgram:

@@ -72,12 +72,18 @@ def write_program_changes(dataset: Path, changes: list[ProgramChange]) -> Path:
 
 
 def program_change_volumes(dataset: Path) -> list[int]:
-    """The volumes from which a dataset's program changed ([]: it never did)."""
+    """The volumes from which a dataset's program changed ([]: it never did);
+    ValueError naming the file if it cannot be read."""
     path = Path(dataset) / PROGRAM_CHANGES_FILE
     if not path.is_file():
         return []
-    records = json.loads(path.read_text(encoding="utf-8")).get("changes", [])
-    return [int(r["from_volume"]) for r in records]
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))["changes"]
+        return [int(r["from_volume"]) for r in records]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path} cannot be read: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 class DaqLink:
