@@ -35,7 +35,7 @@ from mmapp.engine.daq_link import (
 from mmapp.engine.plans import build_events
 from mmapp.sim.daq_device import DeviceSpec, SimDaqDevice
 from mmapp.sim.daq_server import SimDaqServer
-from mmapp.sim.frames import read_stamp, unstamped
+from mmapp.sim.frames import is_dark, is_lit, read_stamp, unstamped
 from mmapp.sim.rig import Rig, RigSpec, build_simulated_rig, load_rig
 from mmapp.sim.sample import oblique_slice
 
@@ -128,6 +128,7 @@ def assert_frames_match(frames: list[np.ndarray], rendered: RenderedProgram) -> 
     for k, img in enumerate(frames):
         assert read_stamp(img) == k
         want = expected_frame(rendered, k)
+        assert is_lit(want), f"frame {k}: its laser is on, the reference is dark"
         assert np.array_equal(unstamped(img, want), want), f"frame {k}"
 
 
@@ -177,6 +178,7 @@ def test_volume_pixels_prove_galvo_position_and_laser_per_frame(
     controller: RunController, rig: Rig, tmp: Path
 ) -> None:
     lasers_on(rig)
+    rig.core.setPosition(2.5)
     program = opm_program(channels=("488nm", "561nm"), positions=6)
     rendered = render(program)
     n = 2 * len(rendered.frames)  # two volumes, channels interleaved per frame
@@ -201,6 +203,7 @@ def test_volume_pixels_prove_galvo_position_and_laser_per_frame(
     finally:
         ds.close()
     assert_rig_safe(rig, program)
+    assert rig.core.getPosition() == pytest.approx(2.5)  # Z where it was
 
 
 def test_a_blanked_laser_gives_dark_frames(
@@ -215,8 +218,9 @@ def test_a_blanked_laser_gives_dark_frames(
     dark = oblique_slice((HEIGHT, WIDTH), np.uint16, 0.0, 0.0)
     for k in (1, 3):  # the 561 nm frames
         assert np.array_equal(unstamped(frames[k], dark), dark)
+        assert is_dark(frames[k])
     for k in (0, 2):
-        assert not np.array_equal(unstamped(frames[k], dark), dark)
+        assert is_lit(frames[k]), f"frame {k}: 488 nm is on"
 
 
 def test_wrong_start_order_is_detected_not_saved_silently(

@@ -25,6 +25,17 @@ from ndstorage.ndtiff_file import SingleNDTiffWriter
 from mmapp.data.errors import DuplicateCoordinatesError, StorageWriteError
 from mmapp.data.validation import validate_frame
 
+# Every image's axes in one order: tifffile compares each index entry's axes
+# with the first one's and warns per image when the order differs.
+AXIS_ORDER = ("position", "time", "grid", "z", "channel")
+
+
+def ordered_axes(coords: Mapping[str, int | str]) -> dict[str, int | str]:
+    """The coordinates in the dataset's one axis order (others after, by name)."""
+    rank = {name: i for i, name in enumerate(AXIS_ORDER)}
+    keys = sorted(coords, key=lambda k: (rank.get(k, len(rank)), k))
+    return {k: coords[k] for k in keys}
+
 
 def json_safe(obj: Any) -> Any:
     """Make metadata JSON-serialisable (unknown objects become strings)."""
@@ -186,7 +197,7 @@ class NDTiffSink:
     ) -> None:
         """Validate and write one frame; on failure nothing later is corrupted."""
         image = validate_frame(image)
-        axes = dict(coords)
+        axes = ordered_axes(coords)
         md = (
             metadata
             if isinstance(metadata, str)

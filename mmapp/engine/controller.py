@@ -8,7 +8,9 @@ ended and how many frames were acquired, saved and lost.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -95,13 +97,45 @@ class RunResult:
     program_changes: tuple[ProgramChange, ...] = ()
 
     def summary(self) -> str:
-        """One line for the operator."""
+        """One line for the operator (acquired = saved + lost + rejected)."""
         where = f"; dataset {self.dataset}" if self.dataset else ""
+        rejected = (
+            f", {self.frames_rejected} rejected as invalid"
+            if self.frames_rejected
+            else ""
+        )
         return (
             f"{self.outcome.value}: {self.frames_acquired} frames acquired, "
-            f"{self.frames_saved} saved, {self.frames_lost} lost"
+            f"{self.frames_saved} saved, {self.frames_lost} lost{rejected}"
             f"{where}" + (f" ({self.message})" if self.message else "")
         )
+
+    def as_json(self) -> dict[str, Any]:
+        """The record kept in the dataset (run.json)."""
+        return {
+            "outcome": self.outcome.value,
+            "message": self.message,
+            "frames_acquired": self.frames_acquired,
+            "frames_saved": self.frames_saved,
+            "frames_lost": self.frames_lost,
+            "frames_rejected": self.frames_rejected,
+            "duration_s": round(self.duration_s, 3),
+            "summary": self.summary(),
+        }
+
+
+RUN_RECORD_FILE = "run.json"  # in the dataset folder: how its run ended
+
+
+def write_run_record(result: RunResult) -> Path | None:
+    """Save how the run ended beside its images (None: no dataset)."""
+    if result.dataset is None:
+        return None
+    path = Path(result.dataset) / RUN_RECORD_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result.as_json(), indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def frame_record(event: MDAEvent, meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -422,6 +456,10 @@ class RunController:
             if handler is not None and handler.error is not None:
                 error = error or handler.error
             result = self._result_for(engine, handler, sink, _detached(error), t0)
+            try:
+                write_run_record(result)
+            except OSError as exc:  # the frames are safe; say what is missing
+                logger.error("could not record how the run ended: %s", exc)
             if result.dataset is not None and result.program_changes:
                 try:
                     write_program_changes(result.dataset, list(result.program_changes))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from pymmcore_plus import CMMCorePlus
+from pymmcore_plus import CMMCorePlus, FocusDirection
 from pymmcore_plus.core._sequencing import SequencedEvent
 from pymmcore_plus.mda import MDAEngine
 from useq import AcquireImage, MDAEvent, MDASequence
@@ -85,6 +85,10 @@ class StreamingEngine(MDAEngine):
         self._camera_ready = camera_ready
         self._program_ready = program_ready
         self._trigger_mode_before: str | None = None
+        self._start_position: tuple[float | None, tuple[float, float] | None] = (
+            None,
+            None,
+        )
 
     def release(self) -> None:
         """Drop the hooks into the rig (the core's runner keeps its engine)."""
@@ -211,7 +215,64 @@ class StreamingEngine(MDAEngine):
         self.camera_stopped_at = None
         if self.daq is not None:  # before any hardware moves
             self.daq.refuse_conflicting_axes(sequence, ())
+        self._start_position = self._stage_position()
         return super().setup_sequence(sequence)
+
+    def _stage_position(self) -> tuple[float | None, tuple[float, float] | None]:
+        """Where Z and XY are now (None: no such stage or it does not answer)."""
+        core = self.mmcore
+        z = xy = None
+        try:
+            if core.getFocusDevice():
+                z = float(core.getPosition())
+        except Exception:
+            logger.exception("could not read the Z position")
+        try:
+            if core.getXYStageDevice():
+                x, y = core.getXYPosition()
+                xy = (float(x), float(y))
+        except Exception:
+            logger.exception("could not read the XY position")
+        return z, xy
+
+    def _return_stages(self) -> None:
+        """Put Z and XY back where the acquisition found them (as Micro-Manager).
+
+        Z moves first when that takes the objective away from the sample (a
+        known focus direction), else XY first, so a return never drives the
+        objective into the sample while the stage moves sideways.
+        """
+        (z0, xy0), self._start_position = self._start_position, (None, None)
+        core = self.mmcore
+        z, xy = self._stage_position()
+        move_z = z0 is not None and z is not None and abs(z - z0) > 1e-9
+        move_xy = xy0 is not None and xy is not None and xy != xy0
+        try:
+            z_first = move_z and self._z_move_retracts(z, z0)  # type: ignore[arg-type]
+            if z_first:
+                core.setPosition(z0)
+            if move_xy:
+                core.setXYPosition(*xy0)  # type: ignore[misc]
+                logger.info("XY returned to %.2f, %.2f um", *xy0)  # type: ignore[misc]
+            if move_z and not z_first:
+                core.setPosition(z0)
+            if move_z:
+                logger.info("Z returned to %.2f um", z0)
+            core.waitForSystem()
+        except Exception:
+            logger.exception("could not return the stages to where they started")
+
+    def _z_move_retracts(self, z: float, target: float) -> bool:
+        """Whether moving Z from z to target takes the objective off the sample."""
+        try:
+            direction = self.mmcore.getFocusDirection(self.mmcore.getFocusDevice())
+        except Exception:
+            return False
+        toward = FocusDirection.TowardSample
+        away = FocusDirection.AwayFromSample
+        return (direction == toward and target < z) or (
+            direction == away and target > z
+        )
 
     def event_iterator(self, events: Iterable[MDAEvent]) -> Iterator[MDAEvent]:
         """The stock merging, with waits between time points that Stop cuts short.
@@ -252,14 +313,26 @@ class StreamingEngine(MDAEngine):
                 "(a stream, or time points with interval 0); this event is a "
                 "single snap"
             )
-        else:
-            yield from super().exec_event(event)
+        elif isinstance(event, SequencedEvent):
+            yield from super().exec_event(event)  # counted where frames are popped
+        else:  # a snap: one frame per camera channel
+            for payload in super().exec_event(event):
+                if payload is None:
+                    self.frames_lost += 1
+                else:
+                    self.frames_acquired += 1
+                yield payload
 
     def exec_sequenced_event(self, event: SequencedEvent) -> Iterator[Any]:
         """Start the camera for the whole sequence, then yield frames as they come."""
         core = self.mmcore
         if core.getNumberOfCameraChannels() != 1:
-            yield from super().exec_sequenced_event(event)
+            for payload in super().exec_sequenced_event(event):
+                if payload is None:
+                    self.frames_lost += 1
+                else:
+                    self.frames_acquired += 1
+                yield payload
             return
         n = len(event.events)
         t0 = event.metadata.get("runner_t0")
@@ -336,6 +409,7 @@ class StreamingEngine(MDAEngine):
             if self.mmcore.isSequenceRunning():
                 self._stop_camera()
             super().teardown_sequence(sequence)
+            self._return_stages()
         finally:
             if self.daq is not None:
                 try:
@@ -441,7 +515,8 @@ class StreamingEngine(MDAEngine):
                         # may count on from earlier runs: trust their first frame.
                         first_number = 0 if numbered_from_zero else number
                     gap = number - first_number - count - self.frames_lost
-                    if gap > 0:
+                    if gap > 0:  # exposed, then overwritten before it was popped
+                        self.frames_acquired += gap
                         self.frames_lost += gap
                         error = BufferOverflowError(
                             f"camera buffer overflowed: {gap} frames were overwritten "
@@ -532,9 +607,10 @@ class StreamingEngine(MDAEngine):
         core = self.mmcore
         missing = "" if expected is None else f" of {expected}"
         if core.isBufferOverflowed():
-            # the camera stopped at the first frame that found the buffer full;
-            # a finite sequence also misses every frame it would have taken after
-            self.frames_lost += 1 if expected is None else expected - count
+            # the camera stopped at the first frame that found the buffer full:
+            # that frame was exposed and had nowhere to go
+            self.frames_acquired += 1
+            self.frames_lost += 1
             raise BufferOverflowError(
                 f"camera buffer overflowed after {count}{missing} frames: the "
                 f"camera stopped because the writer could not keep up"

@@ -66,3 +66,30 @@ def unstamped(frame: np.ndarray, reference: np.ndarray) -> np.ndarray:
         np.ascontiguousarray(reference).reshape(-1).view(np.uint8)[:STAMP_BYTES]
     )
     return out
+
+
+# A frame lit by the rig's light: its brightest 1 % stands at least this far
+# above the dark level (the simulated sample gives hundreds of counts even at
+# low laser power; a frame taken with the light off reads exactly DARK_LEVEL).
+LIT_SIGNAL = 20.0
+
+
+def _pixels(frame: np.ndarray) -> np.ndarray:
+    """The frame's pixels after the stamp, flat."""
+    flat = np.ascontiguousarray(frame).reshape(-1)
+    return flat[-(-STAMP_BYTES // flat.itemsize) :]
+
+
+def light_signal(frame: np.ndarray) -> float:
+    """Counts above the dark level of the frame's brightest 1 % (stamp excluded)."""
+    return float(np.percentile(_pixels(frame), 99)) - DARK_LEVEL
+
+
+def is_lit(frame: np.ndarray) -> bool:
+    """Whether light reached the sample while this frame was exposed."""
+    return light_signal(frame) >= LIT_SIGNAL
+
+
+def is_dark(frame: np.ndarray) -> bool:
+    """Whether every pixel (stamp excluded) reads the camera's dark level."""
+    return bool(np.all(_pixels(frame) == DARK_LEVEL))

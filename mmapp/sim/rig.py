@@ -23,6 +23,7 @@ from mmapp.daq.render import render
 from mmapp.resources import default_rig_file
 from mmapp.sim.buffer import prefault
 from mmapp.sim.camera import SimCamera
+from mmapp.sim.core import RigCore
 from mmapp.sim.daq_device import DeviceSpec as DaqDeviceSpec
 from mmapp.sim.daq_device import SimDaqDevice
 from mmapp.sim.daq_server import SimDaqServer
@@ -250,7 +251,7 @@ def load_rig(path: str | Path | None = None, **camera_overrides: object) -> Rig:
 def _load_mm_config(path: Path, name: str, spec: RigSpec | None = None) -> Rig:
     if not path.is_file():
         raise RigError(f"Micro-Manager config not found: {path}")
-    core = UniMMCore()
+    core = RigCore()
     try:
         core.loadSystemConfiguration(str(path))
     except Exception as exc:
@@ -281,7 +282,7 @@ def build_simulated_rig(spec: RigSpec, source: str = "") -> Rig:
     camera._trigger_mode = c.trigger_mode
     lasers = SimLasers(state, list(spec.lasers.wavelengths_nm))
     with _quiet_adapter_search():
-        core = UniMMCore()
+        core = RigCore()
     devices = [
         (c.label, camera),
         (spec.z_stage.label, SimZStage(state)),
