@@ -61,6 +61,9 @@ class DevicePanel(QWidget):
         self.chosen: dict[str, str] = {}  # group -> the preset the operator chose
         self._trigger_prop: str | None = None  # the camera's trigger property
         self.laser_controls: dict[str, _LaserRow] = {}
+        # laser property -> on/off as the operator chose it (a run's safe state
+        # turns the lasers off; Snap, Live and Start switch this back on)
+        self.chosen_lasers: dict[str, bool] = {}
         self._refreshing = False
         self.tabs = QTabWidget()
         self.setMinimumWidth(380)
@@ -174,6 +177,7 @@ class DevicePanel(QWidget):
         self._rebuild_groups()
         self._rebuild_lasers()
         self.properties.set_core(core)
+        self.remember_lasers()
         self.refresh()
 
     def _rebuild_groups(self) -> None:
@@ -209,9 +213,7 @@ class DevicePanel(QWidget):
                     continue
                 check = QCheckBox(f"{m.group(1)} nm")
                 check.toggled.connect(
-                    lambda on, d=device, p=prop: self._set_prop(
-                        d, p, "On" if on else "Off"
-                    )
+                    lambda on, d=device, p=prop: self._set_laser(d, p, on)
                 )
                 power_prop = f"{prop} Power %"
                 power = None
@@ -253,7 +255,21 @@ class DevicePanel(QWidget):
             self._refresh_camera(core)
             self._refresh_stage(core)
             for prop, (device, check, power) in self.laser_controls.items():
-                check.setChecked(core.getProperty(device, prop) == "On")
+                on_now = core.getProperty(device, prop) == "On"
+                chosen = self.chosen_lasers.get(prop, on_now)
+                check.setChecked(chosen)
+                nm = LASER_RE.match(prop).group(1)  # type: ignore[union-attr]
+                check.setText(
+                    f"{nm} nm (off after the run)"
+                    if chosen and not on_now
+                    else f"{nm} nm"
+                )
+                check.setToolTip(
+                    "A run ends with the lasers off; Snap, Live and Start switch "
+                    "the lasers you ticked back on."
+                    if chosen != on_now
+                    else ""
+                )
                 if power is not None:
                     power.setValue(float(core.getProperty(device, f"{prop} Power %")))
             self.properties.refresh()
@@ -330,6 +346,41 @@ class DevicePanel(QWidget):
             lambda: core.setConfig(group, preset),
         )
 
+    def reapply_choices(self, group: str = "") -> None:
+        """Before Snap, Live or Start: the light the operator chose, back on.
+
+        The channel preset of `group` first, then every laser as it was ticked
+        (what was lit in Live is lit in the acquisition that follows).
+        """
+        if group:
+            self.reapply_preset(group)
+        core = self.core
+        if core is None:
+            return
+        for prop, on in self.chosen_lasers.items():
+            row = self.laser_controls.get(prop)
+            if row is None:
+                continue
+            device, value = row[0], "On" if on else "Off"
+            if core.getProperty(device, prop) != value:
+                self._apply(
+                    f"Switching {device}.{prop} {value.lower()} failed",
+                    lambda d=device, p=prop, v=value: core.setProperty(d, p, v),
+                )
+
+    def remember_lasers(self) -> None:
+        """Take the lasers as they are now as the operator's choice (a rig or a
+        preset was just loaded)."""
+        core = self.core
+        self.chosen_lasers = {}
+        if core is None:
+            return
+        for prop, (device, _check, _power) in self.laser_controls.items():
+            try:
+                self.chosen_lasers[prop] = core.getProperty(device, prop) == "On"
+            except Exception:  # a device that does not answer: no choice known
+                continue
+
     def set_run_state(self, state: str) -> None:
         """During a run only stage and lasers stay editable (and only in Live)."""
         idle = state in ("idle", "busy")
@@ -367,8 +418,21 @@ class DevicePanel(QWidget):
                 self.camera_changed.emit()
         self.refresh()
 
+    def _set_laser(self, device: str, prop: str, on: bool) -> None:
+        if self._refreshing or self.core is None:
+            return
+        self.chosen_lasers[prop] = on
+        self._set_prop(device, prop, "On" if on else "Off")
+
     def _set_config(self, group: str, preset: str) -> None:
         self.chosen[group] = preset
+        if self.core is not None:  # the preset's lasers become the choice
+            try:
+                for _device, prop, value in self.core.getConfigData(group, preset):
+                    if prop in self.laser_controls:
+                        self.chosen_lasers[prop] = value == "On"
+            except Exception:
+                pass
         self._apply(
             f"Setting {group} to {preset} failed",
             lambda: self.core.setConfig(group, preset),  # type: ignore[union-attr]

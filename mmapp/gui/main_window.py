@@ -420,6 +420,7 @@ class MainWindow(QMainWindow):
             return
         if not self._has_camera("snap"):
             return
+        self.device_panel.reapply_choices(self.acquisition.channel_group)
         self._set_state("busy")
         rig, bridge = self.rig, self._bridge
         core = rig.core
@@ -569,8 +570,7 @@ class MainWindow(QMainWindow):
         if not self._has_camera("start Live" if kind == "live" else "start"):
             self._set_state("idle")
             return
-        if self.acquisition.channel_group:
-            self.device_panel.reapply_preset(self.acquisition.channel_group)
+        self.device_panel.reapply_choices(self.acquisition.channel_group)
         try:
             self.controller.start(request)
         except Exception as exc:

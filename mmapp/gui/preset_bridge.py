@@ -139,6 +139,7 @@ def show_preset(window: MainWindow, preset: Preset) -> None:
     )
     for group, config in preset.devices.config_groups.items():
         window.device_panel.chosen[group] = config
+    window.device_panel.remember_lasers()  # the preset's lasers, as just set
     if preset.program is not None:
         window.set_program(preset.program)
     panel.use_daq.setChecked(preset.program is not None and panel.use_daq.isEnabled())

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,8 +28,11 @@ MIN_FRAMES = 100
 
 
 def check_dataset(path: Path, frames: int, shape: tuple[int, int]) -> str | None:
-    """None if the dataset holds `frames` readable images of `shape`, else why not."""
+    """None if the dataset holds `frames` readable, lit images of `shape`, else why
+    not (the self-test runs with a laser on: a dark image is a failure)."""
     from ndstorage import Dataset
+
+    from mmapp.sim.frames import is_lit
 
     if not (path / "NDTiff.index").is_file():
         return f"{path} has no NDTiff.index"
@@ -38,10 +42,14 @@ def check_dataset(path: Path, frames: int, shape: tuple[int, int]) -> str | None
         coords = ds.get_image_coordinates_list()
         if len(coords) != frames:
             return f"dataset holds {len(coords)} images, the run saved {frames}"
-        for c in (coords[0], coords[-1]):
+        dark = 0
+        for c in coords:
             img = np.asarray(ds.read_image(**c))
             if img.shape != shape:
                 return f"image {c} has shape {img.shape}, expected {shape}"
+            dark += not is_lit(img)
+        if dark:
+            return f"{dark} of {len(coords)} saved images are dark with 488 nm on"
     finally:
         ds.close()
     return None
@@ -98,10 +106,29 @@ def run_selftest(timeout_s: float = 30.0) -> int:
 def _drive(window: MainWindow, timeout_s: float) -> str | None:
     """Click through Snap, Live, Start, Stop; None if all went right, else why."""
     from mmapp.engine.controller import RunOutcome
-    from mmapp.gui.script import Step, run_steps
+    from mmapp.gui.script import ScriptFailed, Step, run_steps
+    from mmapp.sim.frames import is_lit
 
     acq, view = window.acquisition, window.live_view
     marks: dict[str, int] = {}
+    dark: list[str] = []  # modes that showed a dark frame with the laser on
+
+    def choose_488() -> None:  # as the operator does: the Channel preset
+        combo = window.device_panel.group_boxes.get("Channel")
+        if combo is None or combo.findText("488nm") < 0:
+            raise ScriptFailed("the simulated rig has no Channel preset 488nm")
+        combo.setCurrentText("488nm")
+        combo.activated.emit(combo.currentIndex())
+
+    def shown_lit(mode: str, ready: Callable[[], bool]) -> Callable[[], bool]:
+        def check() -> bool:
+            if not ready():
+                return False
+            if view.image is None or not is_lit(view.image):
+                dark.append(mode)
+            return True
+
+        return check
 
     def live_on() -> None:
         marks["drawn"] = view.frames_drawn
@@ -132,17 +159,21 @@ def _drive(window: MainWindow, timeout_s: float) -> str | None:
             and snap.frames_written >= n
         )
 
+    def drawn(n: int) -> Callable[[], bool]:
+        return lambda: view.frames_drawn >= marks["drawn"] + n
+
     run_steps(
         [
+            Step("choose 488nm", choose_488, lambda: True, timeout_s),
             Step(
-                "snap", acq.snap_button.click, lambda: view.image is not None, timeout_s
-            ),
-            Step(
-                "live on",
-                live_on,
-                lambda: view.frames_drawn >= marks["drawn"] + 5,
+                "snap",
+                acq.snap_button.click,
+                shown_lit(
+                    "Snap", lambda: view.image is not None and acq.state == "idle"
+                ),
                 timeout_s,
             ),
+            Step("live on", live_on, shown_lit("Live", drawn(5)), timeout_s),
             Step(
                 "live off",
                 acq.live_button.click,
@@ -152,7 +183,7 @@ def _drive(window: MainWindow, timeout_s: float) -> str | None:
             Step(
                 "live with the DAQ program",
                 daq_live_on,
-                lambda: view.frames_drawn >= marks["drawn"] + 5,
+                shown_lit("Live with the DAQ program", drawn(5)),
                 timeout_s,
             ),
             Step("live with the DAQ off", daq_live_off, daq_live_ended, timeout_s),
@@ -172,7 +203,11 @@ def _drive(window: MainWindow, timeout_s: float) -> str | None:
         return "no acquisition result"
     if result.outcome is not RunOutcome.STOPPED:
         return f"the run ended {result.outcome.value}: {result.message}"
+    if dark:
+        return f"dark frames with 488 nm on in: {', '.join(dark)}"
     if result.frames_lost or result.frames_saved < MIN_FRAMES or result.dataset is None:
         return f"unexpected counts: {result.summary()}"
+    if result.frames_acquired != result.frames_saved + result.frames_rejected:
+        return f"counts do not add up: {result.summary()}"
     width, height = SIZE
     return check_dataset(result.dataset, result.frames_saved, (height, width))

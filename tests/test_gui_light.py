@@ -1,0 +1,130 @@
+"""In the window: what the operator sees lit is what Snap, Live and Start acquire.
+
+The operator's light choice (a channel preset, lasers ticked in the device
+panel) survives the safe state a run ends in, and comes back for the next
+Snap, Live or Start; the saved pixels prove it.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt's QApplication
+
+from pathlib import Path
+
+import pytest
+from helpers import open_dataset
+
+from mmapp.engine.controller import RunOutcome
+from mmapp.gui.acquisition_panel import MODE_FRAMES
+from mmapp.gui.main_window import MainWindow
+from mmapp.gui.settings import AppSettings
+from mmapp.sim.frames import is_dark, is_lit
+
+from test_gui import SIM, RUN_TIMEOUT_MS  # isort: skip
+
+
+@pytest.fixture
+def window(qtbot, tmp) -> MainWindow:
+    settings = AppSettings.at(tmp / "settings.ini")
+    settings.save_dir = tmp / "data"
+    w = MainWindow(settings, sim_camera=SIM, restore_layout=False, rig_path="")
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
+def _snap(qtbot, window: MainWindow):
+    before = window.live_view.image
+    window.acquisition.snap_button.click()
+    qtbot.waitUntil(lambda: window.acquisition.state == "idle", timeout=5000)
+    assert window.live_view.image is not before, window.last_error
+    return window.live_view.image
+
+
+def _saved_images(path: Path) -> list:
+    ds = open_dataset(path)
+    try:
+        return [ds.read_image(**c) for c in ds.get_image_coordinates_list()]
+    finally:
+        ds.close()
+
+
+def _laser_check(window: MainWindow, nm: int):
+    return window.device_panel.laser_controls[f"Laser {nm}"][1]
+
+
+def test_snap_is_lit_with_the_laser_ticked_and_dark_without(qtbot, window):
+    check = _laser_check(window, 488)
+    check.setChecked(True)  # as the operator clicks it
+    assert window.rig.core.getProperty("Lasers", "Laser 488") == "On"
+    assert is_lit(_snap(qtbot, window))
+    assert not window.rig.core.getShutterOpen()  # auto-shutter closed again
+    check.setChecked(False)
+    assert is_dark(_snap(qtbot, window))
+
+
+def test_snap_with_a_channel_preset_chosen_is_lit(qtbot, window):
+    combo = window.device_panel.group_boxes["Channel"]
+    combo.setCurrentText("561nm")
+    combo.activated.emit(combo.currentIndex())
+    assert window.rig.core.getCurrentConfig("Channel") == "561nm"
+    assert is_lit(_snap(qtbot, window))
+
+
+def test_a_laser_ticked_during_live_is_on_for_start(qtbot, window):
+    """F6, tick 488 nm, Esc, F9: the acquisition is lit (it was all dark)."""
+    view, acq = window.live_view, window.acquisition
+    acq.live_button.click()
+    qtbot.waitUntil(lambda: view.frames_drawn >= 2, timeout=RUN_TIMEOUT_MS)
+    check = _laser_check(window, 488)
+    check.setChecked(True)
+    drawn = view.frames_drawn
+    qtbot.waitUntil(
+        lambda: view.frames_drawn > drawn + 2 and is_lit(view.image),
+        timeout=RUN_TIMEOUT_MS,
+    )
+    window.stop()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=5000)
+    # the run ended safe; the panel still shows the operator's choice
+    assert window.rig.core.getProperty("Lasers", "Laser 488") == "Off"
+    assert check.isChecked() and "off after the run" in check.text()
+    acq.mode.setCurrentIndex(MODE_FRAMES)
+    acq.frames.setValue(20)
+    acq.start_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    result = window.last_result
+    assert result.outcome is RunOutcome.COMPLETED, result.message
+    images = _saved_images(result.dataset)
+    assert len(images) == 20
+    assert all(is_lit(img) for img in images)
+    assert window.rig.core.getProperty("Lasers", "Laser 488") == "Off"  # safe again
+
+
+def test_a_laser_unticked_after_a_run_stays_off(qtbot, window):
+    check = _laser_check(window, 488)
+    check.setChecked(True)
+    acq = window.acquisition
+    acq.mode.setCurrentIndex(MODE_FRAMES)
+    acq.frames.setValue(5)
+    acq.start_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    assert all(is_lit(img) for img in _saved_images(window.last_result.dataset))
+    check.setChecked(False)  # the operator's new choice: no light
+    assert check.text() == "488 nm"
+    acq.start_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    assert all(is_dark(img) for img in _saved_images(window.last_result.dataset))
+
+
+def test_selftest_fails_when_frames_come_out_dark(qtbot, monkeypatch, capsys):
+    """A rig whose light never reaches the sample must fail the self-test."""
+    from mmapp.gui import selftest
+    from mmapp.sim.state import SimRigState
+
+    monkeypatch.setattr(SimRigState, "light_level", lambda self, *a, **k: 0.0)
+    assert selftest.run_selftest() == 1
+    err = capsys.readouterr().err
+    assert "FAILED: dark frames with 488 nm on in: Snap, Live" in err
