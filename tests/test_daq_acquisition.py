@@ -22,6 +22,7 @@ from mmapp.daq.program import (
     LaserLine,
     Sawtooth,
     Timing,
+    Triangle,
     WaveformProgram,
 )
 from mmapp.daq.render import RenderedProgram, WaveformError, render
@@ -384,6 +385,18 @@ def _wider_galvo(p: WaveformProgram) -> WaveformProgram:
             "camera trigger",
         ),
         (_wider_galvo, "voltage ranges"),
+        (  # only the shape changes, yet a triangle plays two volumes per cycle
+            lambda p: p.model_copy(
+                update={
+                    "analog": [
+                        p.analog[0].model_copy(
+                            update={"shape": Triangle(start=-10.0, stop=10.0)}
+                        )
+                    ]
+                }
+            ),
+            r"frames per cycle \(from 4 to 8\)",
+        ),
         (
             lambda p: p.model_copy(
                 update={

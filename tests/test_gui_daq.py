@@ -323,3 +323,33 @@ def test_a_presets_program_is_kept_on_a_rig_without_a_daq(qtbot, tmp):
         assert load_preset(path).program == program
     finally:
         w.close()
+
+
+def test_apply_during_live_of_a_change_of_cycle_length_is_refused(qtbot, window):
+    """A sawtooth made a triangle plays two volumes per cycle: refused before the
+    card is touched (it was a raw DAQmx error), said in the designer and the Log."""
+    from mmapp.daq.program import Triangle
+
+    before = opm_program(positions=4)
+    window.set_program(before)
+    window.acquisition.use_daq.setChecked(True)
+    window.acquisition.live_button.click()
+    assert window.run_kind == "live", window.last_error
+    qtbot.waitUntil(lambda: _frames_in(window) >= 8, timeout=20_000)
+    samples = _card_ao(window).copy()
+    galvo = before.analog[0].model_copy(update={"shape": Triangle(start=-10, stop=10)})
+    window.designer.set_program(before.model_copy(update={"analog": [galvo]}))
+    assert window.designer.apply() is False
+    status = window.designer.status.text()
+    assert "alters the frames per cycle (from 4 to 8)" in status, status
+    assert "started again" in status
+    qtbot.waitUntil(
+        lambda: "DAQ program not applied: " in window.log_panel.text(), timeout=2000
+    )
+    assert "frames per cycle (from 4 to 8)" in window.log_panel.text()
+    np.testing.assert_array_equal(_card_ao(window), samples)  # nothing written
+    assert window.program == before
+    window.acquisition.live_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    assert window.controller.wait(0).outcome is RunOutcome.STOPPED
+    assert_rig_safe(window.rig, before)

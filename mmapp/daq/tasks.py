@@ -131,6 +131,26 @@ def restart_needed(old: WaveformProgram, new: WaveformProgram) -> str | None:
         return "laser lines"
     if new.camera_trigger != old.camera_trigger:
         return "camera trigger"
+    return _cycle_change(render(old), render(new))
+
+
+def _cycle_change(old: RenderedProgram, new: RenderedProgram) -> str | None:
+    """What differs in the cycle the card plays (its buffer's length and frames).
+
+    The waveforms alone can change it: a triangle scan plays two volumes per
+    cycle where a sawtooth plays one.
+    """
+    if len(new.frames) != len(old.frames):
+        return f"frames per cycle (from {len(old.frames)} to {len(new.frames)})"
+    if new.samples_per_cycle != old.samples_per_cycle:
+        return (
+            f"samples per cycle (from {old.samples_per_cycle} to "
+            f"{new.samples_per_cycle})"
+        )
+    if [(f.start, f.channel) for f in new.frames] != [
+        (f.start, f.channel) for f in old.frames
+    ]:
+        return "frame timing or channel order within the cycle"
     return None
 
 

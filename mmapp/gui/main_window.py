@@ -365,7 +365,11 @@ class MainWindow(QMainWindow):
 
     def _apply_program(self, program: WaveformProgram) -> str:
         """The designer's Apply (raises ProgramRefused with the reason)."""
-        text = self.program_link.apply(program)
+        try:
+            text = self.program_link.apply(program)
+        except Exception as exc:  # said in the designer and kept in the Log
+            logger.error("DAQ program not applied: %s", exc)
+            raise
         if not self.program_link.playing and self.acquisition.state == "idle":
             self.acquisition.use_daq.setChecked(True)
         self._show_daq_state()
