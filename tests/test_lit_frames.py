@@ -215,3 +215,26 @@ def test_sequenced_time_points_are_lit_and_counted(controller, rig, tmp):
     for coords, img in images:
         assert is_lit(img), coords
         assert read_stamp(img) == coords["time"]
+
+
+def test_tifffile_reads_an_mda_dataset_without_warnings(controller, rig, tmp, caplog):
+    """Every image's axes are written in one order (tifffile warned per image)."""
+    import logging
+
+    import tifffile
+
+    _powers(rig)
+    seq = MDASequence(
+        channels=["488nm", "561nm"], z_plan={"range": 2.0, "step": 1.0}, axis_order="zc"
+    )
+    result = _run(controller, seq, tmp)
+    assert result.outcome is RunOutcome.COMPLETED, result.message
+    index = result.dataset / "NDTiff.index"
+    assert index.is_file()
+    caplog.set_level(logging.WARNING)
+    (tif,) = sorted(result.dataset.glob("*.tif"))
+    with tifffile.TiffFile(tif) as tf:
+        data = tf.asarray()
+    assert data.size == 6 * HEIGHT * WIDTH
+    warnings = [r.getMessage() for r in caplog.records if r.name == "tifffile"]
+    assert warnings == []

@@ -30,11 +30,25 @@ from mmapp.data.validation import validate_frame
 AXIS_ORDER = ("position", "time", "grid", "z", "channel")
 
 
+_RANK = {name: i for i, name in enumerate(AXIS_ORDER)}
+
+
+def _axis_rank(axis: str) -> tuple[int, str]:
+    return _RANK.get(axis, len(_RANK)), axis
+
+
 def ordered_axes(coords: Mapping[str, int | str]) -> dict[str, int | str]:
     """The coordinates in the dataset's one axis order (others after, by name)."""
-    rank = {name: i for i, name in enumerate(AXIS_ORDER)}
-    keys = sorted(coords, key=lambda k: (rank.get(k, len(rank)), k))
-    return {k: coords[k] for k in keys}
+    return {k: coords[k] for k in sorted(coords, key=_axis_rank)}
+
+
+class _AxesKey(frozenset):
+    """ndstorage's index key (a frozenset of (axis, value)) iterating in the
+    dataset's axis order: ndstorage writes each index entry's axes in the key's
+    iteration order, which for a plain frozenset varies from image to image."""
+
+    def __iter__(self) -> Any:
+        return iter(sorted(super().__iter__(), key=lambda item: _axis_rank(item[0])))
 
 
 def json_safe(obj: Any) -> Any:
@@ -133,6 +147,7 @@ class GatheredWriter(SingleNDTiffWriter):
         bit_depth: int | str = "auto",
     ) -> Any:
         """Write one image (IFD, pixels, metadata) at the end of the file."""
+        index_key = _AxesKey(index_key)  # equal and hashed as the plain key
         height, width = pixels.shape
         if bit_depth == "auto":
             bit_depth = 8 if pixels.dtype == np.uint8 else 16
