@@ -612,7 +612,7 @@ class StreamingEngine(MDAEngine):
             self.frames_acquired += 1
             self.frames_lost += 1
             raise BufferOverflowError(
-                f"camera buffer overflowed after {count}{missing} frames: the "
+                f"camera buffer overflowed at frame {count + 1}{missing}: the "
                 f"camera stopped because the writer could not keep up"
             )
         if self._camera_fault is not None and (fault := self._camera_fault()):
