@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from mmapp.data import ndtiff_sink
+from mmapp.data import file_io, ndtiff_sink
 from mmapp.data.errors import (
     DuplicateCoordinatesError,
     InvalidFrameError,
@@ -31,6 +31,27 @@ from mmapp.data.errors import (
 from mmapp.data.ndtiff_sink import NDTiffSink
 
 H, W = 16, 24
+
+
+@pytest.fixture(autouse=True, params=["positional", "portable"])
+def io_path(request, monkeypatch) -> str:
+    """Every test runs on both write paths: pwritev (POSIX) and seek + one write
+    (what Windows gets, forced here on Linux)."""
+    if request.param == "positional" and not file_io.HAS_POSITIONAL_IO:
+        pytest.skip("this OS has no os.pwritev")
+    monkeypatch.setattr(file_io, "_portable", request.param == "portable")
+    assert file_io.io_path() == request.param
+    return request.param
+
+
+class _OsWith:
+    """The os module with some functions replaced (only where file_io sees it)."""
+
+    def __init__(self, **functions: Any) -> None:
+        self.__dict__.update(functions)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
 
 
 # --------------------------------------------------------------------------
@@ -542,7 +563,11 @@ class FullDisk:
 
 
 @pytest.mark.parametrize("stop", STOPS[1:])  # a short write stores something
-def test_disk_full_with_a_short_write_keeps_earlier_images(tmp, monkeypatch, stop):
+def test_disk_full_with_a_short_write_keeps_earlier_images(
+    tmp, monkeypatch, stop, io_path
+):
+    if io_path == "portable":
+        pytest.skip("pwritev only; the portable path: test_portable_disk_full_*")
     frames = _frames(4)
     sink = NDTiffSink(tmp / "data", "run")
     for coords, image, md in frames[:2]:
@@ -570,8 +595,10 @@ def test_disk_full_with_a_short_write_keeps_earlier_images(tmp, monkeypatch, sto
     assert_only_good_images(sink, reference, frames[:2])
 
 
-def test_short_writes_that_succeed_are_continued(tmp, monkeypatch):
+def test_short_writes_that_succeed_are_continued(tmp, monkeypatch, io_path):
     """A short pwritev is not an error: write_gathered writes the rest."""
+    if io_path == "portable":
+        pytest.skip("pwritev only; the portable path: test_portable_short_writes_*")
     real_pwritev = os.pwritev
     calls = []
 
@@ -594,6 +621,67 @@ def test_short_writes_that_succeed_are_continued(tmp, monkeypatch):
     assert len(calls) > 3 * (H * W * 2) // 7
     reference = write_reference(tmp / "reference", frames)
     assert_only_good_images(sink, reference, frames)
+
+
+def test_portable_short_writes_are_continued_one_write_per_image(tmp, monkeypatch, io_path):
+    """Seek + write: a short os.write is continued; one call starts each image."""
+    if io_path != "portable":
+        pytest.skip("the portable path's own test")
+    monkeypatch.setattr(file_io, "_portable", True)
+    calls: list[int] = []
+    real_write = os.write
+
+    def dribble(fd: int, data: Any) -> int:
+        calls.append(len(data))
+        return real_write(fd, bytes(memoryview(data)[:7]))
+
+    frames = _frames(3)
+    sink = NDTiffSink(tmp / "data", "run")
+    monkeypatch.setattr(file_io, "os", _OsWith(write=dribble))
+    for coords, image, md in frames:
+        before = len(calls)
+        sink.put(coords, image, md)
+        asked = calls[before]  # the first call asked for the whole image
+        assert asked > H * W * 2
+        got, got_md = sink.get(coords)
+        assert_same(got, image)
+        assert got_md == {**md, "Axes": coords}
+    sink.finish()
+    monkeypatch.undo()
+    reference = write_reference(tmp / "reference", frames)
+    assert_only_good_images(sink, reference, frames)
+
+
+def test_portable_disk_full_keeps_earlier_images(tmp, monkeypatch, io_path):
+    """Seek + write onto a disk that fills in the middle of the third image."""
+    if io_path != "portable":
+        pytest.skip("the portable path's own test")
+    monkeypatch.setattr(file_io, "_portable", True)
+    frames = _frames(4)
+    sink = NDTiffSink(tmp / "data", "run")
+    for coords, image, md in frames[:2]:
+        sink.put(coords, image, md)
+    limit: list[int] = []
+    real_write = os.write
+
+    def full(fd: int, data: Any) -> int:
+        pos = os.lseek(fd, 0, os.SEEK_CUR)
+        if not limit:
+            limit.append(pos + len(data) // 2)
+        room = limit[0] - pos
+        if room <= 0:
+            raise enospc()
+        return real_write(fd, bytes(memoryview(data)[:room]))
+
+    monkeypatch.setattr(file_io, "os", _OsWith(write=full))
+    with pytest.raises(StorageWriteError, match="the disk is full") as exc:
+        sink.put(*frames[2])
+    assert "after 2 images" in str(exc.value)
+    assert not sink.has(frames[2][0])
+    sink.finish()
+    monkeypatch.undo()
+    reference = write_reference(tmp / "reference", frames[:2])
+    assert_only_good_images(sink, reference, frames[:2])
 
 
 @pytest.mark.parametrize("stop", STOPS)
@@ -722,10 +810,14 @@ def _crash_image(t: int) -> np.ndarray:
     return image.reshape(16, 24)
 
 
-def test_sigkill_loses_no_indexed_image(tmp):
+@pytest.mark.posix
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+def test_sigkill_loses_no_indexed_image(tmp, io_path):
     n = 30
+    env = {**os.environ, "MMAPP_PORTABLE_IO": "1" if io_path == "portable" else ""}
     proc = subprocess.Popen(
         [sys.executable, "-c", CRASH_SCRIPT, str(tmp), str(n)],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -22,6 +22,7 @@ import numpy as np
 from ndstorage import NDTiffDataset, ndtiff_dataset
 from ndstorage.ndtiff_file import SingleNDTiffWriter
 
+from mmapp.data import file_io
 from mmapp.data.errors import DuplicateCoordinatesError, StorageWriteError
 from mmapp.data.validation import validate_frame
 
@@ -67,15 +68,8 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_gathered(fd: int, chunks: list[memoryview], offset: int) -> None:
-    """Write every chunk at `offset` with as few system calls as possible."""
-    while chunks:
-        n = os.pwritev(fd, chunks, offset)
-        offset += n
-        while chunks and n >= len(chunks[0]):
-            n -= len(chunks[0])
-            chunks.pop(0)
-        if chunks and n:
-            chunks[0] = chunks[0][n:]
+    """Write every chunk at `offset` (pwritev, or seek + one write on Windows)."""
+    file_io.write_gathered(fd, chunks, offset)
 
 
 _BITS_PER_SAMPLE_VALUE = 2 + 2 * 12 + 8  # third IFD entry's value field
@@ -85,7 +79,8 @@ class _PositionedFile:
     """The writer's file with its position kept in Python: no lseek per call.
 
     ndstorage asks `tell()` several times per image; on a buffered file each
-    is a system call. Every write here is positional (`pwrite`/`pwritev`).
+    is a system call. Every write here is at an offset this object keeps
+    (`pwrite`/`pwritev`, or a seek and one write where the OS has no pwrite).
     """
 
     def __init__(self, file: Any) -> None:
@@ -104,10 +99,8 @@ class _PositionedFile:
         return pos
 
     def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        done = 0
-        while done < len(view):  # header, summary, the last IFD's null pointer
-            done += os.pwrite(self._fd, view[done:], self._pos + done)
+        view = memoryview(data).cast("B")  # header, summary, last IFD's null pointer
+        done = file_io.write_at(self._fd, view, self._pos)
         self._pos += done
         return done
 
@@ -300,8 +293,9 @@ class NDTiffSink:
             depth = entry.get_byte_depth()
             n_bytes = entry.image_width * entry.image_height * depth
             with open(self.path / entry.filename, "rb") as f:
-                pixels = os.pread(f.fileno(), n_bytes, entry.pix_offset)
-                md = os.pread(f.fileno(), entry.metadata_length, entry.metadata_offset)
+                fd = f.fileno()
+                pixels = file_io.read_at(fd, n_bytes, entry.pix_offset)
+                md = file_io.read_at(fd, entry.metadata_length, entry.metadata_offset)
             image = np.frombuffer(pixels, np.uint8 if depth == 1 else np.uint16)
             image = image.reshape(entry.image_height, entry.image_width).copy()
             return image, json.loads(md)
