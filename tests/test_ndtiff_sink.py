@@ -623,7 +623,9 @@ def test_short_writes_that_succeed_are_continued(tmp, monkeypatch, io_path):
     assert_only_good_images(sink, reference, frames)
 
 
-def test_portable_short_writes_are_continued_one_write_per_image(tmp, monkeypatch, io_path):
+def test_portable_short_writes_are_continued_one_write_per_image(
+    tmp, monkeypatch, io_path
+):
     """Seek + write: a short os.write is continued; one call starts each image."""
     if io_path != "portable":
         pytest.skip("the portable path's own test")
