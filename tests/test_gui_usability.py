@@ -67,3 +67,120 @@ def test_histogram_follows_the_levels_not_the_stamp(qtbot, live_view):
     live_view.auto_contrast()
     assert live_view.levels == pytest.approx((lo, hi), abs=2)
     assert live_view.histogram_view_range[1] < 400
+
+
+# --- 10: the wheel scrolls forms, a field changes only with focus ---------------------
+
+
+def _wheel(widget, steps: int = -1) -> None:
+    """One wheel notch (down by default) over `widget`, delivered as Qt delivers
+    the mouse's: to the widget, then to each parent in turn while it is ignored
+    (QApplication propagates only spontaneous wheel events, which a test cannot
+    make, so the loop is here)."""
+    from PyQt6.QtCore import QPoint, QPointF, Qt
+    from PyQt6.QtGui import QWheelEvent
+    from PyQt6.QtWidgets import QApplication
+
+    centre = QPoint(widget.width() // 2, widget.height() // 2)
+    glob = widget.mapToGlobal(centre)
+    target = widget
+    while target is not None:
+        event = QWheelEvent(
+            QPointF(target.mapFromGlobal(glob)),
+            QPointF(glob),
+            QPoint(0, 0),
+            QPoint(0, 120 * steps),
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
+        QApplication.sendEvent(target, event)
+        if event.isAccepted() or target.isWindow():
+            return
+        target = target.parentWidget()
+
+
+@pytest.fixture
+def designer(qtbot):
+    from mmapp.daq.program import WaveformProgram
+    from mmapp.gui.designer import WaveformDesigner
+    from mmapp.resources import default_rig_file
+    from mmapp.sim.rig import read_rig_spec
+
+    program = read_rig_spec(default_rig_file()).program
+    d = WaveformDesigner(program or WaveformProgram())
+    qtbot.addWidget(d)
+    d.resize(1000, 300)  # short: the form scrolls
+    d.show()
+    qtbot.waitExposed(d)
+    return d
+
+
+def test_wheel_over_an_unfocused_designer_combo_scrolls_the_form(qtbot, designer):
+    from PyQt6.QtWidgets import QScrollArea
+
+    shape = designer.form.fields.widgets[("analog", 0, "shape", "kind")]
+    assert shape.currentText() == "sawtooth"
+    scroll = designer.findChild(QScrollArea)
+    bar = scroll.verticalScrollBar()
+    assert bar.maximum() > 0  # the form is taller than the dock
+    bar.setValue(0)
+    designer.apply_button.setFocus()
+    assert not shape.hasFocus()
+    _wheel(shape)
+    assert shape.currentText() == "sawtooth"  # not a triangle by itself
+    assert designer.draft["analog"][0]["shape"]["kind"] == "sawtooth"
+    assert not designer.undo_stack.canUndo()
+    assert bar.value() > 0  # the form scrolled instead
+    # with focus (clicked or tabbed into) the wheel edits the field, as in Qt
+    shape = designer.form.fields.widgets[("analog", 0, "shape", "kind")]
+    shape.setFocus()
+    qtbot.waitUntil(shape.hasFocus)
+    _wheel(shape)
+    assert designer.draft["analog"][0]["shape"]["kind"] == "triangle"
+
+
+def test_every_spin_and_combo_box_in_the_panels_ignores_an_unfocused_wheel(qtbot, tmp):
+    from PyQt6.QtCore import Qt
+    from PyQt6.QtWidgets import QAbstractSpinBox, QComboBox
+
+    from mmapp.gui.main_window import MainWindow
+    from mmapp.gui.settings import AppSettings
+
+    settings = AppSettings.at(tmp / "settings.ini")
+    settings.save_dir = tmp / "data"
+    window = MainWindow(
+        settings,
+        sim_camera={"width": WIDTH, "height": HEIGHT, "exposure_ms": 1.0},
+        restore_layout=False,
+        rig_path="",
+    )
+    qtbot.addWidget(window)
+    window.show()
+    window.acquisition.mode.setCurrentIndex(2)  # the MDA page: more spin boxes
+    window.acquisition.z_enabled.setChecked(True)
+    panels = (
+        window.device_panel.controls,
+        window.device_panel.properties.table,
+        window.acquisition,
+        window.designer.form,
+    )
+    fields = [
+        w
+        for panel in panels
+        for w in panel.findChildren(QAbstractSpinBox) + panel.findChildren(QComboBox)
+        if w.isEnabled()
+    ]
+    assert len(fields) > 15
+    window.live_view.setFocus()
+    try:
+        for w in fields:
+            assert w.focusPolicy() == Qt.FocusPolicy.StrongFocus, w.objectName()
+            before = w.value() if isinstance(w, QAbstractSpinBox) else w.currentText()
+            for steps in (-1, 1):
+                _wheel(w, steps)
+            after = w.value() if isinstance(w, QAbstractSpinBox) else w.currentText()
+            assert after == before, (w.objectName(), before, after)
+    finally:
+        window.close()

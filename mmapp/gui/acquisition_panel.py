@@ -36,6 +36,7 @@ from useq import MDAEvent, MDASequence
 from mmapp.data.stats import StatsSnapshot
 from mmapp.engine.events import stream_event
 from mmapp.engine.plans import build_events
+from mmapp.gui.wheel import guard_wheel
 from mmapp.presets.naming import check_template, render_name
 
 MODE_LOOP, MODE_FRAMES, MODE_MDA = range(3)
@@ -118,6 +119,7 @@ class AcquisitionPanel(QWidget):
         layout.addStretch(1)
         self._showing = False  # set while a preset fills the fields
         self.set_state("idle")
+        guard_wheel(self)  # the wheel scrolls the panel, never a field under it
 
     # --- building --------------------------------------------------------------------
     def _build_buttons(self) -> QGridLayout:

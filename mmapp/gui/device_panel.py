@@ -30,6 +30,7 @@ from PyQt6.QtWidgets import (
 )
 
 from mmapp.gui.property_table import PropertyTable
+from mmapp.gui.wheel import guard_wheel
 
 ErrorSink = Callable[[str, str], None]  # (what failed, why)
 LASER_RE = re.compile(r"^Laser (\d+)$")
@@ -86,6 +87,7 @@ class DevicePanel(QWidget):
         for box in (self.groups_box, self.camera_box, self.lasers_box, self.stage_box):
             self._controls_layout.addWidget(box)
         self._controls_layout.addStretch(1)
+        guard_wheel(self.controls)  # the wheel scrolls the panel
 
     # --- building --------------------------------------------------------------------
     def _build_camera(self) -> None:
@@ -173,6 +175,7 @@ class DevicePanel(QWidget):
         self.core = core
         self._rebuild_groups()
         self._rebuild_lasers()
+        guard_wheel(self.controls)  # the new config group and laser fields too
         self.properties.set_core(core)
         self.refresh()
 

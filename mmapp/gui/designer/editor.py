@@ -22,6 +22,7 @@ from PyQt6.QtWidgets import (
 )
 
 from mmapp.gui.designer.validation import Path
+from mmapp.gui.wheel import guard_wheel
 
 ERROR_STYLE = "border: 2px solid #d62728; background: #fff0f0;"
 # physical units shown in the form -> model units
@@ -145,6 +146,7 @@ class DraftForm(QWidget):
         box.addWidget(add)
         box.addWidget(self._digital_box(draft))
         box.addStretch(1)
+        guard_wheel(content)  # the wheel scrolls the form, never a field under it
         self._layout.addWidget(content)
         self._content = content
 
