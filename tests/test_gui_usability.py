@@ -184,3 +184,58 @@ def test_every_spin_and_combo_box_in_the_panels_ignores_an_unfocused_wheel(qtbot
             assert after == before, (w.objectName(), before, after)
     finally:
         window.close()
+
+
+# --- 13: log, next dataset, statistics, progress ------------------------------------
+
+
+def test_the_log_follows_new_lines_unless_scrolled_up(qtbot):
+    import logging
+
+    from mmapp.gui import log_panel
+    from mmapp.gui.log_panel import LogPanel
+
+    panel = LogPanel()
+    qtbot.addWidget(panel)
+    panel.resize(600, 150)
+    panel.show()
+    bar = panel.view.verticalScrollBar()
+    for i in range(100):
+        panel.append(f"line {i}")
+    assert bar.maximum() > 50
+    assert bar.value() == bar.maximum()  # the newest line is in view
+    assert panel.following()
+    bar.setValue(10)  # the operator scrolls up to read
+    for i in range(100, 150):
+        panel.append(f"line {i}", logging.WARNING)
+    assert bar.value() == 10 and not panel.following()  # it stays put
+    bar.setValue(bar.maximum())  # back at the bottom: it follows again
+    panel.append("newest")
+    assert bar.value() == bar.maximum() and panel.following()
+    # through the logger, from another thread, as the app logs
+    import threading
+
+    panel.attach()
+    try:
+        worker = threading.Thread(
+            target=lambda: logging.getLogger("mmapp.test").info("from a thread")
+        )
+        worker.start()
+        worker.join()
+        qtbot.waitUntil(lambda: panel.text().endswith("from a thread"))
+        assert bar.value() == bar.maximum()
+    finally:
+        panel.detach()
+    # a full log drops its oldest line: a reader's place moves with the text
+    panel.view.clear()
+    for i in range(log_panel.MAX_LINES):
+        panel.append(f"old {i}")
+    bar.setValue(100)
+    first = panel.view.cursorForPosition(panel.view.rect().topLeft()).block().text()
+    panel.append("one more")
+    assert panel.view.document().blockCount() == log_panel.MAX_LINES
+    assert bar.value() == 99
+    assert (
+        panel.view.cursorForPosition(panel.view.rect().topLeft()).block().text()
+        == first
+    )
