@@ -9,6 +9,8 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt's QApplication
 
+from datetime import datetime, timedelta
+
 import numpy as np
 import pytest
 from helpers import HEIGHT, WIDTH
@@ -32,6 +34,25 @@ def live_view(qtbot) -> LiveView:
     view.show()
     view.timer.stop()  # frames are shown by hand
     return view
+
+
+@pytest.fixture
+def window(qtbot, tmp):
+    from mmapp.gui.main_window import MainWindow
+    from mmapp.gui.settings import AppSettings
+
+    settings = AppSettings.at(tmp / "settings.ini")
+    settings.save_dir = tmp / "data"
+    w = MainWindow(
+        settings,
+        sim_camera={"width": WIDTH, "height": HEIGHT, "exposure_ms": 1.0},
+        restore_layout=False,
+        rig_path="",
+    )
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
 
 
 @pytest.mark.parametrize("shape", [(512, 512), (HEIGHT, WIDTH), (2048, 2048)])
@@ -141,23 +162,12 @@ def test_wheel_over_an_unfocused_designer_combo_scrolls_the_form(qtbot, designer
     assert designer.draft["analog"][0]["shape"]["kind"] == "triangle"
 
 
-def test_every_spin_and_combo_box_in_the_panels_ignores_an_unfocused_wheel(qtbot, tmp):
+def test_every_spin_and_combo_box_in_the_panels_ignores_an_unfocused_wheel(
+    qtbot, window
+):
     from PyQt6.QtCore import Qt
     from PyQt6.QtWidgets import QAbstractSpinBox, QComboBox
 
-    from mmapp.gui.main_window import MainWindow
-    from mmapp.gui.settings import AppSettings
-
-    settings = AppSettings.at(tmp / "settings.ini")
-    settings.save_dir = tmp / "data"
-    window = MainWindow(
-        settings,
-        sim_camera={"width": WIDTH, "height": HEIGHT, "exposure_ms": 1.0},
-        restore_layout=False,
-        rig_path="",
-    )
-    qtbot.addWidget(window)
-    window.show()
     window.acquisition.mode.setCurrentIndex(2)  # the MDA page: more spin boxes
     window.acquisition.z_enabled.setChecked(True)
     panels = (
@@ -174,16 +184,13 @@ def test_every_spin_and_combo_box_in_the_panels_ignores_an_unfocused_wheel(qtbot
     ]
     assert len(fields) > 15
     window.live_view.setFocus()
-    try:
-        for w in fields:
-            assert w.focusPolicy() == Qt.FocusPolicy.StrongFocus, w.objectName()
-            before = w.value() if isinstance(w, QAbstractSpinBox) else w.currentText()
-            for steps in (-1, 1):
-                _wheel(w, steps)
-            after = w.value() if isinstance(w, QAbstractSpinBox) else w.currentText()
-            assert after == before, (w.objectName(), before, after)
-    finally:
-        window.close()
+    for w in fields:
+        assert w.focusPolicy() == Qt.FocusPolicy.StrongFocus, w.objectName()
+        before = w.value() if isinstance(w, QAbstractSpinBox) else w.currentText()
+        for steps in (-1, 1):
+            _wheel(w, steps)
+        after = w.value() if isinstance(w, QAbstractSpinBox) else w.currentText()
+        assert after == before, (w.objectName(), before, after)
 
 
 # --- 13: log, next dataset, statistics, progress ------------------------------------
@@ -239,3 +246,73 @@ def test_the_log_follows_new_lines_unless_scrolled_up(qtbot):
         panel.view.cursorForPosition(panel.view.rect().topLeft()).block().text()
         == first
     )
+
+
+@pytest.fixture
+def clock(monkeypatch) -> list[datetime]:
+    """The acquisition panel's datetime.now(): set clock[0] to move time."""
+    from mmapp.gui import acquisition_panel
+
+    now = [datetime(2026, 12, 2, 12, 0, 0)]
+
+    class FakeDatetime(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now[0]
+
+    monkeypatch.setattr(acquisition_panel, "datetime", FakeDatetime)
+    return now
+
+
+def test_next_dataset_with_the_time_follows_the_clock(qtbot, tmp, clock):
+    from mmapp.gui.acquisition_panel import AcquisitionPanel
+
+    panel = AcquisitionPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.save_dir.setText(str(tmp))
+    panel.name_template.setText("scan_{time}")
+    assert f"{tmp / 'scan_120000_1'}" in panel.preview.text()
+    assert "time are those of pressing Start" in panel.preview.text()
+    clock[0] += timedelta(seconds=5)
+    # no edit, no run: the preview catches up with the clock by itself
+    qtbot.waitUntil(lambda: "scan_120005_1" in panel.preview.text(), timeout=3000)
+    assert panel.plan().name == "scan_120005"  # what Start would create now
+    # a name without the time says nothing about it and stays as it is
+    panel.name_template.setText("scan_{rig}")
+    assert "scan_rig_1" in panel.preview.text()
+    assert "pressing Start" not in panel.preview.text()
+
+
+def test_a_snap_replaces_the_last_runs_statistics(qtbot, window):
+    from mmapp.gui.acquisition_panel import MODE_FRAMES
+
+    panel = window.acquisition
+    panel.mode.setCurrentIndex(MODE_FRAMES)
+    panel.frames.setValue(20)
+    panel.start_button.click()
+    assert window.run_kind == "acquire", window.last_error
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=20_000)
+    assert panel.readouts["frames"].text() == "20 / 20"
+    assert panel.progress.value() == panel.progress.maximum() == 20  # 100 %
+    panel.snap_button.click()
+    qtbot.waitUntil(lambda: panel.status.text().startswith("snapped"))
+    assert panel.state == "idle"
+    assert panel.readouts["frames"].text() == "1 (snap)"
+    for name in ("MB/s", "buffer", "dropped", "ETA"):
+        assert panel.readouts[name].text() == "\N{EN DASH}", name
+    assert panel.progress.value() < panel.progress.minimum()  # empty
+    assert panel.progress.text() == ""
+
+
+def test_the_progress_bar_is_empty_after_live(qtbot, window):
+    panel = window.acquisition
+    panel.live_button.click()
+    assert window.run_kind == "live", window.last_error
+    qtbot.waitUntil(lambda: window.live_view.frames_drawn > 3, timeout=10_000)
+    assert panel.progress.maximum() == 0  # busy while Live runs
+    panel.stop_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=20_000)
+    assert panel.status.text().startswith("live stopped")
+    assert panel.progress.value() < panel.progress.minimum()  # not 100 %
+    assert panel.progress.text() == ""

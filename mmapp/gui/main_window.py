@@ -438,8 +438,8 @@ class MainWindow(QMainWindow):
             return  # a snap of a rig that has gone since
         self.live_view.show_image(image)
         self._set_state("idle")
-        self.acquisition.status.setText(
-            f"snapped {image.shape[1]}x{image.shape[0]} {image.dtype}"
+        self.acquisition.show_snap(
+            f"snapped {image.shape[1]}x{image.shape[0]} {image.dtype} (not saved)"
         )
 
     def _on_snap_failed(self, message: str, rig: Rig) -> None:
