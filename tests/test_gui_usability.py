@@ -316,3 +316,106 @@ def test_the_progress_bar_is_empty_after_live(qtbot, window):
     assert panel.status.text().startswith("live stopped")
     assert panel.progress.value() < panel.progress.minimum()  # not 100 %
     assert panel.progress.text() == ""
+
+
+# --- 14: layout at 1366x768 and at the default size ---------------------------------
+
+
+def _slivers(root) -> list[str]:
+    """Visible widgets under `root` smaller than they need (their minimum size hint,
+    or the minimum set on them; widgets that may be cut by design are skipped:
+    an Ignored size policy, the parts inside a spin box or combo box)."""
+    from PyQt6.QtWidgets import QAbstractSpinBox, QComboBox, QSizePolicy, QWidget
+
+    ignored = QSizePolicy.Policy.Ignored
+    found = []
+    for w in root.findChildren(QWidget):
+        if not w.isVisible() or isinstance(
+            w.parentWidget(), QAbstractSpinBox | QComboBox
+        ):
+            continue
+        hint, explicit, policy = w.minimumSizeHint(), w.minimumSize(), w.sizePolicy()
+        need_w = explicit.width() or (
+            0 if policy.horizontalPolicy() == ignored else hint.width()
+        )
+        need_h = explicit.height() or (
+            0 if policy.verticalPolicy() == ignored else hint.height()
+        )
+        need_w, need_h = min(need_w, w.maximumWidth()), min(need_h, w.maximumHeight())
+        if w.width() < need_w or w.height() < need_h:
+            found.append(
+                f"{type(w).__name__} {w.objectName()!r} {w.width()}x{w.height()} "
+                f"< {need_w}x{need_h}"
+            )
+    return found
+
+
+def _inside(widget, area) -> bool:
+    """Whether `widget` is wholly in view in the scroll area."""
+    from PyQt6.QtCore import QRect
+
+    viewport = area.viewport()
+    top_left = widget.mapTo(viewport, widget.rect().topLeft())
+    return viewport.rect().contains(QRect(top_left, widget.size()))
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1400, 900)])
+def test_every_dock_is_usable_at_1366x768_and_the_default_size(qtbot, window, size):
+    from PyQt6.QtWidgets import QScrollArea
+
+    window.resize(*size)
+    qtbot.waitUntil(lambda: window.width() <= size[0] and window.height() <= size[1])
+    assert window.size().width() == size[0]  # the window fits the screen
+    for bottom in ("log", "daq"):  # the two tabs of the bottom dock
+        window.docks[bottom].raise_()
+        qtbot.waitUntil(lambda b=bottom: window.docks[b].widget().isVisible())
+        for name, dock in window.docks.items():
+            if dock.widget().isVisible():
+                assert not _slivers(dock), (name, _slivers(dock))
+        assert not _slivers(window.live_view)
+    # the run's status is in view without scrolling
+    area = window.docks["acquisition"].widget()
+    assert isinstance(area, QScrollArea)
+    area.verticalScrollBar().setValue(0)
+    panel = window.acquisition
+    for w in (panel.start_button, panel.stop_button, panel.progress, panel.status):
+        assert _inside(w, area), w
+    # the DAQ program's lane names never overlap
+    window.docks["daq"].raise_()
+    preview = window.designer.preview
+    qtbot.waitUntil(preview.isVisible)
+    assert len(preview._lane_ticks) >= 3
+    assert preview.lane_label_gap() >= 16
+
+
+def test_the_designer_form_never_scrolls_sideways(qtbot, window):
+    from PyQt6.QtWidgets import QLabel, QScrollArea
+
+    window.resize(1366, 768)
+    window.docks["daq"].raise_()
+    designer = window.designer
+    qtbot.waitUntil(designer.form.isVisible)
+    scroll = designer.findChild(QScrollArea)
+    bar = scroll.horizontalScrollBar()
+    assert bar.maximum() == 0  # the form fits across
+    # an error marked at a field, then every field visited with Tab
+    rate = designer.form.fields.widgets[("timing", "sample_rate_hz")]
+    rate.setFocus()
+    qtbot.keyClicks(rate, "x")
+    assert ("timing", "sample_rate_hz") in designer.errors()
+    for _ in range(60):
+        designer.focusNextChild()
+        assert bar.value() == 0
+    # a structural edit rebuilds the form: it starts at its left edge again
+    designer.form.fields.widgets[("analog", 0, "shape", "kind")].setCurrentText(
+        "triangle"
+    )
+    designer.apply_button.click()  # refused: the draft is invalid
+    assert bar.value() == 0 and bar.maximum() == 0
+    # every label of the form is whole, from its first letter
+    viewport = scroll.viewport()
+    for label in designer.form.findChildren(QLabel):
+        if label.isVisible() and label.text():
+            left = label.mapTo(viewport, label.rect().topLeft()).x()
+            assert left >= 0, label.text()
+            assert left + label.width() <= viewport.width(), label.text()

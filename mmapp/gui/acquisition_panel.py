@@ -129,9 +129,10 @@ class AcquisitionPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(self._build_buttons())
+        # the run's status under the buttons: in view however short the dock is
+        layout.addWidget(self._build_status())
         layout.addWidget(self._build_plan())
         layout.addWidget(self._build_save())
-        layout.addWidget(self._build_status())
         layout.addStretch(1)
         self._showing = False  # set while a preset fills the fields
         self._preview_key: tuple[Path, str] | None = None

@@ -228,16 +228,22 @@ class LiveView(QWidget):
         for w in (self.auto_once, self.auto_continuous, self.fit_button, self.mode):
             bar.addWidget(w)
         bar.addStretch(1)
-        bar.addWidget(self.cursor_label)
-        bar.addWidget(self.rate_label)
+        # the readouts under the image: the view fits beside two docks at 1366 px
+        readouts = QHBoxLayout()
+        readouts.setContentsMargins(4, 0, 4, 2)
+        readouts.addWidget(self.cursor_label)
+        readouts.addStretch(1)
+        readouts.addWidget(self.rate_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
         layout.addLayout(bar)
         views = QHBoxLayout()
         views.setSpacing(0)
         views.addWidget(self.graphics, 1)
         views.addWidget(self.histogram_widget)
         layout.addLayout(views, 1)
+        layout.addLayout(readouts)
 
         self.colormap = "gray"
         self.refresh_hz = float(MAX_DISPLAY_HZ)
