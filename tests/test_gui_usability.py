@@ -361,6 +361,7 @@ def _inside(widget, area) -> bool:
 
 @pytest.mark.parametrize("size", [(1366, 768), (1400, 900)])
 def test_every_dock_is_usable_at_1366x768_and_the_default_size(qtbot, window, size):
+    from PyQt6.QtCore import Qt
     from PyQt6.QtWidgets import QScrollArea
 
     window.resize(*size)
@@ -380,6 +381,13 @@ def test_every_dock_is_usable_at_1366x768_and_the_default_size(qtbot, window, si
     panel = window.acquisition
     for w in (panel.start_button, panel.stop_button, panel.progress, panel.status):
         assert _inside(w, area), w
+    # a taller bottom dock: the panels scroll, their fields keep their size
+    window.resizeDocks([window.docks["log"]], [size[1]], Qt.Orientation.Vertical)
+    qtbot.waitUntil(lambda: area.height() < 300)
+    assert area.verticalScrollBar().maximum() > 0
+    for name, dock in window.docks.items():
+        if dock.widget().isVisible():
+            assert not _slivers(dock), (name, _slivers(dock))
     # the DAQ program's lane names never overlap
     window.docks["daq"].raise_()
     preview = window.designer.preview
