@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,10 +36,18 @@ from useq import MDAEvent, MDASequence
 from mmapp.data.stats import StatsSnapshot
 from mmapp.engine.events import stream_event
 from mmapp.engine.plans import build_events
+from mmapp.gui.wheel import guard_wheel
 from mmapp.presets.naming import check_template, render_name
 
 MODE_LOOP, MODE_FRAMES, MODE_MDA = range(3)
 MAX_LOOP_S = 30 * 86400  # as long as a preset's duration_s may be
+PREVIEW_REFRESH_MS = 1000  # a name with {time} or {date} follows the clock
+# two moments that differ in every strftime field: a name that renders them
+# differently depends on the time Start is pressed
+_PROBE_TIMES = (
+    datetime(2001, 2, 3, 4, 5, 6, 7),
+    datetime(2012, 11, 22, 13, 44, 55, 66),
+)
 
 
 def expand_template(
@@ -54,6 +62,15 @@ def expand_template(
             f"dataset name template {template!r} is not valid: {exc}"
         ) from None
     return render_name(template, name=name, when=now or datetime.now(), rig=rig)
+
+
+def depends_on_time(template: str) -> bool:
+    """Whether names from `template` change with the time (a {date} or {time})."""
+    try:
+        a, b = (expand_template(template, "rig", when) for when in _PROBE_TIMES)
+    except ValueError:
+        return False
+    return a != b
 
 
 def next_dataset_path(directory: Path, name: str) -> Path:
@@ -112,12 +129,20 @@ class AcquisitionPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(self._build_buttons())
+        # the run's status under the buttons: in view however short the dock is
+        layout.addWidget(self._build_status())
         layout.addWidget(self._build_plan())
         layout.addWidget(self._build_save())
-        layout.addWidget(self._build_status())
         layout.addStretch(1)
         self._showing = False  # set while a preset fills the fields
+        self._preview_key: tuple[Path, str] | None = None
+        # a name with the time in it: the preview follows the clock while idle
+        self.preview_timer = QTimer(self)
+        self.preview_timer.setInterval(PREVIEW_REFRESH_MS)
+        self.preview_timer.timeout.connect(self._tick_preview)
+        self.preview_timer.start()
         self.set_state("idle")
+        guard_wheel(self)  # the wheel scrolls the panel, never a field under it
 
     # --- building --------------------------------------------------------------------
     def _build_buttons(self) -> QGridLayout:
@@ -361,17 +386,35 @@ class AcquisitionPanel(QWidget):
         )
 
     def refresh_preview(self) -> None:
-        """Say where the next dataset goes (a new folder: nothing is overwritten)."""
+        """Say where the next dataset goes (a new folder: nothing is overwritten).
+
+        With {time} or {date} in the template it is where a Start pressed now
+        goes: the preview follows the clock (once a second) while Start is
+        possible, and says that the time is taken at Start."""
+        self._preview_key = None
         try:
             name = self.dataset_name()
             directory = self._directory()
         except ValueError as exc:
             self.preview.setText(f"<span style='color:#c62828'>{exc}</span>")
             return
+        self._preview_key = (directory, name)
         path = next_dataset_path(directory, name)
-        self.preview.setText(
-            f"Next dataset: {path}<br><i>(a new folder, never overwritten)</i>"
-        )
+        note = "a new folder, never overwritten"
+        if depends_on_time(self.name_template.text()):
+            note += "; the date and time are those of pressing Start"
+        self.preview.setText(f"Next dataset: {path}<br><i>({note})</i>")
+
+    def _tick_preview(self) -> None:
+        """Timer: a preview with the time in it shows the time now."""
+        if not self.state_allows_edits() or self._preview_key is None:
+            return
+        try:
+            name = self.dataset_name()
+        except ValueError:
+            return
+        if name != self._preview_key[1]:
+            self.refresh_preview()
 
     def _directory(self) -> Path:
         text = self.save_dir.text().strip()
@@ -512,7 +555,22 @@ class AcquisitionPanel(QWidget):
         self.status.setText(text)
 
     def run_ended(self, text: str) -> None:
-        """Show how the run ended; the progress bar stops."""
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
+        """Show how the run ended; the progress bar stops.
+
+        A run of a known frame count keeps its final progress (a Stop at half
+        way shows 50 %); Live and runs until Stop had none: the bar empties."""
+        if self.progress.maximum() == 0:  # busy: there was no progress to show
+            self._clear_progress()
         self.status.setText(text)
+
+    def show_snap(self, text: str) -> None:
+        """A Snap replaces the last run's readouts: they described that run."""
+        self._clear_progress()
+        for name in ("frames", "MB/s", "buffer", "dropped", "ETA"):
+            self.readouts[name].setText("–")
+        self.readouts["frames"].setText("1 (snap)")
+        self.status.setText(text)
+
+    def _clear_progress(self) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.reset()  # empty, no percentage

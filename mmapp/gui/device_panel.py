@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 
 from pymmcore_plus import CMMCorePlus
-from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,7 +22,6 @@ from PyQt6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -30,6 +29,8 @@ from PyQt6.QtWidgets import (
 )
 
 from mmapp.gui.property_table import PropertyTable
+from mmapp.gui.scroll import FormScrollArea
+from mmapp.gui.wheel import guard_wheel
 
 ErrorSink = Callable[[str, str], None]  # (what failed, why)
 LASER_RE = re.compile(r"^Laser (\d+)$")
@@ -71,10 +72,7 @@ class DevicePanel(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.tabs)
         self.controls = QWidget()
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(self.controls)
+        scroll = FormScrollArea(self.controls)
         self.properties = PropertyTable(on_error)
         self.tabs.addTab(scroll, "Devices")
         self.tabs.addTab(self.properties, "Properties")
@@ -89,6 +87,7 @@ class DevicePanel(QWidget):
         for box in (self.groups_box, self.camera_box, self.lasers_box, self.stage_box):
             self._controls_layout.addWidget(box)
         self._controls_layout.addStretch(1)
+        guard_wheel(self.controls)  # the wheel scrolls the panel
 
     # --- building --------------------------------------------------------------------
     def _build_camera(self) -> None:
@@ -176,6 +175,7 @@ class DevicePanel(QWidget):
         self.core = core
         self._rebuild_groups()
         self._rebuild_lasers()
+        guard_wheel(self.controls)  # the new config group and laser fields too
         self.properties.set_core(core)
         self.remember_lasers()
         self.refresh()

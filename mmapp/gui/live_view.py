@@ -28,6 +28,9 @@ MAX_DISPLAY_HZ = 60
 HISTOGRAM_HZ = 4
 AUTO_CONTRAST_SAMPLES = 65536  # pixels looked at per auto-contrast
 AUTO_CONTRAST_PERCENTILES = (0.1, 99.9)
+MIN_TRIMMED = 8  # extreme pixels auto contrast ignores at least (hot pixels, stamp)
+HISTOGRAM_BINS = 256
+HISTOGRAM_MARGIN = 0.25  # of the display range, shown each side of it
 
 # The frame source returns any object with an `image` attribute (a
 # mmapp.data.handler.Frame) or None; a new object means a new frame.
@@ -50,14 +53,53 @@ COLORMAPS: dict[str, tuple[int, int, int]] = {
 }
 
 
-def auto_levels(image: np.ndarray) -> tuple[float, float]:
-    """Contrast limits from a subsample of the image (robust percentiles)."""
+def _subsample(image: np.ndarray) -> np.ndarray:
+    """About AUTO_CONTRAST_SAMPLES pixels spread over the image (a strided view:
+    cheap at 2048x2048)."""
     step = max(1, int(np.sqrt(image.size / AUTO_CONTRAST_SAMPLES)))
-    sample = image[::step, ::step]
-    lo, hi = np.percentile(sample, AUTO_CONTRAST_PERCENTILES)
+    return image[::step, ::step]
+
+
+def auto_levels(image: np.ndarray) -> tuple[float, float]:
+    """Contrast limits from a subsample of the image (robust percentiles).
+
+    The 0.1 and 99.9 percentiles ignore a few extreme pixels: hot pixels of a
+    real camera, the frame number the simulated camera stamps into the first
+    pixels. A flat image gets (value, value + 1)."""
+    sample = _subsample(image).reshape(-1)
+    n = sample.size
+    # pixels left out at each end: 0.1 %, and never fewer than a stamp's worth
+    # (on frames large enough to spare them)
+    trim = max(
+        round(n * AUTO_CONTRAST_PERCENTILES[0] / 100), min(MIN_TRIMMED, n // 100)
+    )
+    ends = np.partition(sample, (trim, n - 1 - trim))
+    lo, hi = float(ends[trim]), float(ends[n - 1 - trim])
     if hi <= lo:
         hi = lo + 1
-    return float(lo), float(hi)
+    return lo, hi
+
+
+def histogram_range(levels: tuple[float, float]) -> tuple[float, float]:
+    """The pixel values the histogram shows: the display range and a margin
+    (so the levels can be dragged a little beyond what is shown)."""
+    lo, hi = levels
+    margin = max((hi - lo) * HISTOGRAM_MARGIN, 1.0)
+    return max(lo - margin, 0.0), hi + margin
+
+
+def histogram_counts(
+    image: np.ndarray, value_range: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(bin centres, counts) of a subsample of the image within `value_range`:
+    pixels far outside the display range (a stamp, a hot pixel) do not stretch
+    the histogram."""
+    lo, hi = value_range
+    span = max(hi - lo, 1.0)
+    width = max(1.0, float(np.ceil(span / HISTOGRAM_BINS)))  # whole counts per bin
+    edges = np.arange(np.floor(lo), hi + width, width)
+    counts, edges = np.histogram(_subsample(image), bins=edges)
+    return (edges[:-1] + edges[1:]) / 2, counts
 
 
 def display_table(dtype: np.dtype, lo: float, hi: float) -> np.ndarray:
@@ -154,6 +196,7 @@ class LiveView(QWidget):
         self._table: np.ndarray | None = None
         self._table_key: tuple | None = None
         self._shown8: np.ndarray | None = None
+        self._histogram_range = histogram_range(self._levels)
         self._source_item = _HistogramSource(self._on_levels, self._on_lut)
         # its own view: a new frame repaints the image, not the histogram's axes
         self.histogram_widget = pg.HistogramLUTWidget()
@@ -185,16 +228,22 @@ class LiveView(QWidget):
         for w in (self.auto_once, self.auto_continuous, self.fit_button, self.mode):
             bar.addWidget(w)
         bar.addStretch(1)
-        bar.addWidget(self.cursor_label)
-        bar.addWidget(self.rate_label)
+        # the readouts under the image: the view fits beside two docks at 1366 px
+        readouts = QHBoxLayout()
+        readouts.setContentsMargins(4, 0, 4, 2)
+        readouts.addWidget(self.cursor_label)
+        readouts.addStretch(1)
+        readouts.addWidget(self.rate_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
         layout.addLayout(bar)
         views = QHBoxLayout()
         views.setSpacing(0)
         views.addWidget(self.graphics, 1)
         views.addWidget(self.histogram_widget)
         layout.addLayout(views, 1)
+        layout.addLayout(readouts)
 
         self.colormap = "gray"
         self.refresh_hz = float(MAX_DISPLAY_HZ)
@@ -308,7 +357,9 @@ class LiveView(QWidget):
         """Set the display range from the current image once."""
         if self._image is not None:
             self._levels = auto_levels(self._image)
-            self.histogram.setLevels(*self._levels)
+            self._show_levels()
+            self._new_since_histogram = True
+            self._refresh_histogram()
             self._draw()
 
     @property
@@ -335,7 +386,7 @@ class LiveView(QWidget):
         if not autoscale and contrast_limits is not None:
             lo, hi = contrast_limits
             self._levels = (float(lo), float(hi))
-            self.histogram.setLevels(*self._levels)
+            self._show_levels()
             self._draw()
         self.refresh_hz = min(refresh_hz, float(MAX_DISPLAY_HZ))
         self.timer.setInterval(max(1, round(1000 / self.refresh_hz)))
@@ -361,14 +412,35 @@ class LiveView(QWidget):
         self.view_box.disableAutoRange()  # no range work per frame
 
     def _refresh_histogram(self, force: bool = False) -> None:
+        """The histogram of the current image around the display range.
+
+        Computed here rather than by pyqtgraph, which bins from the image's
+        minimum to its maximum (a frame stamp or a hot pixel then squeezes the
+        picture's values into one bin) and resets the levels on every image."""
         if (self._new_since_histogram or force) and self.isVisible():
             self._new_since_histogram = False
             if self._image is None:
                 return
-            self._source_item.setImage(self._image, autoLevels=False)
-            self.histogram.imageChanged(autoLevel=False)
-            if self.auto_continuous.isChecked() or force:
-                self.histogram.setLevels(*self._levels)
+            follow = self.auto_continuous.isChecked() or force
+            if follow:
+                self._histogram_range = histogram_range(self._levels)
+            self.histogram.plot.setData(
+                *histogram_counts(self._image, self._histogram_range)
+            )
+            if follow:
+                self._show_levels()
+
+    def _show_levels(self) -> None:
+        """The histogram's region at the levels, its axis around them."""
+        self._histogram_range = histogram_range(self._levels)
+        self.histogram.setLevels(*self._levels)
+        self.histogram.setHistogramRange(*self._histogram_range, padding=0.0)
+
+    @property
+    def histogram_view_range(self) -> tuple[float, float]:
+        """The pixel values the histogram's axis spans (for tests)."""
+        lo, hi = self.histogram.getHistogramRange()
+        return float(lo), float(hi)
 
     # --- readouts ------------------------------------------------------------------
     @property

@@ -6,7 +6,7 @@ import contextlib
 import logging
 
 from PyQt6.QtCore import QObject, pyqtSignal
-from PyQt6.QtGui import QColor, QTextCharFormat
+from PyQt6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PyQt6.QtWidgets import (
     QHBoxLayout,
     QPlainTextEdit,
@@ -90,17 +90,32 @@ class LogPanel(QWidget):
         self._attached.clear()
 
     def append(self, text: str, level: int = logging.INFO) -> None:
-        """Add one line (GUI thread)."""
+        """Add one line (GUI thread). The view follows the newest line unless the
+        operator has scrolled up to read (then it stays where it is)."""
         fmt = QTextCharFormat()
         colour = _COLOURS.get(level)
         if colour is not None:
             fmt.setForeground(colour)
-        cursor = self.view.textCursor()
-        cursor.movePosition(cursor.MoveOperation.End)
-        if not self.view.document().isEmpty():
+        bar = self.view.verticalScrollBar()
+        assert bar is not None
+        follow = bar.value() >= bar.maximum()
+        document = self.view.document()
+        assert document is not None
+        # scroll values count lines: the oldest line drops out when the log is full
+        kept = bar.value() - (document.blockCount() >= MAX_LINES)
+        # a cursor of its own: the operator's selection and cursor stay put
+        cursor = QTextCursor(document)
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        if not document.isEmpty():
             cursor.insertBlock()
         cursor.insertText(text, fmt)
-        self.view.ensureCursorVisible()
+        bar.setValue(bar.maximum() if follow else max(kept, 0))
+
+    def following(self) -> bool:
+        """Whether the view shows the newest line (it follows new messages)."""
+        bar = self.view.verticalScrollBar()
+        assert bar is not None
+        return bar.value() >= bar.maximum()
 
     def text(self) -> str:
         """Everything shown (for tests)."""

@@ -56,6 +56,7 @@ from mmapp.gui.log_panel import LogPanel
 from mmapp.gui.menus import build_menus
 from mmapp.gui.preset_bridge import PresetExtras, window_preset
 from mmapp.gui.preset_files import PresetFiles
+from mmapp.gui.scroll import FormScrollArea
 from mmapp.gui.settings import AppSettings
 from mmapp.presets import ApplyError, Preset, RecentPresets
 from mmapp.resources import default_rig_file
@@ -131,7 +132,9 @@ class MainWindow(QMainWindow):
         self.designer = WaveformDesigner(apply_handler=self._apply_program)
         self.docks = {
             "devices": self._dock("Devices", self.device_panel, "left"),
-            "acquisition": self._dock("Acquisition", self.acquisition, "right"),
+            "acquisition": self._dock(
+                "Acquisition", FormScrollArea(self.acquisition), "right"
+            ),
             "log": self._dock("Log", self.log_panel, "bottom"),
             "daq": self._dock("DAQ program", self.designer, "bottom"),
         }
@@ -443,8 +446,8 @@ class MainWindow(QMainWindow):
             return  # a snap of a rig that has gone since
         self.live_view.show_image(image)
         self._set_state("idle")
-        self.acquisition.status.setText(
-            f"snapped {image.shape[1]}x{image.shape[0]} {image.dtype}"
+        self.acquisition.show_snap(
+            f"snapped {image.shape[1]}x{image.shape[0]} {image.dtype} (not saved)"
         )
 
     def _on_snap_failed(self, message: str, rig: Rig) -> None:

@@ -16,6 +16,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from mmapp.gui.wheel import guard_wheel
+
 ErrorSink = Callable[[str, str], None]
 DEVICE, PROPERTY, VALUE = range(3)
 
@@ -67,6 +69,7 @@ class PropertyTable(QWidget):
                 self._make_value_cell(row, device, prop)
         finally:
             self._loading = False
+        guard_wheel(self.table)  # the wheel scrolls the list, not a value under it
         self.refresh()
         self.apply_filter(self.filter.text())
 

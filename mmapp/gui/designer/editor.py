@@ -22,10 +22,12 @@ from PyQt6.QtWidgets import (
 )
 
 from mmapp.gui.designer.validation import Path
+from mmapp.gui.wheel import guard_wheel
 
 ERROR_STYLE = "border: 2px solid #d62728; background: #fff0f0;"
 # physical units shown in the form -> model units
 SCALE = {"s->ms": 1e3, "s->us": 1e6}
+COMBO_MIN_CHARS = 10  # characters a choice box shows at least
 
 
 def get_at(draft: Any, path: Path) -> Any:
@@ -62,6 +64,13 @@ def format_number(value: Any, scale: float = 1.0) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return f"{value * scale:.10g}"
     return "" if value is None else str(value)
+
+
+def _form(group: QGroupBox) -> QFormLayout:
+    """A form whose labels go above their fields when the form is narrow."""
+    form = QFormLayout(group)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    return form
 
 
 class FieldRegistry:
@@ -145,6 +154,7 @@ class DraftForm(QWidget):
         box.addWidget(add)
         box.addWidget(self._digital_box(draft))
         box.addStretch(1)
+        guard_wheel(content)  # the wheel scrolls the form, never a field under it
         self._layout.addWidget(content)
         self._content = content
 
@@ -173,6 +183,11 @@ class DraftForm(QWidget):
     ) -> QComboBox:
         combo = QComboBox()
         combo.setEditable(editable)
+        # as wide as the form allows, not as the longest choice ("Dev1/port0/line31")
+        combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        combo.setMinimumContentsLength(COMBO_MIN_CHARS)
         combo.addItems(items)
         combo.setCurrentText("" if value is None else str(value))
         signal = combo.currentTextChanged
@@ -182,7 +197,7 @@ class DraftForm(QWidget):
 
     def _timing_box(self, draft: dict[str, Any]) -> QGroupBox:
         group = QGroupBox("Timing and topology")
-        form = QFormLayout(group)
+        form = _form(group)
         t = draft.get("timing", {})
         form.addRow(
             "Sample rate (Hz)",
@@ -230,7 +245,7 @@ class DraftForm(QWidget):
     def _analog_box(self, i: int, a: dict[str, Any], count: int) -> QGroupBox:
         group = QGroupBox(f"Analog {i + 1}: {a.get('name', '')}")
         self.fields.add(("analog", i), group)
-        form = QFormLayout(group)
+        form = _form(group)
         base: Path = ("analog", i)
         form.addRow("Name", self._text((*base, "name"), a.get("name")))
         form.addRow(
@@ -320,7 +335,7 @@ class DraftForm(QWidget):
 
     def _digital_box(self, draft: dict[str, Any]) -> QGroupBox:
         group = QGroupBox("Digital lines")
-        form = QFormLayout(group)
+        form = _form(group)
         for i, laser in enumerate(draft.get("lasers", [])):
             row = QHBoxLayout()
             row.addWidget(

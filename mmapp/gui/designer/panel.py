@@ -17,7 +17,6 @@ from PyQt6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -27,6 +26,7 @@ from mmapp.daq.program import WaveformProgram
 from mmapp.gui.designer.editor import DraftForm, get_at, set_at
 from mmapp.gui.designer.preview import WaveformPreview
 from mmapp.gui.designer.validation import Checked, Path, check
+from mmapp.gui.scroll import FormScrollArea
 
 ApplyHandler = Callable[[WaveformProgram], str]  # -> status text; raises to refuse
 
@@ -112,15 +112,13 @@ class WaveformDesigner(QWidget):
         self.checked = Checked()
         self.draft: dict[str, Any] = {}
 
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.form)
-        scroll.setMinimumWidth(460)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # as wide as the form needs: it never scrolls sideways (labels cut off)
+        self.scroll = FormScrollArea(self.form)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
+        split.addWidget(self.scroll)
         split.addWidget(self.preview)
         split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
 
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -144,6 +142,7 @@ class WaveformDesigner(QWidget):
         buttons.addWidget(self.status, 1)
         buttons.addWidget(self.apply_button)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(split, 1)
         layout.addLayout(buttons)
         self.set_program(program or WaveformProgram())

@@ -7,10 +7,19 @@ the cursor reads out time and every channel's value.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QPointF
-from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from mmapp.daq.render import RenderedProgram
 
@@ -19,6 +28,11 @@ AXIS_WIDTH_PX = 120  # room for lane names; keeps both plots' time axes aligned
 MAX_MARKERS = 400  # trigger markers drawn (beyond this only the lane shows them)
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 LASER_COLORS = ("#17becf", "#bcbd22", "#ff7f0e", "#7f7f7f")
+# heights that keep the preview readable: lane names never overlap
+LANE_PX = 18  # per digital lane (a lane name is about 14 px high)
+TIME_AXIS_PX = 50  # the time axis with its label
+ANALOG_MIN_PX = 80  # the analog plot: a few voltage ticks
+TYPICAL_LANES = 3  # one laser, exposure, camera trigger: the height to start with
 
 
 class WaveformPreview(QWidget):
@@ -32,6 +46,10 @@ class WaveformPreview(QWidget):
         self.span.currentTextChanged.connect(lambda _t: self._redraw())
         self.readout = QLabel("")
         self.readout.setObjectName("cursorReadout")
+        # a long readout (many channels) is cut, never widens the dock
+        self.readout.setSizePolicy(
+            QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred
+        )
         top = QHBoxLayout()
         top.addWidget(QLabel("Show"))
         top.addWidget(self.span)
@@ -64,7 +82,9 @@ class WaveformPreview(QWidget):
         self._t = np.zeros(0)
         self._traces: dict[str, np.ndarray] = {}
         self._kinds: dict[str, str] = {}
+        self._lane_ticks: list[float] = []
         self.plots.scene().sigMouseMoved.connect(self._on_mouse)
+        self._fit_lanes(TYPICAL_LANES)  # the dock's height is known from the start
 
     # --- data -----------------------------------------------------------------------
     def show_program(
@@ -98,6 +118,7 @@ class WaveformPreview(QWidget):
         self.analog.clear()
         self.digital.clear()
         self._traces, self._kinds = {}, {}
+        self._lane_ticks = []
         r = self._rendered
         if r is None:
             self._t = np.zeros(0)
@@ -141,9 +162,29 @@ class WaveformPreview(QWidget):
             self.digital.addItem(fill)
             ticks.append((base + 0.45, label))
         self.digital.getAxis("left").setTicks([ticks, []])
+        self._lane_ticks = [value for value, _ in ticks]
+        self._fit_lanes(max(len(lanes), TYPICAL_LANES))
         self.digital.setYRange(-1.5 * (len(lanes) - 1) - 0.2, 1.1, padding=0)
         self._mark_triggers(r, n, cycles)
         self.analog.setXRange(0, t[-1] if len(t) else 1.0, padding=0.01)
+
+    def _fit_lanes(self, lanes: int) -> None:
+        """Heights at which no two lane names overlap (the dock may not squash
+        the plots below them)."""
+        digital = lanes * LANE_PX + TIME_AXIS_PX
+        self.analog.setMinimumHeight(ANALOG_MIN_PX)
+        self.digital.setMinimumHeight(digital)
+        self.plots.setMinimumHeight(ANALOG_MIN_PX + digital + 20)
+
+    def lane_label_gap(self) -> float:
+        """Pixels between neighbouring lane names (for tests: >= one text line)."""
+        if len(self._lane_ticks) < 2:
+            return float("inf")
+        view = self.digital.vb
+        ys = sorted(
+            view.mapViewToScene(QPointF(0, value)).y() for value in self._lane_ticks
+        )
+        return min(b - a for a, b in pairwise(ys))
 
     def _mark_triggers(self, r: RenderedProgram, n: int, cycles: int) -> None:
         starts = np.concatenate(
