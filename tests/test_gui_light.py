@@ -128,3 +128,29 @@ def test_selftest_fails_when_frames_come_out_dark(qtbot, monkeypatch, capsys):
     assert selftest.run_selftest() == 1
     err = capsys.readouterr().err
     assert "FAILED: dark frames with 488 nm on in: Snap, Live" in err
+
+
+def test_a_run_that_leaves_the_rig_unsafe_is_shown_as_such(qtbot, window, monkeypatch):
+    rig = window.rig
+
+    def broken() -> None:
+        raise OSError("laser controller not answering")
+
+    monkeypatch.setattr(rig.lasers, "all_off", broken)
+    acq = window.acquisition
+    acq.mode.setCurrentIndex(MODE_FRAMES)
+    acq.frames.setValue(5)
+    acq.start_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    assert window.last_result.outcome is RunOutcome.UNSAFE
+    title, text = window.last_error
+    assert title == "THE RIG IS NOT SAFE"
+    assert "lasers not switched off (laser controller not answering)" in text
+    assert "#c62828" in acq.status.styleSheet()
+    assert acq.status.text().startswith("THE RIG WAS NOT MADE SAFE")
+    monkeypatch.undo()
+    window.make_safe()  # Rig > Make safe: works again, the alarm stays until a run
+    acq.start_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    assert window.last_result.outcome is RunOutcome.COMPLETED
+    assert acq.status.styleSheet() == ""

@@ -37,6 +37,7 @@ from mmapp.engine.daq_link import (
     write_program_changes,
 )
 from mmapp.engine.engine import RELEASE_KEY, StreamingEngine
+from mmapp.engine.errors import UnsafeRigError
 from mmapp.engine.events import coordinates_for
 from mmapp.sim.rig import Rig
 
@@ -62,6 +63,7 @@ class RunOutcome(StrEnum):
     COMPLETED = "completed"
     STOPPED = "stopped"
     ERROR = "error"
+    UNSAFE = "unsafe"  # the rig could not be made safe (whatever the data did)
 
 
 @dataclass(frozen=True)
@@ -439,15 +441,20 @@ class RunController:
         except Exception as exc:
             error = exc
         finally:
+            # The safe state again, whatever teardown managed: a step that
+            # failed there is tried once more; what still fails is reported.
+            unsafe: list[str] = []
             try:
                 if engine.daq is not None:
-                    engine.daq.close()  # idempotent: teardown normally did it
+                    engine.daq.close()  # idempotent; retries a failed park
             except Exception as exc:
-                error = error or exc
+                unsafe.append(engine.daq.unsafe or f"DAQ: {exc}")  # type: ignore[union-attr]
             try:
                 self.rig.make_safe()
             except Exception as exc:  # the dataset must still be finished
-                error = error or exc
+                unsafe.append(str(exc) or type(exc).__name__)
+            if unsafe and engine.unsafe:
+                unsafe = list(dict.fromkeys([*engine.unsafe, *unsafe]))
             if handler is not None:
                 try:
                     handler.finish()
@@ -455,7 +462,9 @@ class RunController:
                     error = error or exc
             if handler is not None and handler.error is not None:
                 error = error or handler.error
-            result = self._result_for(engine, handler, sink, _detached(error), t0)
+            result = self._result_for(
+                engine, handler, sink, _detached(error), t0, unsafe
+            )
             try:
                 write_run_record(result)
             except OSError as exc:  # the frames are safe; say what is missing
@@ -468,7 +477,9 @@ class RunController:
             engine.release()
             self._result = result
             self._done.set()
-        if error is not None:
+        if result.outcome is RunOutcome.UNSAFE:
+            logger.critical("THE RIG IS NOT SAFE: %s", result.summary())
+        elif error is not None:
             logger.error("acquisition ended with an error: %s", result.summary())
         self.finished.emit(result)
 
@@ -479,6 +490,7 @@ class RunController:
         sink: NDTiffSink | _DiscardSink | None,
         error: BaseException | None,
         t0: float,
+        unsafe: Sequence[str] = (),
     ) -> RunResult:
         stats = handler.stats.snapshot() if handler is not None else None
         saved = stats.frames_written if stats and isinstance(sink, NDTiffSink) else 0
@@ -487,7 +499,12 @@ class RunController:
         latency = None
         if self._stop_requested_at is not None and engine.camera_stopped_at:
             latency = max(0.0, engine.camera_stopped_at - self._stop_requested_at)
-        if error is not None:
+        if unsafe:  # first: the operator must act on the hardware now
+            outcome = RunOutcome.UNSAFE
+            message = "THE RIG WAS NOT MADE SAFE: " + "; ".join(unsafe)
+            message += f"; the run also failed: {error}" if error is not None else ""
+            error = error or UnsafeRigError(message)
+        elif error is not None:
             outcome, message = RunOutcome.ERROR, str(error)
         elif self._stop_requested_at is not None:
             outcome, message = RunOutcome.STOPPED, "stopped by the operator"

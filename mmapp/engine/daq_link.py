@@ -23,7 +23,7 @@ from useq import Channel, MDAEvent, MDASequence
 from mmapp.daq.connection import DaqConnection
 from mmapp.daq.program import WaveformProgram
 from mmapp.daq.render import WaveformError, render
-from mmapp.daq.tasks import DaqSyncError, DaqTasks, frames_for
+from mmapp.daq.tasks import DaqSyncError, DaqTasks, frames_for, park
 from mmapp.engine.errors import AcquisitionError
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ class DaqLink:
         self._first_frame = 0  # frames acquired before this hardware sequence
         self.changes: list[ProgramChange] = []  # applied while the card played
         self._unplayed = False  # changed while no sequence was programmed
+        self.unsafe: str | None = None  # why the last close left the card unparked
 
     # --- per hardware sequence --------------------------------------------------------
     def frames_per_cycle(self) -> int:
@@ -204,11 +205,22 @@ class DaqLink:
                 logger.exception("could not stop the DAQ tasks")
 
     def close(self) -> None:
-        """Stop, park and clear (idempotent)."""
+        """Stop, park and clear (idempotent). A park that failed is tried again
+        by the next close; `unsafe` says why the card is not parked (or None)."""
         with self._lock:
             tasks, self._tasks = self._tasks, None
-        if tasks is not None:
-            tasks.close()
+        try:
+            if tasks is not None:
+                tasks.close()
+            elif self.unsafe is not None:  # the last park failed: once more
+                park(self.connection, self.program)
+        except Exception as exc:
+            self.unsafe = (
+                f"the DAQ card was not parked (lasers' lines low, galvos at "
+                f"park_v): {str(exc) or type(exc).__name__}"
+            )
+            raise
+        self.unsafe = None
 
     # --- changes while looping --------------------------------------------------------
     def update(self, program: WaveformProgram) -> ProgramChange | None:

@@ -77,6 +77,7 @@ class StreamingEngine(MDAEngine):
         self.frames_acquired = 0
         self.frames_lost = 0
         self.camera_stopped_at: float | None = None
+        self.unsafe: list[str] = []  # safe-state steps that failed in teardown
         # The controller turns this on when every frame's release callback
         # (payload metadata RELEASE_KEY) is called once the frame is stored.
         self.zero_copy = False
@@ -414,14 +415,16 @@ class StreamingEngine(MDAEngine):
             if self.daq is not None:
                 try:
                     self.daq.close()
-                except Exception:
-                    logger.exception("DAQ safe state failed")
+                except Exception as exc:
+                    logger.error("DAQ safe state failed: %s", exc)
+                    self.unsafe.append(self.daq.unsafe or f"DAQ: {exc}")
             self._restore_trigger_mode()
             for hook in self._safe_state_hooks:
                 try:
                     hook()
-                except Exception:
-                    logger.exception("safe-state hook failed")
+                except Exception as exc:
+                    logger.error("safe state failed: %s", exc)
+                    self.unsafe.append(str(exc) or type(exc).__name__)
 
     # --- the pop loop ---------------------------------------------------------------
     def _pop_frames(

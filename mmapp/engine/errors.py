@@ -21,3 +21,7 @@ class CameraStoppedError(AcquisitionError):
 
 class DeviceError(AcquisitionError):
     """A device reported a fault during the run."""
+
+
+class UnsafeRigError(AcquisitionError):
+    """The rig could not be made safe (lasers, shutter, galvo park, DAQ tasks)."""

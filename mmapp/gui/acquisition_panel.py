@@ -552,6 +552,7 @@ class AcquisitionPanel(QWidget):
         self.progress.setValue(0)
         for name in ("frames", "MB/s", "buffer", "dropped", "ETA"):
             self.readouts[name].setText("–")
+        self.status.setStyleSheet("")  # an earlier run's alarm is over
         self.status.setText(text)
 
     def run_ended(self, text: str) -> None:

@@ -268,10 +268,15 @@ class MainWindow(QMainWindow):
 
     def make_safe(self) -> None:
         """Lasers off and shutter closed, now."""
-        if self.rig is not None:
+        if self.rig is None:
+            return
+        try:
             self.rig.make_safe()
-            self.device_panel.refresh()
+        except Exception as exc:
+            self.report_error("THE RIG IS NOT SAFE", str(exc))
+        else:
             logger.info("rig made safe: lasers off, shutter closed")
+        self.device_panel.refresh()
 
     def choose_rig(self) -> None:
         """Ask for a rig file or .cfg and open it."""
@@ -627,17 +632,35 @@ class MainWindow(QMainWindow):
                 f"live {result.outcome.value}: {result.frames_acquired} frames shown"
                 + (f" ({result.message})" if result.message else "")
             )
-        if result.outcome is RunOutcome.ERROR:
+        failed = result.outcome in (RunOutcome.ERROR, RunOutcome.UNSAFE)
+        if result.outcome is RunOutcome.UNSAFE:
+            self._report_unsafe(result)
+        elif failed:
             what = "Acquisition" if kind == "acquire" else "Live"
             self.report_error(f"{what} ended with an error", result.message)
+        if failed:
             self._pending = None
         self.device_panel.refresh()
         pending, self._pending = self._pending, None
         restart, self._restart_live = self._restart_live, False
         if pending is not None:
             self._start_plan(pending)
-        elif restart and kind == "live" and result.outcome is not RunOutcome.ERROR:
+        elif restart and kind == "live" and not failed:
             self.set_live(True)
+
+    def _report_unsafe(self, result: RunResult) -> None:
+        """The rig may still emit light or hold a galvo: say so, loudly."""
+        status = self.acquisition.status
+        status.setText(result.message)
+        status.setStyleSheet("color: white; background: #c62828; font-weight: bold;")
+        self.report_error(
+            "THE RIG IS NOT SAFE",
+            f"{result.message}\n\nCheck the lasers, shutter and galvo by hand "
+            f"(Rig > Make safe tries again). The frames acquired are kept"
+            + (f" in {result.dataset}." if result.dataset else "."),
+        )
+        if self._error_box is not None:
+            self._error_box.setIcon(QMessageBox.Icon.Critical)
 
     def _keep_preset_with(self, result: RunResult) -> None:
         """Write the run's preset into its dataset folder (preset.mmpreset)."""

@@ -35,6 +35,14 @@ class RigError(ValueError):
     """A rig file or Micro-Manager config that cannot be loaded."""
 
 
+class RigSafetyError(RuntimeError):
+    """A step of the rig's safe state failed (the message names each)."""
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -165,18 +173,34 @@ class Rig:
             hook()
 
     def make_safe(self) -> None:
-        """Lasers off and shutter closed (runs on stop, error and exit)."""
+        """Lasers off and shutter closed (runs on stop, error and exit).
+
+        Every step is tried; if any failed, RigSafetyError names each one (a
+        rig that may still emit light is never reported as safe).
+        """
+        failed: list[str] = []
         if self.lasers is not None:
-            self.lasers.all_off()
+            try:
+                self.lasers.all_off()
+            except Exception as exc:
+                failed.append(f"lasers not switched off ({_reason(exc)})")
         try:
             if self.core.getShutterDevice():
                 self.core.setShutterOpen(False)
-        except Exception:
-            pass
+        except Exception as exc:
+            failed.append(f"shutter not closed ({_reason(exc)})")
+        if failed:
+            raise RigSafetyError("; ".join(failed))
 
     def close(self) -> None:
-        """Make safe and unload every device."""
-        self.make_safe()
+        """Make safe and unload every device (unloaded even if a safe-state step
+        failed; that failure is raised afterwards)."""
+        try:
+            self.make_safe()
+        finally:
+            self._unload()
+
+    def _unload(self) -> None:
         try:
             if self.core.isSequenceRunning():
                 self.abort_camera()
