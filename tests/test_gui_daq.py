@@ -56,6 +56,11 @@ def _frames(window: MainWindow, n: int) -> None:
     acq.frames.setValue(n)
 
 
+def _wait_applied(qtbot, window: MainWindow) -> None:
+    """A change during a run is written off the GUI thread: wait for its end."""
+    qtbot.waitUntil(lambda: not window.designer.applying, timeout=10_000)
+
+
 def test_the_designer_is_docked_with_the_rigs_program(window):
     dock = window.docks["daq"]
     assert dock.widget() is window.designer
@@ -149,6 +154,7 @@ def test_apply_while_live_plays_from_the_next_volume(qtbot, window):
     np.testing.assert_array_equal(_card_ao(window), render(before).analog["Dev1/ao0"])
     type_into(qtbot, field(window.designer, "analog", 0, "shape", "stop"), "5")
     qtbot.mouseClick(window.designer.apply_button, Qt.MouseButton.LeftButton)
+    _wait_applied(qtbot, window)
     status = window.designer.status.text()
     said = re.fullmatch(
         r"Applied: the running acquisition plays it from volume (\d+) \(frame "
@@ -183,6 +189,7 @@ def test_a_change_applied_during_a_loop_is_kept_with_the_dataset(qtbot, window):
     qtbot.waitUntil(lambda: _frames_in(window) >= 8, timeout=20_000)
     type_into(qtbot, field(window.designer, "analog", 0, "shape", "stop"), "5")
     qtbot.mouseClick(window.designer.apply_button, Qt.MouseButton.LeftButton)
+    _wait_applied(qtbot, window)
     after = window.program
     assert after.analog[0].shape.stop == 5.0
     qtbot.waitUntil(lambda: _frames_in(window) >= 40, timeout=20_000)
@@ -353,3 +360,46 @@ def test_apply_during_live_of_a_change_of_cycle_length_is_refused(qtbot, window)
     qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
     assert window.controller.wait(0).outcome is RunOutcome.STOPPED
     assert_rig_safe(window.rig, before)
+
+
+def test_apply_during_live_writes_off_the_gui_thread(qtbot, window, monkeypatch):
+    """A card whose write blocks (a real card may for up to a volume): the
+    window keeps drawing frames while Apply waits, then says where it plays."""
+    import threading
+
+    from mmapp.daq.tasks import DaqTasks
+
+    gate = threading.Event()
+    writing = threading.Event()
+    real_write = DaqTasks._write
+
+    def slow_write(self, task, data):
+        if self._running:  # a change while the card plays (not the first write)
+            writing.set()
+            assert gate.wait(20), "the test never opened the gate"
+        return real_write(task, data)
+
+    monkeypatch.setattr(DaqTasks, "_write", slow_write)
+    before = opm_program(positions=4)
+    window.set_program(before)
+    window.acquisition.use_daq.setChecked(True)
+    window.acquisition.live_button.click()
+    qtbot.waitUntil(lambda: _frames_in(window) >= 8, timeout=20_000)
+    type_into(qtbot, field(window.designer, "analog", 0, "shape", "stop"), "5")
+    qtbot.mouseClick(window.designer.apply_button, Qt.MouseButton.LeftButton)
+    assert window.designer.applying  # returned at once
+    assert window.designer.status.text().startswith("Applying")
+    assert not window.designer.apply_button.isEnabled()
+    assert writing.wait(10)
+    drawn = window.live_view.frames_drawn
+    qtbot.waitUntil(  # the GUI thread draws while the card write is blocked
+        lambda: window.live_view.frames_drawn >= drawn + 3, timeout=10_000
+    )
+    assert window.designer.applying
+    gate.set()
+    _wait_applied(qtbot, window)
+    assert window.designer.status.text().startswith("Applied: the running")
+    assert window.program.analog[0].shape.stop == 5.0
+    window.acquisition.live_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    assert window.controller.wait(0).outcome is RunOutcome.STOPPED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,17 @@ import grpc
 MAX_MESSAGE_BYTES = (
     512 * 1024 * 1024
 )  # a 2 x 300k-sample write exceeds the 4 MB default
+
+
+_channels: dict[int, grpc.Channel] = {}  # id(connection) -> its channel
+_channels_lock = threading.Lock()
+
+
+def _close_channel(key: int) -> None:
+    with _channels_lock:
+        channel = _channels.pop(key, None)
+    if channel is not None:
+        channel.close()
 
 
 class DaqUnavailableError(RuntimeError):
@@ -24,19 +37,29 @@ class DaqConnection:
     server: str | None = None
 
     def grpc_options(self) -> Any:
-        """`GrpcSessionOptions` for nidaqmx (None for the local driver)."""
+        """`GrpcSessionOptions` for nidaqmx (None for the local driver); every
+        call shares the connection's one channel until close()."""
         if self.server is None:
             return None
         from nidaqmx.grpc_session_options import GrpcSessionOptions
 
-        channel = grpc.insecure_channel(
-            self.server,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        with _channels_lock:
+            channel = _channels.get(id(self))
+            if channel is None:
+                channel = grpc.insecure_channel(
+                    self.server,
+                    options=[
+                        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                    ],
+                )
+                _channels[id(self)] = channel
+                weakref.finalize(self, _close_channel, id(self))
         return GrpcSessionOptions(grpc_channel=channel, session_name="")
+
+    def close(self) -> None:
+        """Close the gRPC channel (a later call opens a new one)."""
+        _close_channel(id(self))
 
     def describe(self) -> str:
         """'Dev1 @ 127.0.0.1:50051' or 'Dev1 (local driver)'."""

@@ -82,6 +82,7 @@ class DataHandler:
         self._queue: deque[Frame] = deque()
         self._pending: dict[DataCoordinates, Frame] = {}
         self._closing = False
+        self._no_wait = False  # Stop: put() queues at once (see stop_waiting)
         self._error: StorageWriteError | None = None
         self._latest: Frame | None = None
         self._finished = False
@@ -121,6 +122,7 @@ class DataHandler:
                 lambda: (
                     self._closing
                     or self._error is not None
+                    or self._no_wait
                     or not self._queue
                     or self.stats.queue_bytes + nbytes <= self.max_queue_bytes
                 ),
@@ -140,6 +142,14 @@ class DataHandler:
             if len(self._queue) == WAKE_WRITER_AT:  # see WAKE_WRITER_AT
                 self._cond.notify()
 
+    def stop_waiting(self) -> None:
+        """Stop was pressed: put() no longer waits for room, so the engine sees
+        the Stop at once. The frames still to come are the camera's last few,
+        already in RAM (its ring buffer); the writer saves every one."""
+        with self._cond:
+            self._no_wait = True
+            self._room.notify_all()
+
     def _check_open(self) -> None:
         if self._error is not None:
             raise self._error
@@ -148,12 +158,18 @@ class DataHandler:
 
     # --- UI side -----------------------------------------------------------------
     def latest(self) -> Frame | None:
-        """The most recent frame put (never blocks).
+        """The most recent frame put, its image the display's own.
 
-        Its image may be a view into the camera's ring buffer, which the camera
-        reuses once the frame is written: a display copies what it shows.
+        A frame still waiting in the camera's ring buffer is copied under the
+        lock, before the writer can release its slot to the camera (a view
+        handed out without the lock could be overwritten while being drawn).
         """
-        return self._latest
+        with self._cond:
+            frame = self._latest
+            if frame is not None and frame.release is not None:
+                frame = frame._replace(image=frame.image.copy(), release=None)
+                self._latest = frame
+            return frame
 
     def get(self, coords: Mapping[str, int | str]) -> tuple[np.ndarray, Mapping]:
         """Image and metadata: from memory if not yet written, else from disk."""

@@ -325,6 +325,15 @@ class RunController:
             raise DaqProgramError("no waveform program is playing")
         return daq.update(program)
 
+    def check_program_change(self, program: WaveformProgram) -> None:
+        """Raise DaqProgramError if update_program would refuse this change
+        (without touching the card)."""
+        engine = self._engine
+        daq = engine.daq if engine is not None and self.running else None
+        if daq is None:
+            raise DaqProgramError("no waveform program is playing")
+        daq.check_change(program)
+
     def stop(self) -> None:
         """Stop now, from any state (thread-safe, idempotent)."""
         with self._lock:
@@ -334,6 +343,9 @@ class RunController:
             if self._stop_requested_at is None:
                 self._stop_requested_at = time.perf_counter()
         engine.request_abort()
+        handler = self._handler
+        if handler is not None:  # an engine waiting for queue room sees Stop now
+            handler.stop_waiting()
         self.rig.core.mda.cancel()
 
     def wait(self, timeout: float | None = None) -> RunResult | None:

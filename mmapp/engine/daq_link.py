@@ -23,7 +23,14 @@ from useq import Channel, MDAEvent, MDASequence
 from mmapp.daq.connection import DaqConnection
 from mmapp.daq.program import WaveformProgram
 from mmapp.daq.render import WaveformError, render
-from mmapp.daq.tasks import DaqSyncError, DaqTasks, frames_for, park
+from mmapp.daq.tasks import (
+    DaqSyncError,
+    DaqTasks,
+    check_program_on_device,
+    frames_for,
+    park,
+    restart_needed,
+)
 from mmapp.engine.errors import AcquisitionError
 
 logger = logging.getLogger(__name__)
@@ -186,23 +193,25 @@ class DaqLink:
 
     def stop_and_check(self, frames_acquired: int) -> None:
         """Stop the card, then raise if card and camera went out of step."""
-        tasks = self._tasks
-        if tasks is None:
-            return
-        tasks.stop()
+        with self._lock:  # not while update() writes the same tasks
+            tasks = self._tasks
+            if tasks is None:
+                return
+            tasks.stop()
         try:
             tasks.check(frames_acquired)
         except DaqSyncError as exc:
             raise DaqOutOfStepError(str(exc)) from None
 
     def stop(self) -> None:
-        """Stop the card now (no check)."""
-        tasks = self._tasks
-        if tasks is not None:
-            try:
-                tasks.stop()
-            except Exception:
-                logger.exception("could not stop the DAQ tasks")
+        """Stop the card now (no check); waits for a change being written."""
+        with self._lock:
+            tasks = self._tasks
+            if tasks is not None:
+                try:
+                    tasks.stop()
+                except Exception:
+                    logger.exception("could not stop the DAQ tasks")
 
     def close(self) -> None:
         """Stop, park and clear (idempotent). A park that failed is tried again
@@ -223,6 +232,21 @@ class DaqLink:
         self.unsafe = None
 
     # --- changes while looping --------------------------------------------------------
+    def check_change(self, program: WaveformProgram) -> None:
+        """Raise DaqProgramError if the playing card cannot take this change
+        (decided without touching the card: cheap, for the GUI thread)."""
+        try:
+            render(program)
+            check_program_on_device(program, self.connection.device)
+        except WaveformError as exc:
+            raise DaqProgramError(f"waveform program: {exc}") from None
+        what = restart_needed(self.program, program)
+        if what is not None:
+            raise DaqProgramError(
+                f"waveform program: this change alters the {what} of the program; "
+                f"it can only take effect when the acquisition is started again"
+            )
+
     def update(self, program: WaveformProgram) -> ProgramChange | None:
         """Play a changed program from the next cycle (volume) boundary; returns
         where it plays from (None: between sequences, the next one plays it)."""

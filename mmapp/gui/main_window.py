@@ -66,7 +66,8 @@ logger = logging.getLogger("mmapp.gui")
 
 STATS_HZ = 10
 DISK_EVERY_TICKS = 10  # disk free once a second
-CLOSE_WAIT_S = 15.0  # on exit, how long a run may take to finish its dataset
+CLOSE_WAIT_S = 15.0  # on exit: a log line each time a run takes this long to end
+SNAP_WAIT_S = 30.0  # on exit: how long a snap in progress may take
 # The simulated rig's file says 2048x2048; the window starts it smaller so Live is
 # snappy on any machine (a rig file of your own is used as written).
 DEFAULT_SIM_CAMERA: dict[str, object] = {"width": 512, "height": 512}
@@ -78,6 +79,7 @@ class _Bridge(QObject):
     run_finished = pyqtSignal(object)  # RunResult
     snapped = pyqtSignal(object, object)  # np.ndarray, the rig it came from
     snap_failed = pyqtSignal(str, object)  # message, the rig
+    program_applied = pyqtSignal(object, object)  # status text or None, error or None
 
 
 class MainWindow(QMainWindow):
@@ -112,7 +114,10 @@ class MainWindow(QMainWindow):
         self._bridge.run_finished.connect(self._on_run_finished)
         self._bridge.snapped.connect(self._on_snapped)
         self._bridge.snap_failed.connect(self._on_snap_failed)
+        self._bridge.program_applied.connect(self._on_program_applied)
         self._error_box: QMessageBox | None = None
+        self._snap_thread: threading.Thread | None = None
+        self._quit_when_done = False  # a close waits for the run to finish
         self.confirm_close = False  # the app sets it: ask before quitting a run
         self.preset_extras = PresetExtras()
         self.preset_files = PresetFiles(self, recent_presets)
@@ -241,9 +246,21 @@ class MainWindow(QMainWindow):
 
     def _close_rig(self) -> None:
         controller, rig = self.controller, self.rig
+        snap = self._snap_thread
+        if snap is not None and snap.is_alive():  # never unload under a snap
+            snap.join(SNAP_WAIT_S)
+            if snap.is_alive():
+                logger.error("a snap did not end within %.0f s", SNAP_WAIT_S)
         if controller is not None:
             controller.stop()
             result = controller.wait(CLOSE_WAIT_S)
+            while controller.running:  # never unload a core its run still uses
+                logger.warning(
+                    "the run has not ended after %.0f s (finishing its dataset); "
+                    "waiting before the rig is unloaded",
+                    CLOSE_WAIT_S,
+                )
+                result = controller.wait(CLOSE_WAIT_S)
             with contextlib.suppress(Exception):
                 controller.finished.disconnect()
             if result is not None and self.run_kind == "acquire":
@@ -371,10 +388,32 @@ class MainWindow(QMainWindow):
         self.designer.set_program(program)
         self._show_daq_state()
 
-    def _apply_program(self, program: WaveformProgram) -> str:
-        """The designer's Apply (raises ProgramRefused with the reason)."""
+    def _apply_program(self, program: WaveformProgram) -> str | None:
+        """The designer's Apply (raises ProgramRefused with the reason).
+
+        While a run plays the program, the change is written to the card on a
+        worker thread (on a real card a regenerating buffer's write can block
+        for up to a volume): None now, the designer hears the result later.
+        """
+        link, controller = self.program_link, self.controller
+        if link.playing and controller is not None and controller.running:
+            try:  # what the card cannot take is refused at once
+                controller.check_program_change(program)
+            except Exception as exc:
+                logger.error("DAQ program not applied: %s", exc)
+                raise ProgramRefused(str(exc)) from None
+            bridge = self._bridge
+
+            def work() -> None:
+                try:
+                    bridge.program_applied.emit(link.apply(program), None)
+                except Exception as exc:
+                    bridge.program_applied.emit(None, str(exc) or type(exc).__name__)
+
+            threading.Thread(target=work, name="mmapp-apply", daemon=True).start()
+            return None
         try:
-            text = self.program_link.apply(program)
+            text = link.apply(program)
         except Exception as exc:  # said in the designer and kept in the Log
             logger.error("DAQ program not applied: %s", exc)
             raise
@@ -383,6 +422,16 @@ class MainWindow(QMainWindow):
         self._show_daq_state()
         logger.info("DAQ program: %s", text)
         return text
+
+    def _on_program_applied(self, text: str | None, error: str | None) -> None:
+        """GUI thread: an Apply written off the GUI thread has ended."""
+        if error is not None:
+            logger.error("DAQ program not applied: %s", error)
+            self.designer.apply_failed(error)
+        else:
+            logger.info("DAQ program: %s", text)
+            self.designer.apply_done(text or "Applied")
+        self._show_daq_state()
 
     def unapplied_program(self) -> str | None:
         """Why the designer's draft keeps a run from playing the program, if it does."""
@@ -444,7 +493,10 @@ class MainWindow(QMainWindow):
             except Exception as exc:
                 bridge.snap_failed.emit(str(exc) or type(exc).__name__, rig)
 
-        threading.Thread(target=work, name="mmapp-snap", daemon=True).start()
+        self._snap_thread = threading.Thread(
+            target=work, name="mmapp-snap", daemon=True
+        )
+        self._snap_thread.start()
 
     def _on_snapped(self, image: np.ndarray, rig: Rig) -> None:
         if rig is not self.rig or self.acquisition.state != "busy":
@@ -643,7 +695,9 @@ class MainWindow(QMainWindow):
         self.device_panel.refresh()
         pending, self._pending = self._pending, None
         restart, self._restart_live = self._restart_live, False
-        if pending is not None:
+        if self._quit_when_done:  # the dataset is finished: quit as asked
+            QTimer.singleShot(0, self.close)
+        elif pending is not None:
             self._start_plan(pending)
         elif restart and kind == "live" and not failed:
             self.set_live(True)
@@ -800,5 +854,18 @@ class MainWindow(QMainWindow):
                 if event is not None:
                     event.ignore()
                 return
+        controller = self.controller
+        interactive = self.confirm_close  # the app (tests close synchronously)
+        if interactive and controller is not None and controller.running:
+            # Stop, then quit once the dataset is finished (a slow disk may take
+            # a while): the window stays responsive and nothing is cut short.
+            self._quit_when_done = True
+            self.stop()
+            self.acquisition.status.setText(
+                "quitting: the run is stopped, its dataset is being finished…"
+            )
+            if event is not None:
+                event.ignore()
+            return
         self.shutdown()
         super().closeEvent(event)

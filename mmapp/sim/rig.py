@@ -6,6 +6,7 @@ so every acquisition runs the same code on the simulation and on hardware.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -209,6 +210,8 @@ class Rig:
                 self.core.setCircularBufferMemoryFootprint(16)
         finally:
             self.core.unloadAllDevices()
+            if self.daq is not None:
+                self.daq.close()  # its gRPC channel
             if self.daq_server is not None:
                 self.daq_server.stop()
                 self.daq_server = None
@@ -279,10 +282,14 @@ def _load_mm_config(path: Path, name: str, spec: RigSpec | None = None) -> Rig:
     try:
         core.loadSystemConfiguration(str(path))
     except Exception as exc:
+        with contextlib.suppress(Exception):  # what loaded before the bad line
+            core.unloadAllDevices()
         raise RigError(f"Micro-Manager config {path} failed to load: {exc}") from exc
     rig = Rig(name=name, core=core, spec=spec, source=str(path))
     if spec is not None and spec.daq is not None:
         if spec.daq.server == SIMULATED:
+            with contextlib.suppress(Exception):  # its hardware is free again
+                core.unloadAllDevices()
             raise RigError(
                 "daq.server: a Micro-Manager rig needs a real card: give the NI gRPC "
                 "device server as host:port, or null for the local NI-DAQmx driver"

@@ -28,7 +28,8 @@ from mmapp.gui.designer.preview import WaveformPreview
 from mmapp.gui.designer.validation import Checked, Path, check
 from mmapp.gui.scroll import FormScrollArea
 
-ApplyHandler = Callable[[WaveformProgram], str]  # -> status text; raises to refuse
+# -> status text; raises to refuse; None: pending (apply_done/apply_failed follow)
+ApplyHandler = Callable[[WaveformProgram], str | None]
 
 
 def channel_choices(device: str) -> dict[str, list[str]]:
@@ -106,6 +107,7 @@ class WaveformDesigner(QWidget):
     ) -> None:
         super().__init__(parent)
         self.apply_handler = apply_handler
+        self._pending: WaveformProgram | None = None  # an Apply being written
         self.undo_stack = QUndoStack(self)
         self.form = DraftForm(self._on_edit, channel_choices(device))
         self.preview = WaveformPreview()
@@ -198,7 +200,7 @@ class WaveformDesigner(QWidget):
             )
             self.status.setText(f"Cannot apply: {text}")
             self.status.setStyleSheet("color: #d62728;")
-        self.apply_button.setEnabled(self.checked.ok)
+        self.apply_button.setEnabled(self.checked.ok and self._pending is None)
 
     # --- edits ------------------------------------------------------------------------
     def _on_edit(self, path: Path, value: Any, structural: bool) -> None:
@@ -258,10 +260,36 @@ class WaveformDesigner(QWidget):
             try:
                 text = self.apply_handler(program)
             except Exception as exc:  # the handler refused: say why, keep the draft
-                self.status.setText(f"Not applied: {exc}")
-                self.status.setStyleSheet("color: #d62728;")
+                self.apply_failed(str(exc))
                 return False
+            if text is None:  # the card is being written off the GUI thread
+                self._pending = program
+                self.apply_button.setEnabled(False)
+                self.status.setText("Applying: writing the program to the card…")
+                self.status.setStyleSheet("")
+                return True
             self.status.setText(text)
             self.status.setStyleSheet("color: #2ca02c;")
         self.applied.emit(program)
         return True
+
+    @property
+    def applying(self) -> bool:
+        """An Apply is being written to the card."""
+        return self._pending is not None
+
+    def apply_done(self, text: str) -> None:
+        """The pending Apply took effect (called on the GUI thread)."""
+        program, self._pending = self._pending, None
+        self.apply_button.setEnabled(self.checked.ok)
+        self.status.setText(text)
+        self.status.setStyleSheet("color: #2ca02c;")
+        if program is not None:
+            self.applied.emit(program)
+
+    def apply_failed(self, reason: str) -> None:
+        """The Apply was refused or failed: say why, keep the draft."""
+        self._pending = None
+        self.apply_button.setEnabled(self.checked.ok)
+        self.status.setText(f"Not applied: {reason}")
+        self.status.setStyleSheet("color: #d62728;")
