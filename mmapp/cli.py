@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,25 +28,32 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _number_type(
+    convert: type, test: Callable[[float], bool], what: str
+) -> Callable[[str], int | float]:
+    """An argparse type: a number that passes `test`, else "'TEXT' is not WHAT"."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or not test(value):  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    parse.__name__ = what  # what argparse says if anything else goes wrong
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_positive_int = _number_type(int, lambda v: v >= 1, "a positive whole number")
+_whole_number = _number_type(int, lambda v: True, "a whole number")
+_positive_float = _number_type(
+    float, lambda v: 0 < v < float("inf"), "a positive number"
+)
+_non_negative_float = _number_type(
+    float, lambda v: 0 <= v < float("inf"), "a number >= 0"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--z-range", type=_non_negative_float, help="z range in um")
     what.add_argument("--z-step", type=_positive_float, help="z step in um")
     cam = acq.add_argument_group("camera")
-    cam.add_argument("--exposure", type=_non_negative_float, help="exposure in ms")
+    cam.add_argument("--exposure", type=_positive_float, help="exposure in ms")
     cam.add_argument("--size", type=_positive_int, help="square frame size (pixels)")
-    cam.add_argument("--bit-depth", type=int, choices=(8, 10, 12, 14, 16))
+    cam.add_argument("--bit-depth", type=_whole_number, choices=(8, 10, 12, 14, 16))
     cam.add_argument("--trigger", choices=("Internal", "External"))
     cam.add_argument(
         "--first-frame-timeout",
@@ -136,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim_daq = sub.add_parser(
         "sim-daq", help="serve the simulated NI-DAQmx card over gRPC (standalone)"
     )
-    sim_daq.add_argument("--port", type=int, default=0, help="TCP port (0: any free)")
+    sim_daq.add_argument(
+        "--port", type=_whole_number, default=0, help="TCP port (0: any free)"
+    )
     sim_daq.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sim_daq.add_argument("--device", default="Dev1", help="device name")
 

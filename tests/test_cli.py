@@ -128,19 +128,26 @@ def test_ctrl_c_is_a_clean_stop(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--frames", "0"], "must be >= 1"),
+        (["--frames", "0"], "argument --frames: '0' is not a positive whole number"),
         (["--frames", "3", "--loop"], "choose --frames N or --loop"),
         (["--duration", "2"], "--duration goes with --loop"),
         ([], "say what to acquire"),
         (["--z-range", "4"], "--z-range needs --z-step"),
         (["--frames", "2", "--bit-depth", "9"], "invalid choice"),
-        (["--frames", "x"], "invalid _positive_int value"),
+        (["--frames", "x"], "argument --frames: 'x' is not a positive whole number"),
+        (
+            ["--frames", "2", "--size", "abc"],
+            "argument --size: 'abc' is not a positive whole number",
+        ),
+        (["--frames", "2", "--exposure", "0"], "'0' is not a positive number"),
+        (["--frames", "2", "--bit-depth", "x"], "'x' is not a whole number"),
     ],
 )
 def test_bad_options_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     proc = mmapp("acquire", "--out", str(tmp_path), *args)
     assert proc.returncode == 2
     assert message in proc.stderr
+    assert "Traceback" not in proc.stderr and "_positive" not in proc.stderr
     assert not any(tmp_path.iterdir())
 
 

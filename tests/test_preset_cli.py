@@ -212,7 +212,7 @@ def test_bad_device_setting_starts_nothing(
     out_dir = tmp / "out"
     code, _, err = mmapp(capsys, "acquire", bad, "--out", out_dir, *SMALL)
     assert code == 2
-    assert "devices.properties.0: 250.0 is outside [0, 100]" in err
+    assert "devices.properties[0]: 250.0 is outside [0, 100]" in err
     assert not out_dir.exists()
 
 

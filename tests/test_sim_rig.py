@@ -139,6 +139,20 @@ def test_bad_rig_file_names_the_field(tmp_path: Path) -> None:
     assert "lasers.colour" in str(info.value)
 
 
+def test_rig_file_errors_are_worded_as_preset_errors(tmp_path: Path) -> None:
+    """One wording for every file mmapp reads: "unknown field", indices in []."""
+    bad = tmp_path / "rig.json"
+    data = {"camera": {"bogus": 1}, "lasers": {"wavelengths_nm": [488, "x"]}}
+    bad.write_text(json.dumps(data))
+    with pytest.raises(RigError) as info:
+        load_rig(bad)
+    assert str(info.value) == (
+        f"rig file {bad}: camera.bogus: unknown field; lasers.wavelengths_nm[1]: "
+        "Input should be a valid integer, unable to parse string as an integer"
+    )
+    assert "Extra inputs" not in str(info.value)
+
+
 def test_rig_file_errors(tmp_path: Path) -> None:
     with pytest.raises(RigError, match="rig file not found"):
         load_rig(tmp_path / "missing.json")

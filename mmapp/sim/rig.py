@@ -20,6 +20,7 @@ from pymmcore_plus.experimental.unicore import UniMMCore
 from mmapp.daq.connection import DaqConnection
 from mmapp.daq.program import WaveformProgram
 from mmapp.daq.render import render
+from mmapp.presets.errors import issues_from
 from mmapp.resources import default_rig_file
 from mmapp.sim.buffer import prefault
 from mmapp.sim.camera import SimCamera
@@ -218,10 +219,7 @@ def read_rig_spec(path: Path) -> RigSpec:
     try:
         return RigSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(map(str, issues_from(exc, raw)))
         raise RigError(f"rig file {path}: {problems}") from None
 
 
@@ -237,7 +235,8 @@ def load_rig(path: str | Path | None = None, **camera_overrides: object) -> Rig:
                 {**spec.camera.model_dump(), **camera_overrides}
             )
         except ValidationError as exc:
-            raise RigError(f"camera settings: {exc.errors()[0]['msg']}") from None
+            problems = "; ".join(map(str, issues_from(exc, camera_overrides)))
+            raise RigError(f"camera settings: {problems}") from None
         spec = spec.model_copy(update={"camera": camera})
     if spec.mm_config:
         cfg = Path(spec.mm_config)
