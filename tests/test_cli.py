@@ -189,9 +189,33 @@ def test_info(tmp_path: Path) -> None:
         mmapp("acquire", "--out", str(tmp_path), "--frames", "4", *SMALL).returncode
         == 0
     )
-    proc = mmapp("info", str(tmp_path / "acquisition_1"))
+    dataset = tmp_path / "acquisition_1"
+    proc = mmapp("info", str(dataset))
     assert proc.returncode == 0, proc.stderr
     assert "images: 4" in proc.stdout
     assert "frame: 32x32 uint16" in proc.stdout
-    bad = mmapp("info", str(tmp_path))
-    assert bad.returncode == 2 and "is not an NDTiff dataset" in bad.stderr
+    # the run settings are readable: one `key: value` per line, nested indented
+    lines = proc.stdout.splitlines()
+    assert "settings:" in lines
+    assert "  command: acquire" in lines and "  frames: 4" in lines
+    assert "  camera:" in lines and "    width: 32" in lines
+    assert max(map(len, lines)) < 200
+    # --json: the machine form, one object on stdout
+    proc = mmapp("info", "--json", str(dataset))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["images"] == 4 and info["axes"] == {"time": 4}
+    assert info["frame"] == {"width": 32, "height": 32, "dtype": "uint16"}
+    assert info["settings"]["frames"] == 4 and info["preset"]["name"] == "acquisition"
+
+
+def test_info_of_something_else(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing_here"
+    proc = mmapp("info", str(missing))
+    assert proc.returncode == 2
+    assert proc.stderr == f"mmapp: error: no such folder: {missing}\n"
+    proc = mmapp("info", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"mmapp: error: {tmp_path} is not an NDTiff dataset (it has no NDTiff.index)\n"
+    )

@@ -164,7 +164,7 @@ def test_from_dataset_prints_json(tmp: Path, capsys: pytest.CaptureFixture) -> N
     code, out, err = mmapp(capsys, "info", dataset)
     assert code == 0, err
     assert "preset: 'acquisition' (schema version 2; mmapp preset from-dataset" in out
-    assert '"frames": 3' in out and '"preset"' not in out
+    assert "\n  frames: 3\n" in out and '"preset"' not in out
 
 
 def test_from_dataset_of_something_else(tmp: Path, capsys) -> None:
