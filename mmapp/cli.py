@@ -235,8 +235,11 @@ def entry() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mmapp` command."""
+    from mmapp.console import setup_console_logging
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_console_logging()  # the console says mmapp's own messages only
     if args.command is None:
         return _cmd_gui(args)
     if args.command == "acquire":

@@ -117,6 +117,9 @@ def test_ctrl_c_is_a_clean_stop(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 0, err
     assert "stopping (finishing the dataset)" in err
+    # an operator's Stop is not a warning: only mmapp's own line on the console
+    assert "MDA Canceled" not in err and "WARNING" not in err, err
+    assert err.strip() == "mmapp: stopping (finishing the dataset)...", err
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("mmapp: stopped:")
     acquired = int(summary.split("stopped: ")[1].split(" frames acquired")[0])
@@ -182,6 +185,7 @@ def test_error_run_exits_1_and_reports_counts(tmp_path: Path) -> None:
     summary = proc.stdout.strip().splitlines()[-1]
     assert summary.startswith("mmapp: error: 0 frames acquired, 0 saved, 0 lost")
     assert "no frame for 0.3 s" in summary
+    assert "no frame for 0.3 s" not in proc.stderr, "said once, in the summary"
 
 
 def test_info(tmp_path: Path) -> None:
