@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -162,6 +163,48 @@ def test_rig_file_errors(tmp_path: Path) -> None:
         load_rig(broken)
     with pytest.raises(RigError, match="Micro-Manager config not found"):
         load_rig(tmp_path / "scope.cfg")
+
+
+def test_garbage_cfg_names_the_line_and_nothing_else(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture
+) -> None:
+    cfg = tmp_path / "scope.cfg"
+    cfg.write_text("# a Micro-Manager config\n\ngarbage line here\n")
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(RigError) as info:
+        load_rig(cfg)
+    assert str(info.value) == (
+        f"Micro-Manager config {cfg}, line 3 ('garbage line here'): "
+        "unknown command 'garbage line here'"
+    )
+    said = caplog.text + capsys.readouterr().err
+    assert "mmcore install" not in said and "compatible Micro-Manager" not in said
+
+
+def test_missing_device_adapter_is_named_with_where_mmapp_looked(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = tmp_path / "scope.cfg"
+    cfg.write_text("Device,Cam,NoSuchAdapter,Foo\n")
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.delenv("MICROMANAGER_PATH", raising=False)
+    with pytest.raises(RigError) as info:
+        load_rig(cfg)
+    message = str(info.value)
+    assert message.startswith(
+        f"Micro-Manager config {cfg}, line 1 ('Device,Cam,NoSuchAdapter,Foo'): "
+        "device adapter 'NoSuchAdapter' (for device 'Cam', 'Foo') is not installed "
+        "where mmapp looked (MICROMANAGER_PATH is not set; adapter search paths: "
+    ), message
+    assert "mmcore install" not in caplog.text
+    monkeypatch.setenv("MICROMANAGER_PATH", str(tmp_path / "mm"))
+    with pytest.raises(RigError, match="is not installed where mmapp looked") as info:
+        load_rig(cfg)
+    assert f"(MICROMANAGER_PATH={tmp_path / 'mm'}; adapter search paths: " in str(
+        info.value
+    )
 
 
 def test_camera_override_validated() -> None:
