@@ -369,12 +369,14 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     from mmapp.engine.preset_run import (
         DatasetExistsError,
         build_run_request,
-        open_rig,
+        prepare_run,
         save_preset_with_dataset,
     )
-    from mmapp.presets import ApplyError, PresetError, load_preset
+    from mmapp.presets import PresetError, load_preset
     from mmapp.presets.overrides import apply_overrides
     from mmapp.sim.rig import RigError
+
+    refused = _run_refused_errors()
 
     if args.preset is None and args.out is None:
         parser.error("--out is required without a preset")
@@ -399,24 +401,16 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         "duration_s": getattr(acquisition, "duration_s", None),
         **_rig_settings(preset),
     }
-    try:
-        rig = open_rig(preset)
-    except (RigError, ApplyError) as exc:
+    try:  # everything `preset validate` checks too, before anything starts
+        rig = prepare_run(preset)
+    except refused as exc:
         print(f"mmapp: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         request = build_run_request(preset, settings=settings, rig_name=rig.name)
-    except DatasetExistsError as exc:
+    except DatasetExistsError as exc:  # taken since prepare_run: a race
         rig.close()
         print(f"mmapp: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if preset.program is not None and rig.daq is None:
-        rig.close()
-        print(
-            f"mmapp: error: the preset has a waveform program but the rig "
-            f"{rig.name!r} has no DAQ (a 'daq' section in its rig file)",
-            file=sys.stderr,
-        )
         return EXIT_USAGE
     controller = RunController(rig)
     try:
@@ -462,6 +456,11 @@ def _cmd_preset(args: argparse.Namespace) -> int:
             except PresetError as exc:
                 code = _preset_error(exc)
                 continue
+            problem = _refused_run(preset)
+            if problem is not None:
+                print(f"mmapp: error: {path}: {problem}", file=sys.stderr)
+                code = EXIT_USAGE
+                continue
             print(
                 f"{path}: OK ({preset.name!r}, schema version {preset.schema_version})"
             )
@@ -479,6 +478,34 @@ def _cmd_preset(args: argparse.Namespace) -> int:
         print(f"mmapp: wrote {args.output}")
     _note_program_changes(args.dataset)
     return EXIT_OK
+
+
+def _run_refused_errors() -> tuple[type[Exception], ...]:
+    """What prepare_run raises when `mmapp acquire` would refuse to start."""
+    from mmapp.engine.preset_run import DatasetExistsError, RunRefusedError
+    from mmapp.presets import ApplyError
+    from mmapp.sim.rig import RigError
+
+    return (RunRefusedError, RigError, ApplyError, DatasetExistsError)
+
+
+def _refused_run(preset: Preset) -> str | None:
+    """Why `mmapp acquire` would refuse this preset (None: it would start).
+
+    The same checks as acquire (prepare_run): the rig is loaded, its device
+    settings applied, the run checked against it and closed again; the save
+    directory is checked without creating it.
+    """
+    from mmapp.engine.preset_run import prepare_run
+
+    try:
+        rig = prepare_run(preset, create_directory=False)
+    except _run_refused_errors() as exc:
+        return str(exc)
+    rig.close()
+    del rig
+    gc.collect()  # drop the core (see DESIGN.md)
+    return None
 
 
 def _note_program_changes(dataset: Path) -> None:

@@ -154,6 +154,42 @@ def test_bad_options_exit_2(tmp_path: Path, args: list[str], message: str) -> No
     assert not any(tmp_path.iterdir())
 
 
+def _a_file(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a folder")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        (lambda t: _a_file(t), "{out}: it is a file, not a folder"),
+        (
+            lambda t: _a_file(t) / "data" / "run",
+            "{out}: {file} is a file, not a folder",
+        ),
+        pytest.param(
+            lambda t: Path("/proc/mmapp-cannot-be-here"),
+            "{out}: cannot create it (No such file or directory)",
+            marks=pytest.mark.skipif(
+                not sys.platform.startswith("linux"), reason="/proc is Linux's"
+            ),
+        ),
+    ],
+    ids=["a file", "under a file", "read-only /proc"],
+)
+def test_bad_save_directory_is_bad_input(tmp_path: Path, out, message: str) -> None:
+    """Exit 2 with one message, before the rig loads or anything is created."""
+    target = out(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    proc = mmapp("acquire", "--out", str(target), "--frames", "3", *SMALL)
+    assert proc.returncode == 2
+    text = message.format(out=target, file=tmp_path / "notes.txt")
+    assert proc.stderr == f"mmapp: error: cannot save in {text}\n"
+    assert proc.stdout == ""
+    assert sorted(tmp_path.rglob("*")) == before
+
+
 def test_missing_out_exit_2() -> None:
     proc = mmapp("acquire", "--frames", "2")
     assert proc.returncode == 2
