@@ -426,8 +426,8 @@ REFUSED = {
             rig={"kind": "mm_config", "path": str(_garbage_cfg(tmp))}, program=None
         ),
         lambda tmp: (
-            f"Micro-Manager config {tmp / 'scope.cfg'}, line 1 ('garbage "
-            "line here'): unknown command 'garbage line here'"
+            f"Micro-Manager config {tmp / 'scope.cfg'} failed to load at line 1 "
+            "('garbage line here'): unknown command 'garbage line here'"
         ),
     ),
     "save directory is a file": (

@@ -174,7 +174,7 @@ def test_garbage_cfg_names_the_line_and_nothing_else(
     with pytest.raises(RigError) as info:
         load_rig(cfg)
     assert str(info.value) == (
-        f"Micro-Manager config {cfg}, line 3 ('garbage line here'): "
+        f"Micro-Manager config {cfg} failed to load at line 3 ('garbage line here'): "
         "unknown command 'garbage line here'"
     )
     said = caplog.text + capsys.readouterr().err
@@ -194,7 +194,8 @@ def test_missing_device_adapter_is_named_with_where_mmapp_looked(
         load_rig(cfg)
     message = str(info.value)
     assert message.startswith(
-        f"Micro-Manager config {cfg}, line 1 ('Device,Cam,NoSuchAdapter,Foo'): "
+        f"Micro-Manager config {cfg} failed to load at line 1 "
+        "('Device,Cam,NoSuchAdapter,Foo'): "
         "device adapter 'NoSuchAdapter' (for device 'Cam', 'Foo') is not installed "
         "where mmapp looked (MICROMANAGER_PATH is not set; adapter search paths: "
     ), message

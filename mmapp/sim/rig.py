@@ -307,7 +307,8 @@ def mm_config_error(path: Path, exc: BaseException, core: UniMMCore) -> str:
             f"device adapter {adapter!r} (for device {label!r}, {device!r}) is not "
             f"installed where mmapp looked ({adapter_search_description(core)})"
         )
-    return f"Micro-Manager config {path}, line {number} ({line!r}): {reason}"
+    where = f"Micro-Manager config {path} failed to load at line {number}"
+    return f"{where} ({line!r}): {reason}"
 
 
 def _load_mm_config(path: Path, name: str, spec: RigSpec | None = None) -> Rig:
