@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,25 +28,32 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _number_type(
+    convert: type, test: Callable[[float], bool], what: str
+) -> Callable[[str], int | float]:
+    """An argparse type: a number that passes `test`, else "'TEXT' is not WHAT"."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or not test(value):  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    parse.__name__ = what  # what argparse says if anything else goes wrong
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_positive_int = _number_type(int, lambda v: v >= 1, "a positive whole number")
+_whole_number = _number_type(int, lambda v: True, "a whole number")
+_positive_float = _number_type(
+    float, lambda v: 0 < v < float("inf"), "a positive number"
+)
+_non_negative_float = _number_type(
+    float, lambda v: 0 <= v < float("inf"), "a number >= 0"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--z-range", type=_non_negative_float, help="z range in um")
     what.add_argument("--z-step", type=_positive_float, help="z step in um")
     cam = acq.add_argument_group("camera")
-    cam.add_argument("--exposure", type=_non_negative_float, help="exposure in ms")
+    cam.add_argument("--exposure", type=_positive_float, help="exposure in ms")
     cam.add_argument("--size", type=_positive_int, help="square frame size (pixels)")
-    cam.add_argument("--bit-depth", type=int, choices=(8, 10, 12, 14, 16))
+    cam.add_argument("--bit-depth", type=_whole_number, choices=(8, 10, 12, 14, 16))
     cam.add_argument("--trigger", choices=("Internal", "External"))
     cam.add_argument(
         "--first-frame-timeout",
@@ -136,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim_daq = sub.add_parser(
         "sim-daq", help="serve the simulated NI-DAQmx card over gRPC (standalone)"
     )
-    sim_daq.add_argument("--port", type=int, default=0, help="TCP port (0: any free)")
+    sim_daq.add_argument(
+        "--port", type=_whole_number, default=0, help="TCP port (0: any free)"
+    )
     sim_daq.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sim_daq.add_argument("--device", default="Dev1", help="device name")
 
@@ -191,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="describe a dataset")
     info.add_argument("dataset", type=Path)
+    info.add_argument(
+        "--json", action="store_true", help="one JSON object (settings included)"
+    )
 
     preset = sub.add_parser("preset", help="experiment presets")
     preset_sub = preset.add_subparsers(dest="preset_command", required=True)
@@ -223,8 +235,11 @@ def entry() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mmapp` command."""
+    from mmapp.console import setup_console_logging
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_console_logging()  # the console says mmapp's own messages only
     if args.command is None:
         return _cmd_gui(args)
     if args.command == "acquire":
@@ -354,12 +369,14 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     from mmapp.engine.preset_run import (
         DatasetExistsError,
         build_run_request,
-        open_rig,
+        prepare_run,
         save_preset_with_dataset,
     )
-    from mmapp.presets import ApplyError, PresetError, load_preset
+    from mmapp.presets import PresetError, load_preset
     from mmapp.presets.overrides import apply_overrides
     from mmapp.sim.rig import RigError
+
+    refused = _run_refused_errors()
 
     if args.preset is None and args.out is None:
         parser.error("--out is required without a preset")
@@ -384,24 +401,16 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         "duration_s": getattr(acquisition, "duration_s", None),
         **_rig_settings(preset),
     }
-    try:
-        rig = open_rig(preset)
-    except (RigError, ApplyError) as exc:
+    try:  # everything `preset validate` checks too, before anything starts
+        rig = prepare_run(preset)
+    except refused as exc:
         print(f"mmapp: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         request = build_run_request(preset, settings=settings, rig_name=rig.name)
-    except DatasetExistsError as exc:
+    except DatasetExistsError as exc:  # taken since prepare_run: a race
         rig.close()
         print(f"mmapp: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if preset.program is not None and rig.daq is None:
-        rig.close()
-        print(
-            f"mmapp: error: the preset has a waveform program but the rig "
-            f"{rig.name!r} has no DAQ (a 'daq' section in its rig file)",
-            file=sys.stderr,
-        )
         return EXIT_USAGE
     controller = RunController(rig)
     try:
@@ -447,6 +456,11 @@ def _cmd_preset(args: argparse.Namespace) -> int:
             except PresetError as exc:
                 code = _preset_error(exc)
                 continue
+            problem = _refused_run(preset)
+            if problem is not None:
+                print(f"mmapp: error: {path}: {problem}", file=sys.stderr)
+                code = EXIT_USAGE
+                continue
             print(
                 f"{path}: OK ({preset.name!r}, schema version {preset.schema_version})"
             )
@@ -464,6 +478,34 @@ def _cmd_preset(args: argparse.Namespace) -> int:
         print(f"mmapp: wrote {args.output}")
     _note_program_changes(args.dataset)
     return EXIT_OK
+
+
+def _run_refused_errors() -> tuple[type[Exception], ...]:
+    """What prepare_run raises when `mmapp acquire` would refuse to start."""
+    from mmapp.engine.preset_run import DatasetExistsError, RunRefusedError
+    from mmapp.presets import ApplyError
+    from mmapp.sim.rig import RigError
+
+    return (RunRefusedError, RigError, ApplyError, DatasetExistsError)
+
+
+def _refused_run(preset: Preset) -> str | None:
+    """Why `mmapp acquire` would refuse this preset (None: it would start).
+
+    The same checks as acquire (prepare_run): the rig is loaded, its device
+    settings applied, the run checked against it and closed again; the save
+    directory is checked without creating it.
+    """
+    from mmapp.engine.preset_run import prepare_run
+
+    try:
+        rig = prepare_run(preset, create_directory=False)
+    except _run_refused_errors() as exc:
+        return str(exc)
+    rig.close()
+    del rig
+    gc.collect()  # drop the core (see DESIGN.md)
+    return None
 
 
 def _note_program_changes(dataset: Path) -> None:
@@ -551,33 +593,103 @@ def _cmd_sim_daq(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _scalar(value: object) -> str:
+    """A value on a settings line: strings bare, the rest as JSON spells it."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def readable_lines(value: object, indent: int = 0) -> list[str]:
+    """Nested settings as indented `key: value` lines (lists of objects as
+    `- ` items, lists of plain values on one line)."""
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            nested = isinstance(item, dict) and item
+            if nested or (
+                isinstance(item, list) and any(isinstance(i, dict) for i in item)
+            ):
+                lines += [f"{pad}{key}:", *readable_lines(item, indent + 2)]
+            elif isinstance(item, list):
+                lines.append(f"{pad}{key}: [{', '.join(map(_scalar, item))}]")
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item) if item != {} else '{}'}")
+    elif isinstance(value, list):
+        for item in value:
+            sub = readable_lines(item, indent + 2) if isinstance(item, dict) else []
+            if sub:
+                lines += [f"{pad}- {sub[0].lstrip()}", *sub[1:]]
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+    else:
+        lines.append(f"{pad}{_scalar(value)}")
+    return lines
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
     from ndstorage import Dataset
 
+    from mmapp.engine.daq_link import program_change_volumes
+
     path: Path = args.dataset
-    if not (path / "NDTiff.index").is_file():
-        print(f"mmapp: error: {path} is not an NDTiff dataset", file=sys.stderr)
+    problem = None
+    if not path.exists():
+        problem = f"no such folder: {path}"
+    elif not path.is_dir():
+        problem = f"{path} is a file, not a dataset folder"
+    elif not (path / "NDTiff.index").is_file():
+        problem = f"{path} is not an NDTiff dataset (it has no NDTiff.index)"
+    if problem is not None:
+        print(f"mmapp: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     with contextlib.redirect_stdout(io.StringIO()):
         ds = Dataset(str(path))
-    coords = ds.get_image_coordinates_list()
+    try:
+        coords = ds.get_image_coordinates_list()
+        axes = {k: len(v) for k, v in ds.axes.items()}
+        first = np.asarray(ds.read_image(**coords[0])) if coords else None
+        settings = dict(ds.summary_metadata.get("mmapp", {}))
+    finally:
+        ds.close()
+    preset = settings.pop("preset", None)
+    frame = None
+    if first is not None:
+        frame = {
+            "width": first.shape[1],
+            "height": first.shape[0],
+            "dtype": str(first.dtype),
+        }
+    if args.json:
+        try:
+            changes: list[int] | None = program_change_volumes(path)
+        except ValueError:
+            changes = None
+        info = {
+            "dataset": str(path),
+            "images": len(coords),
+            "axes": axes,
+            "frame": frame,
+            "settings": settings,
+            "preset": preset,
+            "program_changed_at_volumes": changes,
+        }
+        print(json.dumps(info))
+        _note_program_changes(path)
+        return EXIT_OK
     print(f"dataset: {path}")
     print(f"images: {len(coords)}")
-    print(f"axes: { {k: len(v) for k, v in ds.axes.items()} }")
-    if coords:
-        first = np.asarray(ds.read_image(**coords[0]))
-        print(f"frame: {first.shape[1]}x{first.shape[0]} {first.dtype}")
-    settings = dict(ds.summary_metadata.get("mmapp", {}))
-    preset = settings.pop("preset", None)
+    print(f"axes: {', '.join(f'{k} {n}' for k, n in axes.items()) or 'none'}")
+    if frame is not None:
+        print(f"frame: {frame['width']}x{frame['height']} {frame['dtype']}")
     if settings:
-        print(f"settings: {json.dumps(settings)}")
+        print("settings:")
+        print("\n".join(readable_lines(settings, 2)))
     if isinstance(preset, dict):
         print(
             f"preset: {preset.get('name')!r} (schema version "
             f"{preset.get('schema_version')}; mmapp preset from-dataset {path})"
         )
-    ds.close()
     _note_program_changes(path)
     return EXIT_OK
 

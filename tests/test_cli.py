@@ -117,6 +117,9 @@ def test_ctrl_c_is_a_clean_stop(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 0, err
     assert "stopping (finishing the dataset)" in err
+    # an operator's Stop is not a warning: only mmapp's own line on the console
+    assert "MDA Canceled" not in err and "WARNING" not in err, err
+    assert err.strip() == "mmapp: stopping (finishing the dataset)...", err
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("mmapp: stopped:")
     acquired = int(summary.split("stopped: ")[1].split(" frames acquired")[0])
@@ -128,20 +131,63 @@ def test_ctrl_c_is_a_clean_stop(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--frames", "0"], "must be >= 1"),
+        (["--frames", "0"], "argument --frames: '0' is not a positive whole number"),
         (["--frames", "3", "--loop"], "choose --frames N or --loop"),
         (["--duration", "2"], "--duration goes with --loop"),
         ([], "say what to acquire"),
         (["--z-range", "4"], "--z-range needs --z-step"),
         (["--frames", "2", "--bit-depth", "9"], "invalid choice"),
-        (["--frames", "x"], "invalid _positive_int value"),
+        (["--frames", "x"], "argument --frames: 'x' is not a positive whole number"),
+        (
+            ["--frames", "2", "--size", "abc"],
+            "argument --size: 'abc' is not a positive whole number",
+        ),
+        (["--frames", "2", "--exposure", "0"], "'0' is not a positive number"),
+        (["--frames", "2", "--bit-depth", "x"], "'x' is not a whole number"),
     ],
 )
 def test_bad_options_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     proc = mmapp("acquire", "--out", str(tmp_path), *args)
     assert proc.returncode == 2
     assert message in proc.stderr
+    assert "Traceback" not in proc.stderr and "_positive" not in proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def _a_file(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a folder")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        (lambda t: _a_file(t), "{out}: it is a file, not a folder"),
+        (
+            lambda t: _a_file(t) / "data" / "run",
+            "{out}: {file} is a file, not a folder",
+        ),
+        pytest.param(
+            lambda t: Path("/proc/mmapp-cannot-be-here"),
+            "{out}: cannot create it (No such file or directory)",
+            marks=pytest.mark.skipif(
+                not sys.platform.startswith("linux"), reason="/proc is Linux's"
+            ),
+        ),
+    ],
+    ids=["a file", "under a file", "read-only /proc"],
+)
+def test_bad_save_directory_is_bad_input(tmp_path: Path, out, message: str) -> None:
+    """Exit 2 with one message, before the rig loads or anything is created."""
+    target = out(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    proc = mmapp("acquire", "--out", str(target), "--frames", "3", *SMALL)
+    assert proc.returncode == 2
+    text = message.format(out=target, file=tmp_path / "notes.txt")
+    assert proc.stderr == f"mmapp: error: cannot save in {text}\n"
+    assert proc.stdout == ""
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_missing_out_exit_2() -> None:
@@ -175,6 +221,7 @@ def test_error_run_exits_1_and_reports_counts(tmp_path: Path) -> None:
     summary = proc.stdout.strip().splitlines()[-1]
     assert summary.startswith("mmapp: error: 0 frames acquired, 0 saved, 0 lost")
     assert "no frame for 0.3 s" in summary
+    assert "no frame for 0.3 s" not in proc.stderr, "said once, in the summary"
 
 
 def test_info(tmp_path: Path) -> None:
@@ -182,9 +229,33 @@ def test_info(tmp_path: Path) -> None:
         mmapp("acquire", "--out", str(tmp_path), "--frames", "4", *SMALL).returncode
         == 0
     )
-    proc = mmapp("info", str(tmp_path / "acquisition_1"))
+    dataset = tmp_path / "acquisition_1"
+    proc = mmapp("info", str(dataset))
     assert proc.returncode == 0, proc.stderr
     assert "images: 4" in proc.stdout
     assert "frame: 32x32 uint16" in proc.stdout
-    bad = mmapp("info", str(tmp_path))
-    assert bad.returncode == 2 and "is not an NDTiff dataset" in bad.stderr
+    # the run settings are readable: one `key: value` per line, nested indented
+    lines = proc.stdout.splitlines()
+    assert "settings:" in lines
+    assert "  command: acquire" in lines and "  frames: 4" in lines
+    assert "  camera:" in lines and "    width: 32" in lines
+    assert max(map(len, lines)) < 200
+    # --json: the machine form, one object on stdout
+    proc = mmapp("info", "--json", str(dataset))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["images"] == 4 and info["axes"] == {"time": 4}
+    assert info["frame"] == {"width": 32, "height": 32, "dtype": "uint16"}
+    assert info["settings"]["frames"] == 4 and info["preset"]["name"] == "acquisition"
+
+
+def test_info_of_something_else(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing_here"
+    proc = mmapp("info", str(missing))
+    assert proc.returncode == 2
+    assert proc.stderr == f"mmapp: error: no such folder: {missing}\n"
+    proc = mmapp("info", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"mmapp: error: {tmp_path} is not an NDTiff dataset (it has no NDTiff.index)\n"
+    )

@@ -13,11 +13,12 @@ from helpers import open_dataset
 from helpers import run_mmapp as mmapp_process
 
 from mmapp.cli import main
+from mmapp.engine.preset_run import RunRefusedError, check_run
 from mmapp.presets import PRESET_SUFFIX, Preset, load_preset, save_preset
 from mmapp.presets.overrides import Overrides, apply_overrides
 from mmapp.resources import default_rig_file, resources_dir
 from mmapp.sim.frames import read_stamp
-from mmapp.sim.rig import read_rig_spec
+from mmapp.sim.rig import Rig, read_rig_spec
 
 PRESETS = resources_dir() / "presets"
 SMALL = ["--size", "32", "--exposure", "1"]
@@ -164,7 +165,7 @@ def test_from_dataset_prints_json(tmp: Path, capsys: pytest.CaptureFixture) -> N
     code, out, err = mmapp(capsys, "info", dataset)
     assert code == 0, err
     assert "preset: 'acquisition' (schema version 2; mmapp preset from-dataset" in out
-    assert '"frames": 3' in out and '"preset"' not in out
+    assert "\n  frames: 3\n" in out and '"preset"' not in out
 
 
 def test_from_dataset_of_something_else(tmp: Path, capsys) -> None:
@@ -212,7 +213,7 @@ def test_bad_device_setting_starts_nothing(
     out_dir = tmp / "out"
     code, _, err = mmapp(capsys, "acquire", bad, "--out", out_dir, *SMALL)
     assert code == 2
-    assert "devices.properties.0: 250.0 is outside [0, 100]" in err
+    assert "devices.properties[0]: 250.0 is outside [0, 100]" in err
     assert not out_dir.exists()
 
 
@@ -336,4 +337,171 @@ def test_daq_with_a_micro_manager_rig_has_no_rig_programme(tmp: Path, capsys) ->
     code, _, err = mmapp(capsys, "acquire", path, "--out", tmp / "out", "--daq")
     assert code == 2
     assert "--daq: the rig file has no 'daq' section or no 'program'" in err
+    assert not (tmp / "out").exists()
+
+
+# --- acquire and validate refuse the same things, before anything starts -----
+def _opm_with(tmp: Path, change) -> Path:
+    """The OPM example with `change(data)` applied, saved as a file in tmp."""
+    data = json.loads((PRESETS / f"opm_volume_daq{PRESET_SUFFIX}").read_text())
+    data["rig"]["camera"].update(width=32, height=32)
+    data["storage"]["directory"] = str(tmp / "data")
+    change(data)
+    path = tmp / f"changed{PRESET_SUFFIX}"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def _no_daq_rig(tmp: Path) -> Path:
+    spec = read_rig_spec(default_rig_file())
+    rig = tmp / "no_daq.json"
+    rig.write_text(
+        spec.model_copy(update={"daq": None, "program": None}).model_dump_json(),
+        encoding="utf-8",
+    )
+    return rig
+
+
+def _set_rig_file(data: dict, path: Path) -> None:
+    data["rig"]["file"] = str(path)
+
+
+def _bad_rig_file(tmp: Path) -> Path:
+    bad = tmp / "bad_rig.json"
+    bad.write_text(json.dumps({"camera": {"bogus": 1}}), encoding="utf-8")
+    return bad
+
+
+def _garbage_cfg(tmp: Path) -> Path:
+    cfg = tmp / "scope.cfg"
+    cfg.write_text("garbage line here\n", encoding="utf-8")
+    return cfg
+
+
+REFUSED = {
+    "zero exposure": (
+        lambda tmp, d: d["acquisition"].update(exposure_ms=0),
+        lambda tmp: "acquisition.exposure_ms: Input should be greater than 0",
+    ),
+    "channel not on the card": (
+        lambda tmp, d: d["program"]["analog"][0].update(physical_channel="Dev2/ao0"),
+        lambda tmp: (
+            "waveform program: analog[0].physical_channel: 'Dev2/ao0' is "
+            "not on the rig's DAQ device 'Dev1'"
+        ),
+    ),
+    "laser line not on the card": (
+        lambda tmp, d: d["program"]["lasers"][0].update(
+            physical_line="Dev3/port0/line1"
+        ),
+        lambda tmp: (
+            "waveform program: lasers[0].physical_line: 'Dev3/port0/line1' "
+            "is not on the rig's DAQ device 'Dev1'"
+        ),
+    ),
+    "program on a rig without DAQ": (
+        lambda tmp, d: _set_rig_file(d, _no_daq_rig(tmp)),
+        lambda tmp: (
+            "the preset has a waveform program but the rig 'Simulated OPM rig' "
+            "has no DAQ (a 'daq' section in its rig file)"
+        ),
+    ),
+    "frames that are not whole volumes": (
+        lambda tmp, d: d["acquisition"].update(frames=70),
+        lambda tmp: (
+            "the DAQ program gives 50 frames per cycle; 70 frames is not a "
+            "whole number of cycles"
+        ),
+    ),
+    "missing rig file": (
+        lambda tmp, d: _set_rig_file(d, tmp / "nowhere.json"),
+        lambda tmp: f"rig file not found: {tmp / 'nowhere.json'}",
+    ),
+    "invalid rig file": (
+        lambda tmp, d: _set_rig_file(d, _bad_rig_file(tmp)),
+        lambda tmp: f"rig file {tmp / 'bad_rig.json'}: camera.bogus: unknown field",
+    ),
+    "garbage .cfg": (
+        lambda tmp, d: d.update(
+            rig={"kind": "mm_config", "path": str(_garbage_cfg(tmp))}, program=None
+        ),
+        lambda tmp: (
+            f"Micro-Manager config {tmp / 'scope.cfg'} failed to load at line 1 "
+            "('garbage line here'): unknown command 'garbage line here'"
+        ),
+    ),
+    "save directory is a file": (
+        lambda tmp, d: d["storage"].update(directory=str(tmp / "changed.mmpreset")),
+        lambda tmp: (
+            f"cannot save in {tmp / 'changed.mmpreset'}: it is a file, not a folder"
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_validate_refuses_what_acquire_refuses(
+    tmp: Path, capsys: pytest.CaptureFixture, case: str
+) -> None:
+    """One check for both (prepare_run): the same message, exit 2, nothing
+    created; validate no longer calls these presets OK."""
+    change, message = REFUSED[case]
+    path = _opm_with(tmp, lambda d: change(tmp, d))
+    expected = message(tmp)
+    code, out, err = mmapp(capsys, "preset", "validate", path)
+    assert code == 2, out + err
+    assert "OK" not in out
+    if case == "zero exposure":  # the model refuses it: a bad preset
+        assert err == f"mmapp: error: bad preset {path}:\n  {expected}\n"
+    else:
+        assert err == f"mmapp: error: {path}: {expected}\n"
+    frames = {
+        "frames that are not whole volumes": [],
+        "garbage .cfg": ["--frames", "2"],
+    }
+    frames = frames.get(case, ["--volumes", "1"])
+    code, out, err = mmapp(capsys, "acquire", path, *frames)
+    assert code == 2, out + err
+    assert expected in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == (2 if case == "zero exposure" else 1)
+    assert not (tmp / "data").exists()
+
+
+def test_validate_checks_the_rig_and_the_program(
+    tmp: Path, capsys: pytest.CaptureFixture
+) -> None:
+    good = _opm_with(tmp, lambda d: None)
+    code, out, err = mmapp(capsys, "preset", "validate", good)
+    assert code == 0, err
+    assert out == f"{good}: OK ('OPM volume (DAQ)', schema version 2)\n"
+    assert not (tmp / "data").exists()  # validate creates nothing
+
+
+def test_exposure_outside_the_camera_limits_is_refused(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real camera's Exposure property has limits (DemoCamera: 0 to 10000 ms)."""
+    core = rig.core
+    monkeypatch.setattr(core, "hasPropertyLimits", lambda dev, prop: True)
+    monkeypatch.setattr(core, "getPropertyLowerLimit", lambda dev, prop: 0.0)
+    monkeypatch.setattr(core, "getPropertyUpperLimit", lambda dev, prop: 10000.0)
+    preset = apply_overrides(None, Overrides(out=Path("x"), frames=3, exposure_ms=2e4))
+    with pytest.raises(RunRefusedError) as info:
+        check_run(preset, rig)
+    assert str(info.value) == (
+        "rig.camera.exposure_ms: 20000 ms is outside the exposures the camera "
+        "'Camera' takes (0 to 10000 ms); acquisition.exposure_ms: 20000 ms is "
+        "outside the exposures the camera 'Camera' takes (0 to 10000 ms)"
+    )
+    check_run(apply_overrides(preset, Overrides(exposure_ms=5.0)), rig)
+
+
+def test_zero_exposure_on_the_command_line(tmp: Path) -> None:
+    proc = mmapp_process(
+        "acquire", "--out", str(tmp / "out"), "--frames", "2", "--exposure", "0"
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (
+        "mmapp acquire: error: argument --exposure: '0' is not a positive number"
+    )
     assert not (tmp / "out").exists()

@@ -139,7 +139,7 @@ def test_save_is_atomic_old_file_survives_a_failed_write(
         ),
         (
             lambda d: d["devices"]["properties"][0].update(value=[1]),
-            "devices.properties.0.value",
+            "devices.properties[0].value",
             "",
         ),
         (
@@ -191,9 +191,47 @@ def test_unknown_key_inside_the_useq_sequence_is_named() -> None:
     data["acquisition"]["sequence"]["channels"][1]["colour"] = "red"
     error = reject(data)
     assert [str(i) for i in error.issues] == [
-        "acquisition.sequence.channels.1.colour: unknown field"
+        "acquisition.sequence.channels[1].colour: unknown field"
     ] or [str(i) for i in error.issues] == [
         "acquisition.sequence.z_plan.stepp: unknown field"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("channels", "issues"),
+    [
+        ([{"config": 5}], ["acquisition.sequence.channels[0].config: Input should"]),
+        (
+            [{"config": "488nm"}, {"confg": "x"}],
+            ["acquisition.sequence.channels[1].config: Field required"],
+        ),
+        (
+            [{"config": "488nm", "exposure": 0}],
+            ["acquisition.sequence.channels[0].exposure: Input should be greater"],
+        ),
+        (
+            ["488nm", 7],
+            ["acquisition.sequence.channels[1]: expected a channel (an object or a"],
+        ),
+    ],
+)
+def test_bad_mda_channel_is_named_with_its_index(
+    channels: list, issues: list[str]
+) -> None:
+    data = example_data("mda_z_stack")
+    data["acquisition"]["sequence"]["channels"] = channels
+    error = reject(data)
+    assert len(error.issues) == len(issues), error
+    for issue, start in zip(error.issues, issues, strict=True):
+        assert str(issue).startswith(start), error
+
+
+def test_stream_exposure_must_be_positive() -> None:
+    data = example_data("stream_1000_frames")
+    data["acquisition"]["exposure_ms"] = 0
+    error = reject(data)
+    assert [str(i) for i in error.issues] == [
+        "acquisition.exposure_ms: Input should be greater than 0"
     ]
 
 
@@ -203,7 +241,7 @@ def test_waveform_program_errors_are_named() -> None:
     data["program"]["timing"]["sample_rate_hz"] = 1e9
     error = reject(data)
     paths = {i.path for i in error.issues}
-    assert "program.analog.0" in paths, error
+    assert "program.analog[0]" in paths, error
     assert any(p.startswith("program.timing") for p in paths), error
     assert "park_v 9.0 V is outside" in str(error)
     assert "outside what the card" in str(error)

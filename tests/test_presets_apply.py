@@ -59,42 +59,42 @@ def test_applies_groups_then_properties_in_order(rig: Rig) -> None:
     [
         (
             {"device": "Lasers", "property": "Laser 488 Power %", "value": 150.0},
-            "devices.properties.1",
+            "devices.properties[1]",
             "outside [0, 100]",
         ),
         (
             {"device": "Lasers", "property": "Laser 488", "value": "Maybe"},
-            "devices.properties.1",
+            "devices.properties[1]",
             "'Maybe' is not one of ['Off', 'On']",
         ),
         (
             {"device": "Camera", "property": "BitDepth", "value": 9},
-            "devices.properties.1",
+            "devices.properties[1]",
             "is not one of",
         ),
         (
             {"device": "Camera", "property": "SensorWidth", "value": "wide"},
-            "devices.properties.1",
+            "devices.properties[1]",
             "takes a number",
         ),
         (
             {"device": "Camera", "property": "SensorWidth", "value": 12.5},
-            "devices.properties.1",
+            "devices.properties[1]",
             "takes an integer",
         ),
         (
             {"device": "Camera", "property": "Binning", "value": 2},
-            "devices.properties.1",
+            "devices.properties[1]",
             "read-only",
         ),
         (
             {"device": "Galvo", "property": "Amplitude", "value": 1.0},
-            "devices.properties.1",
+            "devices.properties[1]",
             "no device 'Galvo'",
         ),
         (
             {"device": "Lasers", "property": "Laser 999", "value": "On"},
-            "devices.properties.1",
+            "devices.properties[1]",
             "has no property 'Laser 999'",
         ),
     ],
@@ -157,8 +157,8 @@ def test_all_problems_reported_at_once(rig: Rig) -> None:
     )
     assert [i.path for i in issues] == [
         "devices.config_groups.Nope",
-        "devices.properties.0",
-        "devices.properties.2",
+        "devices.properties[0]",
+        "devices.properties[2]",
     ]
 
 
@@ -176,7 +176,7 @@ def test_failure_while_applying_restores_what_was_set(
         real(device, prop, value)
 
     monkeypatch.setattr(core, "setProperty", flaky)
-    with pytest.raises(ApplyError, match=r"devices\.properties\.2: device timed out"):
+    with pytest.raises(ApplyError, match=r"devices\.properties\[2\]: device timed out"):
         apply_device_settings(
             core,
             settings(
@@ -220,7 +220,7 @@ def test_preset_onto_the_loaded_rig_all_or_nothing(rig: Rig) -> None:
     data["devices"]["properties"][0]["value"] = 101.0
     with pytest.raises(ApplyError) as info:
         apply_preset_to_rig(Preset.model_validate(data), rig)
-    assert [i.path for i in info.value.issues] == ["devices.properties.0"]
+    assert [i.path for i in info.value.issues] == ["devices.properties[0]"]
     assert state(rig) == before
 
 

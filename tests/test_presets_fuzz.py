@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,14 @@ def check(text: str | bytes) -> PresetError | None:
     return None
 
 
+def dots(path: str) -> str:
+    """An issue's path with list indices dotted (`a[0].b` -> `a.0.b`)."""
+    return re.sub(r"\[(\d+)\]", r".\1", path)
+
+
 def related(a: str, b: str) -> bool:
     """One path is the other or lies inside it."""
+    a, b = dots(a), dots(b)
     return a == b or a.startswith(b + ".") or b.startswith(a + ".")
 
 
@@ -139,7 +146,7 @@ def test_mutated_presets_raise_only_preset_error_naming_the_path(
         # the error is at the changed field, inside it, or at a model containing
         # it whose cross-field check failed (e.g. program: park_v vs limits)
         top = path.split(".")[0]
-        paths = [i.path for i in error.issues]
+        paths = [dots(i.path) for i in error.issues]
         assert any(related(p, path) or p == top for p in paths) or any(
             path.startswith(p + ".") for p in paths
         ), (kind, path, error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -139,6 +140,20 @@ def test_bad_rig_file_names_the_field(tmp_path: Path) -> None:
     assert "lasers.colour" in str(info.value)
 
 
+def test_rig_file_errors_are_worded_as_preset_errors(tmp_path: Path) -> None:
+    """One wording for every file mmapp reads: "unknown field", indices in []."""
+    bad = tmp_path / "rig.json"
+    data = {"camera": {"bogus": 1}, "lasers": {"wavelengths_nm": [488, "x"]}}
+    bad.write_text(json.dumps(data))
+    with pytest.raises(RigError) as info:
+        load_rig(bad)
+    assert str(info.value) == (
+        f"rig file {bad}: camera.bogus: unknown field; lasers.wavelengths_nm[1]: "
+        "Input should be a valid integer, unable to parse string as an integer"
+    )
+    assert "Extra inputs" not in str(info.value)
+
+
 def test_rig_file_errors(tmp_path: Path) -> None:
     with pytest.raises(RigError, match="rig file not found"):
         load_rig(tmp_path / "missing.json")
@@ -148,6 +163,49 @@ def test_rig_file_errors(tmp_path: Path) -> None:
         load_rig(broken)
     with pytest.raises(RigError, match="Micro-Manager config not found"):
         load_rig(tmp_path / "scope.cfg")
+
+
+def test_garbage_cfg_names_the_line_and_nothing_else(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture
+) -> None:
+    cfg = tmp_path / "scope.cfg"
+    cfg.write_text("# a Micro-Manager config\n\ngarbage line here\n")
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(RigError) as info:
+        load_rig(cfg)
+    assert str(info.value) == (
+        f"Micro-Manager config {cfg} failed to load at line 3 ('garbage line here'): "
+        "unknown command 'garbage line here'"
+    )
+    said = caplog.text + capsys.readouterr().err
+    assert "mmcore install" not in said and "compatible Micro-Manager" not in said
+
+
+def test_missing_device_adapter_is_named_with_where_mmapp_looked(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = tmp_path / "scope.cfg"
+    cfg.write_text("Device,Cam,NoSuchAdapter,Foo\n")
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.delenv("MICROMANAGER_PATH", raising=False)
+    with pytest.raises(RigError) as info:
+        load_rig(cfg)
+    message = str(info.value)
+    assert message.startswith(
+        f"Micro-Manager config {cfg} failed to load at line 1 "
+        "('Device,Cam,NoSuchAdapter,Foo'): "
+        "device adapter 'NoSuchAdapter' (for device 'Cam', 'Foo') is not installed "
+        "where mmapp looked (MICROMANAGER_PATH is not set; adapter search paths: "
+    ), message
+    assert "mmcore install" not in caplog.text
+    monkeypatch.setenv("MICROMANAGER_PATH", str(tmp_path / "mm"))
+    with pytest.raises(RigError, match="is not installed where mmapp looked") as info:
+        load_rig(cfg)
+    assert f"(MICROMANAGER_PATH={tmp_path / 'mm'}; adapter search paths: " in str(
+        info.value
+    )
 
 
 def test_camera_override_validated() -> None:

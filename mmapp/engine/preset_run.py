@@ -11,15 +11,21 @@ import contextlib
 import io
 import os
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from useq import MDAEvent, MDASequence
 
 from mmapp import __version__
+from mmapp.daq.render import WaveformError, render
+from mmapp.daq.tasks import check_program_on_device, check_topology, frames_for
 from mmapp.engine.controller import RunRequest
+from mmapp.engine.daq_link import DaqLink, DaqProgramError
+from mmapp.engine.engine import StreamingEngine
 from mmapp.engine.events import stream_event
 from mmapp.presets import (
     MDAAcquisition,
@@ -47,6 +53,12 @@ MIB = 1024 * 1024
 
 class DatasetExistsError(FileExistsError):
     """storage.if_exists is "error" and a dataset of that name is already there."""
+
+
+class RunRefusedError(ValueError):
+    """What `mmapp acquire` refuses before anything starts (as `mmapp preset
+    validate` does): a save directory that cannot be written, an exposure the
+    camera does not take, a waveform program the rig cannot play."""
 
 
 class RigMismatchError(ValueError):
@@ -107,13 +119,7 @@ def build_run_request(
     name = render_name(
         preset.storage.name_template, name=preset.name, when=when, rig=rig_name
     )
-    if preset.storage.if_exists == "error":
-        taken = existing_datasets(out_dir, name)
-        if taken:
-            raise DatasetExistsError(
-                f"storage.if_exists is 'error' and a dataset named {name!r} is "
-                f"already in {out_dir} ({taken[0].name})"
-            )
+    _check_dataset_name(preset, rig_name, when)
     return RunRequest(
         events=events_for(preset.acquisition),
         out_dir=out_dir,
@@ -146,6 +152,202 @@ def open_rig(preset: Preset) -> Rig:
         rig.close()
         raise
     return rig
+
+
+def prepare_run(preset: Preset, *, create_directory: bool = True) -> Rig:
+    """Everything `mmapp acquire` checks before it starts, in one place (so
+    `mmapp preset validate` refuses exactly what acquire would): the save
+    directory, the rig (loaded, device settings applied), the exposures and the
+    waveform program against that rig, the dataset name (if_exists "error").
+
+    Returns the loaded rig (the caller closes it). Raises RunRefusedError,
+    RigError (rig file, .cfg), ApplyError (device settings) or
+    DatasetExistsError, with nothing left loaded. `create_directory`: make the
+    save directory and write a test file in it (acquire); False only checks
+    that it could be made (validate: nothing is created).
+    """
+    directory = Path(preset.storage.directory).expanduser()
+    check_save_directory(directory, create=False)  # before loading anything
+    rig = open_rig(preset)
+    try:
+        check_run(preset, rig)
+        _check_dataset_name(preset, rig.name)
+        if create_directory:
+            check_save_directory(directory, create=True)
+    except BaseException:
+        rig.close()
+        raise
+    return rig
+
+
+def check_save_directory(directory: Path, *, create: bool) -> None:
+    """Raise RunRefusedError if datasets cannot be saved in `directory`.
+
+    `create`: make it (with its parents) and write and remove a temporary file
+    in it; otherwise only check that its nearest existing folder is a folder
+    that can be written (nothing is created).
+    """
+    directory = Path(directory).expanduser()
+    existing = directory
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        what = "it is" if existing == directory else f"{existing} is"
+        raise RunRefusedError(
+            f"cannot save in {directory}: {what} a file, not a folder"
+        )
+    if not create:
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise RunRefusedError(
+                f"cannot save in {directory}: {existing} is not writable"
+            )
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RunRefusedError(
+            f"cannot save in {directory}: cannot create it ({reason})"
+        ) from None
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".mmapp-write-test-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RunRefusedError(
+            f"cannot save in {directory}: cannot write there ({reason})"
+        ) from None
+
+
+def _check_dataset_name(
+    preset: Preset, rig_name: str, when: datetime | None = None
+) -> None:
+    """storage.if_exists "error" and the name taken: DatasetExistsError."""
+    if preset.storage.if_exists != "error":
+        return
+    out_dir = Path(preset.storage.directory).expanduser()
+    name = render_name(
+        preset.storage.name_template,
+        name=preset.name,
+        when=when or datetime.now(),
+        rig=rig_name,
+    )
+    taken = existing_datasets(out_dir, name)
+    if taken:
+        raise DatasetExistsError(
+            f"storage.if_exists is 'error' and a dataset named {name!r} is "
+            f"already in {out_dir} ({taken[0].name})"
+        )
+
+
+def check_run(preset: Preset, rig: Rig) -> None:
+    """The preset's exposures and waveform program against a loaded rig.
+
+    Raises RunRefusedError naming what the camera or the DAQ would refuse
+    (the run would stop there with an error); touches no device.
+    """
+    problems = [*_exposure_problems(preset, rig), *_program_problems(preset, rig)]
+    if problems:
+        raise RunRefusedError("; ".join(problems))
+
+
+def _exposures(preset: Preset) -> list[tuple[str, float]]:
+    """(field path, ms) of every exposure the run sets on the camera."""
+    found: list[tuple[str, float]] = []
+    if isinstance(preset.rig, SimulatedRig) and preset.rig.camera.exposure_ms:
+        found.append(("rig.camera.exposure_ms", preset.rig.camera.exposure_ms))
+    acq = preset.acquisition
+    if isinstance(acq, StreamAcquisition) and acq.exposure_ms is not None:
+        found.append(("acquisition.exposure_ms", acq.exposure_ms))
+    if isinstance(acq, MDAAcquisition):
+        for i, channel in enumerate(acq.sequence.channels):
+            if channel.exposure is not None:
+                path = f"acquisition.sequence.channels[{i}].exposure"
+                found.append((path, channel.exposure))
+    if preset.program is not None:  # the program sets the exposure window
+        ms = preset.program.timing.exposure_s * 1000.0
+        found.append(("program.timing.exposure_s", ms))
+    return found
+
+
+def _exposure_problems(preset: Preset, rig: Rig) -> list[str]:
+    core = rig.core
+    camera = core.getCameraDevice()
+    if not camera:
+        return [f"the rig {rig.name!r} has no camera (the core's Camera is not set)"]
+    if not (
+        core.hasProperty(camera, "Exposure")
+        and core.hasPropertyLimits(camera, "Exposure")
+    ):
+        return []
+    low = core.getPropertyLowerLimit(camera, "Exposure")
+    high = core.getPropertyUpperLimit(camera, "Exposure")
+    return [
+        f"{path}: {ms:g} ms is outside the exposures the camera {camera!r} takes "
+        f"({low:g} to {high:g} ms)"
+        for path, ms in _exposures(preset)
+        if not low <= ms <= high
+    ]
+
+
+def _program_problems(preset: Preset, rig: Rig) -> list[str]:
+    """What the DAQ link and the engine would refuse when the run starts."""
+    program = preset.program
+    if program is None:
+        return []
+    if rig.daq is None:
+        return [
+            f"the preset has a waveform program but the rig {rig.name!r} has no "
+            f"DAQ (a 'daq' section in its rig file)"
+        ]
+    try:
+        rendered = render(program)
+        check_program_on_device(program, rig.daq.device)
+        check_topology(program, rendered)
+    except WaveformError as exc:
+        return [f"waveform program: {exc}"]
+    camera_master = program.topology == "camera_master"
+    if camera_master and not rig.exposure_out:
+        return [
+            "waveform program: topology camera_master: the rig file names no camera "
+            "exposure-out terminal (daq.camera_exposure_out)"
+        ]
+    acq = preset.acquisition
+    frames: int | None = None
+    try:
+        # the engine's own check of the camera's trigger mode (no engine needed)
+        mode = "Internal" if camera_master else "External"
+        StreamingEngine._camera_with_trigger_mode(
+            SimpleNamespace(mmcore=rig.core),  # type: ignore[arg-type]
+            mode,
+        )
+        if isinstance(acq, MDAAcquisition):
+            frames = _program_mda_frames(acq.sequence, DaqLink(rig.daq, program))
+        else:
+            frames = acq.frames
+        frames_for(program, frames)
+    except (DaqProgramError, WaveformError) as exc:
+        return [str(exc)]
+    return []
+
+
+def _program_mda_frames(sequence: MDASequence, link: DaqLink) -> int | None:
+    """Frames of an MDA that plays a program (raises DaqProgramError if the
+    program cannot go with it: z or channels planned, or time points that are
+    not one hardware sequence)."""
+    link.refuse_conflicting_axes(sequence, ())
+    plan = sequence.time_plan
+    interval = getattr(plan, "interval", None)
+    seconds = getattr(interval, "total_seconds", lambda: interval or 0)()
+    if plan is not None and seconds:
+        raise DaqProgramError(
+            "a DAQ waveform program needs a hardware-sequenced acquisition (a "
+            "stream, or time points with interval 0); this MDA waits "
+            f"{seconds:g} s between time points"
+        )
+    if sequence.stage_positions or sequence.grid_plan is not None:
+        return None  # one sequence per position: counted per position by the engine
+    return plan.num_timepoints() if plan is not None else 1
 
 
 def rig_path(preset: Preset) -> Path:

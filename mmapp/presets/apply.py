@@ -69,7 +69,7 @@ def _steps(settings: DeviceSettings, first: Sequence[Step]) -> list[Step]:
         (f"devices.config_groups.{g}", (g, c))
         for g, c in settings.config_groups.items()
     ]
-    props = [(f"devices.properties.{i}", s) for i, s in enumerate(settings.properties)]
+    props = [(f"devices.properties[{i}]", s) for i, s in enumerate(settings.properties)]
     return [*first, *groups, *props]
 
 

@@ -9,15 +9,14 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from mmapp.presets.errors import Issue, PresetError
+from mmapp.presets.errors import PresetError, issues_from
 from mmapp.presets.migrate import migrate
-from mmapp.presets.model import UNKNOWN_FIELD, Preset
+from mmapp.presets.model import Preset
 
 logger = logging.getLogger(__name__)
 
@@ -60,52 +59,6 @@ def _parse_json(text: str | bytes, source: str) -> Any:
         ) from None
     except (ValueError, RecursionError) as exc:
         raise PresetError.one(source, "<file>", f"not valid JSON: {exc}") from None
-
-
-def _field_path(loc: Sequence[int | str], raw: Any) -> str:
-    """Dotted path of an error location as the file spells it.
-
-    pydantic puts the labels of union members (a tag such as "stream", a class
-    name such as "ZTopBottom", a type such as "str") into locations; they are
-    not in the file, so they are left out.
-    """
-    parts: list[str] = []
-    node: Any = raw
-    last = len(loc) - 1
-    for i, part in enumerate(loc):
-        if isinstance(node, list):
-            if not (isinstance(part, int) and 0 <= part < len(node)):
-                break  # a union member's label
-            node = node[part]
-        elif isinstance(node, dict):
-            if part in node:
-                node = node[part]
-            elif i < last or part in node.values():
-                continue  # a union member's label or tag
-            else:
-                node = None  # a missing field: name it
-        elif node is not None:
-            break  # below a scalar: a union member's label
-        parts.append(str(part))
-    return ".".join(parts) or "<root>"
-
-
-def issues_from(exc: ValidationError, raw: Any) -> list[Issue]:
-    """One issue per failing field path, reasons of the same path combined."""
-    by_path: dict[str, list[str]] = {}
-    for err in exc.errors(include_url=False):
-        loc = list(err["loc"])
-        ctx = err.get("ctx") or {}
-        reason = err["msg"].removeprefix("Value error, ")
-        if err["type"] == UNKNOWN_FIELD:
-            loc += list(ctx["keys"])
-            reason = "unknown field"
-        elif err["type"] == "extra_forbidden":
-            reason = "unknown field"
-        path = _field_path(loc, raw)
-        if reason not in by_path.setdefault(path, []):
-            by_path[path].append(reason)
-    return [Issue(path, " or ".join(reasons)) for path, reasons in by_path.items()]
 
 
 def parse_preset(text: str | bytes, source: str = "preset") -> Preset:

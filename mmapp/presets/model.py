@@ -17,21 +17,22 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    ValidationError,
     ValidatorFunctionWrapHandler,
     field_serializer,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from useq import MDASequence
+from useq import Channel, MDASequence
 
 from mmapp.daq.program import WaveformProgram
+from mmapp.presets.errors import NESTED_ERRORS, UNKNOWN_FIELD, error_reasons
 from mmapp.presets.naming import check_template
 
 SCHEMA_VERSION = 2
 PRESET_SUFFIX = ".mmpreset"
 MAX_MDA_EVENTS = 10**8
-UNKNOWN_FIELD = "unknown_field"  # error type whose ctx["keys"] extend the loc
 
 
 class _Model(BaseModel):
@@ -115,7 +116,7 @@ class StreamAcquisition(_Model):
     mode: Literal["stream"] = "stream"
     frames: int | None = Field(None, ge=1, le=10**10)
     duration_s: float | None = Field(None, gt=0, le=30 * 86400, allow_inf_nan=False)
-    exposure_ms: float | None = Field(None, ge=0, le=3_600_000, allow_inf_nan=False)
+    exposure_ms: float | None = Field(None, gt=0, le=3_600_000, allow_inf_nan=False)
     first_frame_timeout_s: FirstFrameTimeout = 20.0  # a triggered camera waits
 
     @model_validator(mode="after")
@@ -145,6 +146,10 @@ class MDAAcquisition(_Model):
     def _no_unknown_keys(
         cls, value: Any, handler: ValidatorFunctionWrapHandler
     ) -> MDASequence:
+        if bad_channels := _channel_errors(value):
+            raise PydanticCustomError(
+                NESTED_ERRORS, "invalid channels", {"errors": bad_channels}
+            )
         sequence = handler(value)
         unknown = _unknown_keys(value, sequence)
         if unknown:
@@ -169,6 +174,33 @@ class MDAAcquisition(_Model):
 
 
 Acquisition = Annotated[StreamAcquisition | MDAAcquisition, Field(discriminator="mode")]
+
+
+def _channel_errors(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """What is wrong with each channel of a sequence, by index.
+
+    useq validates the channel list as a whole, so its own errors name the
+    list (`sequence.channels`) but not the channel (`channels[1].config`).
+    """
+    channels = raw.get("channels") if isinstance(raw, dict) else None
+    if not isinstance(channels, list | tuple):
+        return []
+    found: list[tuple[tuple[Any, ...], str]] = []
+    for i, item in enumerate(channels):
+        if isinstance(item, str | Channel):
+            continue
+        if not isinstance(item, dict):
+            kind = type(item).__name__
+            reason = f"expected a channel (an object or a config name), got {kind}"
+            found.append((("channels", i), reason))
+            continue
+        try:
+            Channel.model_validate(item)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                for loc, reason in error_reasons(err):
+                    found.append((("channels", i, *loc), reason))
+    return found
 
 
 def _event_count(sequence: MDASequence) -> float:

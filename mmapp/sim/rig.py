@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from pymmcore_plus.experimental.unicore import UniMMCore
 from mmapp.daq.connection import DaqConnection
 from mmapp.daq.program import WaveformProgram
 from mmapp.daq.render import render
+from mmapp.presets.errors import issues_from
 from mmapp.resources import default_rig_file
 from mmapp.sim.buffer import prefault
 from mmapp.sim.camera import SimCamera
@@ -246,10 +249,7 @@ def read_rig_spec(path: Path) -> RigSpec:
     try:
         return RigSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(map(str, issues_from(exc, raw)))
         raise RigError(f"rig file {path}: {problems}") from None
 
 
@@ -265,7 +265,8 @@ def load_rig(path: str | Path | None = None, **camera_overrides: object) -> Rig:
                 {**spec.camera.model_dump(), **camera_overrides}
             )
         except ValidationError as exc:
-            raise RigError(f"camera settings: {exc.errors()[0]['msg']}") from None
+            problems = "; ".join(map(str, issues_from(exc, camera_overrides)))
+            raise RigError(f"camera settings: {problems}") from None
         spec = spec.model_copy(update={"camera": camera})
     if spec.mm_config:
         cfg = Path(spec.mm_config)
@@ -275,16 +276,81 @@ def load_rig(path: str | Path | None = None, **camera_overrides: object) -> Rig:
     return build_simulated_rig(spec, source=str(path))
 
 
+_AT_LINE = re.compile(r"at line (\d+):")
+_WRAPPERS = ("Error in configuration file ", "Error executing command ")
+
+
+def _config_line(path: Path, number: int) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return lines[number - 1].strip()
+    except (OSError, IndexError):
+        return ""
+
+
+def adapter_search_description(core: UniMMCore) -> str:
+    """Where device adapters were looked for (MICROMANAGER_PATH, search paths)."""
+    env = os.environ.get("MICROMANAGER_PATH")
+    where = f"MICROMANAGER_PATH={env}" if env else "MICROMANAGER_PATH is not set"
+    try:
+        paths = [str(p) for p in core.getDeviceAdapterSearchPaths()]
+    except Exception:
+        paths = []
+    searched = ", ".join(paths) if paths else "none"
+    return f"{where}; adapter search paths: {searched}"
+
+
+def mm_config_error(path: Path, exc: BaseException, core: UniMMCore) -> str:
+    """What is wrong with a Micro-Manager .cfg, in which line, in one sentence.
+
+    A device adapter that is not installed is named with where mmapp looked
+    for it (MICROMANAGER_PATH and the core's adapter search paths).
+    """
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(chain) < 20:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    first = str(exc).split("\n", 1)[0]
+    reason = next(
+        (str(e).strip() for e in chain if not str(e).startswith(_WRAPPERS)),
+        first,
+    )
+    at = _AT_LINE.search(first)
+    if at is None:
+        return f"Micro-Manager config {path} failed to load: {reason}"
+    number = int(at[1])
+    line = _config_line(path, number)
+    fields = [f.strip() for f in line.split(",")]
+    if reason.startswith("Unknown configuration command"):
+        reason = f"unknown command {fields[0]!r}"
+    elif (
+        fields[0] == "Device"
+        and len(fields) >= 4
+        and any(isinstance(e, ImportError) for e in chain)
+    ):
+        label, adapter, device = fields[1:4]
+        reason = (
+            f"device adapter {adapter!r} (for device {label!r}, {device!r}) is not "
+            f"installed where mmapp looked ({adapter_search_description(core)})"
+        )
+    where = f"Micro-Manager config {path} failed to load at line {number}"
+    return f"{where} ({line!r}): {reason}"
+
+
 def _load_mm_config(path: Path, name: str, spec: RigSpec | None = None) -> Rig:
     if not path.is_file():
         raise RigError(f"Micro-Manager config not found: {path}")
-    core = RigCore()
+    with _quiet_adapter_search():  # mmapp says what is missing (mm_config_error)
+        core = RigCore()
     try:
-        core.loadSystemConfiguration(str(path))
+        with _quiet_adapter_search():
+            core.loadSystemConfiguration(str(path))
     except Exception as exc:
+        message = mm_config_error(path, exc, core)
         with contextlib.suppress(Exception):  # what loaded before the bad line
             core.unloadAllDevices()
-        raise RigError(f"Micro-Manager config {path} failed to load: {exc}") from exc
+        raise RigError(message) from None
     rig = Rig(name=name, core=core, spec=spec, source=str(path))
     if spec is not None and spec.daq is not None:
         if spec.daq.server == SIMULATED:
