@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mmapp.presets.overrides import Overrides
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_UNSAFE = 3  # the rig could not be made safe (whatever the data did)
 
 
 def _number_type(
@@ -374,7 +375,7 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     )
     from mmapp.presets import PresetError, load_preset
     from mmapp.presets.overrides import apply_overrides
-    from mmapp.sim.rig import RigError
+    from mmapp.sim.rig import RigError, RigSafetyError
 
     refused = _run_refused_errors()
 
@@ -413,10 +414,14 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         print(f"mmapp: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     controller = RunController(rig)
+    unsafe_at_close: str | None = None
     try:
         result = _run_with_progress(controller, request, args)
     finally:
-        rig.close()
+        try:
+            rig.close()
+        except RigSafetyError as exc:  # unloaded all the same; said below
+            unsafe_at_close = str(exc)
         del rig, controller
         gc.collect()  # drop the core before exit (see DESIGN.md)
     if result.dataset is not None:
@@ -442,6 +447,15 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
                 }
             )
         )
+    if result.outcome is RunOutcome.UNSAFE:
+        return EXIT_UNSAFE
+    if unsafe_at_close is not None:
+        print(
+            f"mmapp: error: THE RIG WAS NOT MADE SAFE when it was closed: "
+            f"{unsafe_at_close}",
+            file=sys.stderr,
+        )
+        return EXIT_UNSAFE
     return EXIT_ERROR if result.outcome is RunOutcome.ERROR else EXIT_OK
 
 
@@ -653,6 +667,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     finally:
         ds.close()
     preset = settings.pop("preset", None)
+    run, run_problem = _run_record(path)
     frame = None
     if first is not None:
         frame = {
@@ -667,6 +682,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
             changes = None
         info = {
             "dataset": str(path),
+            "run": run,
             "images": len(coords),
             "axes": axes,
             "frame": frame,
@@ -678,6 +694,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         _note_program_changes(path)
         return EXIT_OK
     print(f"dataset: {path}")
+    if run is not None:
+        print(f"run: {run.get('summary', run)}")
+    elif run_problem:
+        print(f"run: {run_problem}")
     print(f"images: {len(coords)}")
     print(f"axes: {', '.join(f'{k} {n}' for k, n in axes.items()) or 'none'}")
     if frame is not None:
@@ -692,6 +712,20 @@ def _cmd_info(args: argparse.Namespace) -> int:
         )
     _note_program_changes(path)
     return EXIT_OK
+
+
+def _run_record(path: Path) -> tuple[dict | None, str | None]:
+    """How the dataset's run ended (run.json), or why that is not known."""
+    from mmapp.engine.controller import RUN_RECORD_FILE
+
+    record = path / RUN_RECORD_FILE
+    if not record.is_file():
+        return None, f"not recorded (no {RUN_RECORD_FILE}: the run did not end)"
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return None, f"{record} cannot be read: {exc}"
+    return (data, None) if isinstance(data, dict) else (None, f"{record}: not a record")
 
 
 if __name__ == "__main__":  # pragma: no cover

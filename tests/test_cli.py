@@ -233,6 +233,8 @@ def test_info(tmp_path: Path) -> None:
     proc = mmapp("info", str(dataset))
     assert proc.returncode == 0, proc.stderr
     assert "images: 4" in proc.stdout
+    # how the run ended, counted as the run counted it (run.json)
+    assert "run: completed: 4 frames acquired, 4 saved, 0 lost" in proc.stdout
     assert "frame: 32x32 uint16" in proc.stdout
     # the run settings are readable: one `key: value` per line, nested indented
     lines = proc.stdout.splitlines()
@@ -247,6 +249,8 @@ def test_info(tmp_path: Path) -> None:
     assert info["images"] == 4 and info["axes"] == {"time": 4}
     assert info["frame"] == {"width": 32, "height": 32, "dtype": "uint16"}
     assert info["settings"]["frames"] == 4 and info["preset"]["name"] == "acquisition"
+    assert info["run"]["outcome"] == "completed"
+    assert (info["run"]["frames_acquired"], info["run"]["frames_saved"]) == (4, 4)
 
 
 def test_info_of_something_else(tmp_path: Path) -> None:
@@ -259,3 +263,19 @@ def test_info_of_something_else(tmp_path: Path) -> None:
     assert proc.stderr == (
         f"mmapp: error: {tmp_path} is not an NDTiff dataset (it has no NDTiff.index)\n"
     )
+
+
+def test_a_run_that_leaves_the_rig_unsafe_exits_3(tmp_path: Path, monkeypatch, capsys):
+    from mmapp.cli import main
+    from mmapp.sim.devices import SimLasers
+
+    def broken(self) -> None:
+        raise OSError("laser controller not answering")
+
+    monkeypatch.setattr(SimLasers, "all_off", broken)
+    code = main(["acquire", "--out", str(tmp_path), "--frames", "3", *SMALL])
+    monkeypatch.undo()
+    out = capsys.readouterr()
+    assert code == 3
+    assert "mmapp: unsafe: 3 frames acquired, 3 saved, 0 lost" in out.out
+    assert "THE RIG WAS NOT MADE SAFE: lasers not switched off" in out.out
