@@ -321,7 +321,7 @@ def _daq_program(
     from mmapp.daq.render import render
     from mmapp.presets import ConfigRig
     from mmapp.resources import default_rig_file
-    from mmapp.sim.rig import RigError, read_rig_spec
+    from mmapp.rig import RigError, read_rig_spec
 
     if args.volumes is not None and (args.frames is not None or args.loop):
         parser.error("--volumes replaces --frames and --loop")
@@ -375,7 +375,7 @@ def _cmd_acquire(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     )
     from mmapp.presets import PresetError, load_preset
     from mmapp.presets.overrides import apply_overrides
-    from mmapp.sim.rig import RigError, RigSafetyError
+    from mmapp.rig import RigError, RigSafetyError
 
     refused = _run_refused_errors()
 
@@ -498,7 +498,7 @@ def _run_refused_errors() -> tuple[type[Exception], ...]:
     """What prepare_run raises when `mmapp acquire` would refuse to start."""
     from mmapp.engine.preset_run import DatasetExistsError, RunRefusedError
     from mmapp.presets import ApplyError
-    from mmapp.sim.rig import RigError
+    from mmapp.rig import RigError
 
     return (RunRefusedError, RigError, ApplyError, DatasetExistsError)
 
@@ -575,8 +575,7 @@ def _run_with_progress(
 
 
 def _cmd_sim_daq(args: argparse.Namespace) -> int:
-    from mmapp.sim.daq_device import DeviceSpec, SimDaqDevice
-    from mmapp.sim.daq_server import SimDaqServer
+    from mmapp.rig.simulated import DeviceSpec, SimDaqDevice, SimDaqServer
 
     try:
         server = SimDaqServer(

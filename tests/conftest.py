@@ -11,7 +11,7 @@ import pytest
 from helpers import HEIGHT, WIDTH
 
 from mmapp.engine.controller import RunController
-from mmapp.sim.rig import Rig, load_rig
+from mmapp.rig import Rig, load_rig
 
 
 @pytest.fixture(autouse=True)

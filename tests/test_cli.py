@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -273,7 +274,13 @@ def test_a_run_that_leaves_the_rig_unsafe_exits_3(tmp_path: Path, monkeypatch, c
         raise OSError("laser controller not answering")
 
     monkeypatch.setattr(SimLasers, "all_off", broken)
-    code = main(["acquire", "--out", str(tmp_path), "--frames", "3", *SMALL])
+    loggers = [logging.getLogger(n) for n in ("mmapp", "pymmcore-plus")]
+    handlers = [list(log.handlers) for log in loggers]
+    try:
+        code = main(["acquire", "--out", str(tmp_path), "--frames", "3", *SMALL])
+    finally:  # main() set up the console's logging: put it back as it was
+        for log, before in zip(loggers, handlers, strict=True):
+            log.handlers[:] = before
     monkeypatch.undo()
     out = capsys.readouterr()
     assert code == 3

@@ -34,10 +34,10 @@ from mmapp.engine.daq_link import (
     program_change_volumes,
 )
 from mmapp.engine.plans import build_events
+from mmapp.rig import Rig, RigSpec, build_simulated_rig, load_rig
 from mmapp.sim.daq_device import DeviceSpec, SimDaqDevice
 from mmapp.sim.daq_server import SimDaqServer
 from mmapp.sim.frames import is_dark, is_lit, read_stamp, unstamped
-from mmapp.sim.rig import Rig, RigSpec, build_simulated_rig, load_rig
 from mmapp.sim.sample import oblique_slice
 
 POWERS = {488: 50.0, 561: 80.0}

@@ -24,7 +24,7 @@ from mmapp.daq.render import WaveformError, render
 from mmapp.daq.tasks import COUNTER_LEAD_TICKS, DaqTasks
 from mmapp.engine.controller import RunController, RunOutcome, RunRequest
 from mmapp.engine.plans import build_events
-from mmapp.sim.rig import Rig, RigSpec, build_simulated_rig
+from mmapp.rig import Rig, RigSpec, build_simulated_rig
 
 
 @pytest.fixture

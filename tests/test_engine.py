@@ -17,8 +17,8 @@ from mmapp.data.errors import StorageWriteError
 from mmapp.data.ndtiff_sink import NDTiffSink
 from mmapp.engine.controller import RunController, RunOutcome, RunRequest
 from mmapp.engine.events import stream_event
+from mmapp.rig import Rig
 from mmapp.sim.frames import DARK_LEVEL, expected_pattern, read_stamp, unstamped
-from mmapp.sim.rig import Rig
 
 SHAPE = (HEIGHT, WIDTH)
 

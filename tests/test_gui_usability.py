@@ -127,7 +127,7 @@ def designer(qtbot):
     from mmapp.daq.program import WaveformProgram
     from mmapp.gui.designer import WaveformDesigner
     from mmapp.resources import default_rig_file
-    from mmapp.sim.rig import read_rig_spec
+    from mmapp.rig import read_rig_spec
 
     program = read_rig_spec(default_rig_file()).program
     d = WaveformDesigner(program or WaveformProgram())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mmapp"
-LOWER = ("data", "daq", "processing", "sim", "presets")
+LOWER = ("data", "daq", "processing", "rig", "sim", "presets")
 FORBIDDEN = {
     **{
         layer: ("mmapp.engine", "mmapp.gui", "mmapp.cli", "mmapp.bench")
@@ -47,5 +47,34 @@ def test_only_gui_imports_qt() -> None:
         if "gui" not in py.relative_to(PACKAGE).parts
         for name in _imports(py)
         if name.split(".")[0] in QT
+    ]
+    assert not bad, bad
+
+
+# Only the rig loader (and the simulated rig's tools) may build on the
+# simulator: real-hardware code never depends on it.
+MAY_IMPORT_SIM = ("rig/loader.py", "rig/simulated.py")
+
+
+def test_only_the_rig_loader_imports_the_simulator() -> None:
+    bad = [
+        f"{py.relative_to(PACKAGE.parent)} imports {name}"
+        for py in PACKAGE.rglob("*.py")
+        if py.relative_to(PACKAGE).parts[0] != "sim"
+        and py.relative_to(PACKAGE).as_posix() not in MAY_IMPORT_SIM
+        for name in _imports(py)
+        if name == "mmapp.sim" or name.startswith("mmapp.sim.")
+    ]
+    assert not bad, bad
+
+
+def test_the_rig_package_depends_on_no_simulated_device() -> None:
+    """rig/ (but its loader and tools) builds on nothing simulated."""
+    bad = [
+        f"{py.relative_to(PACKAGE.parent)} imports {name}"
+        for py in (PACKAGE / "rig").rglob("*.py")
+        if py.relative_to(PACKAGE).as_posix() not in MAY_IMPORT_SIM
+        for name in _imports(py)
+        if name.startswith("mmapp.sim")
     ]
     assert not bad, bad

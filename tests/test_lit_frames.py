@@ -24,6 +24,7 @@ from mmapp.engine.controller import (
 )
 from mmapp.engine.events import stream_event
 from mmapp.engine.plans import build_events
+from mmapp.rig import Rig
 from mmapp.sim.frames import (
     expected_pattern,
     is_dark,
@@ -31,7 +32,6 @@ from mmapp.sim.frames import (
     read_stamp,
     unstamped,
 )
-from mmapp.sim.rig import Rig
 
 SHAPE = (HEIGHT, WIDTH)
 POWERS = {488: 30.0, 561: 70.0}

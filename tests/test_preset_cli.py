@@ -17,8 +17,8 @@ from mmapp.engine.preset_run import RunRefusedError, check_run
 from mmapp.presets import PRESET_SUFFIX, Preset, load_preset, save_preset
 from mmapp.presets.overrides import Overrides, apply_overrides
 from mmapp.resources import default_rig_file, resources_dir
+from mmapp.rig import Rig, read_rig_spec
 from mmapp.sim.frames import read_stamp
-from mmapp.sim.rig import Rig, read_rig_spec
 
 PRESETS = resources_dir() / "presets"
 SMALL = ["--size", "32", "--exposure", "1"]

@@ -15,7 +15,7 @@ from mmapp.presets import (
 )
 from mmapp.presets.model import DeviceSettings
 from mmapp.resources import resources_dir
-from mmapp.sim.rig import Rig
+from mmapp.rig import Rig
 
 
 def state(rig: Rig) -> dict[tuple[str, str], object]:

@@ -15,7 +15,7 @@ from mmapp.data.ndtiff_sink import NDTiffSink
 from mmapp.engine.controller import RunController, RunOutcome, RunRequest
 from mmapp.engine.daq_link import DaqLink
 from mmapp.engine.events import stream_event
-from mmapp.sim.rig import Rig, RigError, load_rig
+from mmapp.rig import Rig, RigError, load_rig
 
 
 class _GatedStorage:
@@ -153,8 +153,8 @@ def test_stop_waits_for_a_change_being_written():
 
 
 def test_a_cfg_that_fails_half_way_unloads_what_it_loaded(tmp_path, monkeypatch):
-    from mmapp.sim import rig as rig_module
-    from mmapp.sim.core import RigCore
+    from mmapp.rig import mm_config as rig_module
+    from mmapp.rig.core import RigCore
 
     unloaded: list[list[str]] = []
 

@@ -19,7 +19,7 @@ from mmapp.engine import daq_link
 from mmapp.engine.controller import RunController, RunOutcome, RunRequest, RunResult
 from mmapp.engine.errors import UnsafeRigError
 from mmapp.engine.events import stream_event
-from mmapp.sim.rig import Rig
+from mmapp.rig import Rig
 
 
 def _stream(controller: RunController, out: Path, frames: int = 10) -> RunResult:
@@ -78,7 +78,7 @@ def test_a_shutter_that_does_not_close_makes_the_run_unsafe(
 
 
 def test_closing_a_rig_unloads_it_even_if_it_cannot_be_made_safe(monkeypatch):
-    from mmapp.sim.rig import RigSafetyError, load_rig
+    from mmapp.rig import RigSafetyError, load_rig
 
     rig = load_rig(width=32, height=32)
     monkeypatch.setattr(rig.lasers, "all_off", lambda: 1 / 0)

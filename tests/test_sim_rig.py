@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from helpers import HEIGHT, WIDTH
 
+from mmapp.rig import Rig, RigError, load_rig
 from mmapp.sim.frames import DARK_LEVEL, expected_pattern, read_stamp, unstamped
-from mmapp.sim.rig import Rig, RigError, load_rig
 
 
 def _snap(rig: Rig) -> np.ndarray:

@@ -17,7 +17,7 @@ from mmapp.daq.program import WaveformProgram
 from mmapp.daq.render import render
 from mmapp.gui.designer import WaveformDesigner
 from mmapp.resources import default_rig_file
-from mmapp.sim.rig import read_rig_spec
+from mmapp.rig import read_rig_spec
 
 
 @pytest.fixture

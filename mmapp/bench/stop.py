@@ -22,7 +22,7 @@ from useq import MDASequence
 
 from mmapp.engine.controller import RunController, RunOutcome, RunRequest
 from mmapp.engine.events import stream_event
-from mmapp.sim.rig import Rig, load_rig
+from mmapp.rig import Rig, load_rig
 
 TARGET_S = 0.100
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from mmapp.engine.controller import RunController, RunRequest, RunResult
 from mmapp.engine.events import stream_event
-from mmapp.sim.frames import expected_pattern, stamp
-from mmapp.sim.rig import load_rig, set_buffer_mb
+from mmapp.rig import load_rig, set_buffer_mb
+from mmapp.rig.simulated import expected_pattern, stamp
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -39,7 +39,7 @@ from mmapp.engine.daq_link import (
 from mmapp.engine.engine import RELEASE_KEY, StreamingEngine
 from mmapp.engine.errors import UnsafeRigError
 from mmapp.engine.events import coordinates_for
-from mmapp.sim.rig import Rig
+from mmapp.rig import Rig
 
 logger = logging.getLogger(__name__)
 
@@ -407,8 +407,7 @@ class RunController:
         return 1.0 - free / total if total else -1.0
 
     def _camera_fault(self) -> str | None:
-        camera = self.rig.camera
-        return camera.last_error if camera is not None else None
+        return self.rig.camera_fault()
 
     # --- the run thread ---------------------------------------------------------
     def _run(self, request: RunRequest, engine: StreamingEngine) -> None:

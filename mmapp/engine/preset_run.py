@@ -45,7 +45,7 @@ from mmapp.presets.model import (
 )
 from mmapp.presets.naming import render_name
 from mmapp.resources import default_rig_file
-from mmapp.sim.rig import Rig, load_rig
+from mmapp.rig import Rig, load_rig
 
 PRESET_FILE_NAME = "preset.mmpreset"  # the copy saved inside each dataset folder
 MIB = 1024 * 1024

@@ -16,7 +16,7 @@ from mmapp.daq.program import WaveformProgram
 from mmapp.daq.render import WaveformError, render
 from mmapp.daq.tasks import DaqTasks, check_program_on_device, frames_for
 from mmapp.engine.controller import RunController
-from mmapp.sim.rig import Rig
+from mmapp.rig import Rig
 
 
 class ProgramRefused(ValueError):

@@ -60,7 +60,7 @@ from mmapp.gui.scroll import FormScrollArea
 from mmapp.gui.settings import AppSettings
 from mmapp.presets import ApplyError, Preset, RecentPresets
 from mmapp.resources import default_rig_file
-from mmapp.sim.rig import Rig, RigError, load_rig, read_rig_spec
+from mmapp.rig import Rig, RigError, load_rig, read_rig_spec
 
 logger = logging.getLogger("mmapp.gui")
 

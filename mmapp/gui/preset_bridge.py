@@ -28,7 +28,7 @@ from mmapp.gui.acquisition_panel import (
 from mmapp.presets import MDAAcquisition, Preset, StreamAcquisition, preset_from_data
 from mmapp.presets.model import PropertySetting
 from mmapp.resources import default_rig_file
-from mmapp.sim.rig import Rig
+from mmapp.rig import Rig
 
 if TYPE_CHECKING:
     from mmapp.gui.main_window import MainWindow

@@ -32,7 +32,7 @@ def check_dataset(path: Path, frames: int, shape: tuple[int, int]) -> str | None
     not (the self-test runs with a laser on: a dark image is a failure)."""
     from ndstorage import Dataset
 
-    from mmapp.sim.frames import is_lit
+    from mmapp.rig.simulated import is_lit
 
     if not (path / "NDTiff.index").is_file():
         return f"{path} has no NDTiff.index"
@@ -107,7 +107,7 @@ def _drive(window: MainWindow, timeout_s: float) -> str | None:
     """Click through Snap, Live, Start, Stop; None if all went right, else why."""
     from mmapp.engine.controller import RunOutcome
     from mmapp.gui.script import ScriptFailed, Step, run_steps
-    from mmapp.sim.frames import is_lit
+    from mmapp.rig.simulated import is_lit
 
     acq, view = window.acquisition, window.live_view
     marks: dict[str, int] = {}

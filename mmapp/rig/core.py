@@ -9,10 +9,33 @@ non-sequenced MDA frame of the simulated rig came out dark.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pymmcore_plus.experimental.unicore import UniMMCore
 
+from mmapp.rig.buffer import prefault
+
 logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def quiet_adapter_search() -> Iterator[None]:
+    """No Micro-Manager install is needed to build a core: mmapp itself says
+    what is missing (pymmcore-plus would log 'run mmcore install')."""
+    log = logging.getLogger("pymmcore-plus")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def set_buffer_mb(core: UniMMCore, size_mb: int) -> None:
+    """Size the camera's circular buffer and fault its pages in up front."""
+    core.setCircularBufferMemoryFootprint(size_mb)
+    prefault(core)
 
 
 class RigCore(UniMMCore):

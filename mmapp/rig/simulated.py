@@ -1,0 +1,27 @@
+"""The simulated rig's tools for the self-test, benchmarks and `mmapp sim-daq`:
+its frame checks and its NI card, without importing `mmapp.sim` elsewhere."""
+
+from __future__ import annotations
+
+from mmapp.sim.daq_device import DeviceSpec, SimDaqDevice
+from mmapp.sim.daq_server import SimDaqServer
+from mmapp.sim.frames import (
+    DARK_LEVEL,
+    expected_pattern,
+    is_dark,
+    is_lit,
+    light_signal,
+    stamp,
+)
+
+__all__ = [
+    "DARK_LEVEL",
+    "DeviceSpec",
+    "SimDaqDevice",
+    "SimDaqServer",
+    "expected_pattern",
+    "is_dark",
+    "is_lit",
+    "light_signal",
+    "stamp",
+]

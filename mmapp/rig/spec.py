@@ -1,0 +1,100 @@
+"""Rig files (JSON): the simulated rig, or a Micro-Manager `.cfg` with what is
+wired to it (DAQ card, lasers), validated with every bad field named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mmapp.daq.program import WaveformProgram
+from mmapp.presets.errors import issues_from
+from mmapp.rig.errors import RigError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraSpec(_Model):
+    """The simulated camera."""
+
+    label: str = "Camera"
+    width: int = Field(2048, ge=1, le=16384)
+    height: int = Field(2048, ge=1, le=16384)
+    bit_depth: Literal[8, 10, 12, 14, 16] = 16
+    exposure_ms: float = Field(10.0, ge=0)
+    readout_ms: float = Field(0.0, ge=0)
+    trigger_mode: Literal["Internal", "External"] = "Internal"
+
+
+class DeviceSpec(_Model):
+    """A device that only needs a label."""
+
+    label: str
+
+
+class LasersSpec(_Model):
+    """The laser bank."""
+
+    label: str = "Lasers"
+    wavelengths_nm: list[int] = Field(default_factory=lambda: [488], min_length=1)
+
+
+class GalvoSpec(_Model):
+    """The AO channel that scans the light sheet (simulation: um per volt)."""
+
+    line: str = "Dev1/ao0"
+    um_per_volt: float = Field(10.0, gt=0)
+
+
+SIMULATED = "simulated"
+
+
+class DaqSpec(_Model):
+    """The NI-DAQ card and what is wired to it.
+
+    `server` is "simulated" (a simulated card served in the app), "host:port"
+    of an NI gRPC device server, or null for the local NI-DAQmx driver.
+    """
+
+    device: str = Field("Dev1", min_length=1)
+    server: str | None = SIMULATED
+    camera_trigger_line: str = "Dev1/port0/line7"  # DO line into the camera
+    camera_exposure_out: str = "/Dev1/PFI0"  # camera exposure-out into the card
+    galvo: GalvoSpec = GalvoSpec()
+    laser_lines: dict[int, str] = Field(default_factory=dict)  # nm -> blanking line
+
+
+class RigSpec(_Model):
+    """Contents of a rig file (JSON)."""
+
+    schema_version: Literal[1] = 1
+    name: str = "Simulated rig"
+    mm_config: str | None = None  # a Micro-Manager .cfg loads a real rig instead
+    camera: CameraSpec = CameraSpec()
+    z_stage: DeviceSpec = DeviceSpec(label="Z")
+    xy_stage: DeviceSpec = DeviceSpec(label="XY")
+    shutter: DeviceSpec = DeviceSpec(label="LaserShutter")
+    lasers: LasersSpec = LasersSpec()
+    channel_group: str = "Channel"
+    circular_buffer_mb: int = Field(1024, ge=16, le=65536)
+    daq: DaqSpec | None = None
+    program: WaveformProgram | None = None  # the rig's default waveform program
+
+
+def read_rig_spec(path: Path) -> RigSpec:
+    """Parse and validate a rig file, naming the bad field on error."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RigError(f"rig file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise RigError(f"rig file {path} is not valid JSON: {exc}") from None
+    try:
+        return RigSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(map(str, issues_from(exc, raw)))
+        raise RigError(f"rig file {path}: {problems}") from None
