@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pymmcore
 import pytest
 import tifffile
 from helpers import HEIGHT, WIDTH, open_dataset, read_all, run_mmapp
@@ -391,3 +392,50 @@ def test_cli_loop_with_duration_and_mda_on_the_cfg(democam_cfg, tmp_path):
         ]
     finally:
         ds.close()
+
+
+def _newest_image_number(core) -> int:
+    md = pymmcore.Metadata()
+    core.getLastImageMD(md)
+    return int(md.GetSingleTag("ImageNumber").GetValue())
+
+
+def test_overflow_before_the_first_pop_is_counted(
+    democam_controller, democam_rig, popped, tmp_path, monkeypatch
+):
+    """A loop whose camera wraps MMCore's buffer before the engine pops its
+    first frame (e.g. a slow arm check): MMCore numbers every sequence from 0,
+    so a first frame numbered N means N frames were lost, not a fresh count."""
+    core = democam_rig.core
+    core.setProperty("Camera", "OnCameraCCDXSize", 256)
+    core.setProperty("Camera", "OnCameraCCDYSize", 256)
+    core.setCircularBufferMemoryFootprint(1)  # 8 frames of 128 kB
+    wrapped = threading.Event()
+
+    def slow_arm_check(timeout: float) -> bool:
+        # hold the engine until the camera has delivered more frames than
+        # the buffer holds (MMCore's continuous mode then drops them)
+        capacity = core.getBufferTotalCapacity()
+        deadline = time.perf_counter() + 10
+        while time.perf_counter() < deadline:
+            if core.getRemainingImageCount() and (
+                _newest_image_number(core) >= capacity + 2
+            ):
+                wrapped.set()
+                return True
+            threading.Event().wait(0.001)
+        return True
+
+    monkeypatch.setattr(democam_rig, "wait_camera_ready", slow_arm_check)
+    democam_controller.start(RunRequest([stream_event()], tmp_path, "wrap"))
+    result = democam_controller.wait(5)
+    if result is None:  # the engine did not see the loss: stop the loop
+        democam_controller.stop()
+        result = democam_controller.wait(10)
+    assert wrapped.is_set()
+    assert result.outcome is RunOutcome.ERROR, result.summary()
+    assert "overflow" in result.message
+    assert popped.numbers and popped.numbers[0] > 0
+    assert result.frames_lost >= popped.numbers[0]
+    _assert_counts(result)
+    _assert_safe(democam_rig)

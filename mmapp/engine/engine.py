@@ -441,8 +441,7 @@ class StreamingEngine(MDAEngine):
         timeout = self._initial_timeout(timing)
         wait_until = time.perf_counter() + timeout
         count = 0
-        first_number: int | None = None
-        numbered_from_zero = core.isPyDevice(core.getCameraDevice())
+        skipped = 0  # frames of this sequence the camera numbered but never gave us
         idle_wait = POLL_S
         # pymmcore-plus's frame-dict, with what cannot change during a hardware
         # sequence read once (per frame it costs more than writing 512x512 px)
@@ -510,12 +509,15 @@ class StreamingEngine(MDAEngine):
                 taken = source.take()
                 number = _image_number(taken[1])
                 if number is not None:
-                    if first_number is None:
-                        # UniMMCore numbers each sequence from 0; other cameras
-                        # may count on from earlier runs: trust their first frame.
-                        first_number = 0 if numbered_from_zero else number
-                    gap = number - first_number - count - self.frames_lost
+                    # The core stamps ImageNumber, from 0 at each sequence start:
+                    # UniMMCore for Python cameras, MMCore's circular buffer for
+                    # C++ ones (whatever the adapter sent). So a first frame
+                    # numbered N means N frames were dropped before it (MMCore's
+                    # continuous mode clears a full buffer and goes on).
+                    # (Counted per sequence: the numbers start again at each.)
+                    gap = number - count - skipped
                     if gap > 0:  # exposed, then overwritten before it was popped
+                        skipped += gap
                         self.frames_acquired += gap
                         self.frames_lost += gap
                         error = BufferOverflowError(
