@@ -439,3 +439,82 @@ def test_overflow_before_the_first_pop_is_counted(
     assert result.frames_lost >= popped.numbers[0]
     _assert_counts(result)
     _assert_safe(democam_rig)
+
+
+def test_a_listener_that_raises_costs_one_frame_not_the_run(
+    democam_controller, democam_rig, tmp_path
+):
+    calls = []
+
+    def bad_listener(img, event, meta):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("a viewer crashed")
+
+    core = democam_rig.core
+    core.mda.events.frameReady.connect(bad_listener)  # called before the relay
+    try:
+        result = _run(democam_controller, [stream_event(max_frames=20)], tmp_path)
+    finally:
+        core.mda.events.frameReady.disconnect(bad_listener)
+    assert result.outcome is RunOutcome.COMPLETED, result.summary()
+    assert (result.frames_acquired, result.frames_saved, result.frames_lost) == (
+        20,
+        19,
+        1,
+    )
+    _assert_counts(result)
+
+
+def test_losses_are_counted_per_sequence(
+    democam_controller, democam_rig, popped, tmp_path, monkeypatch
+):
+    """Two hardware sequences in one run: a frame no one stored in the first,
+    then a buffer that wraps before the first pop of the second. MMCore numbers
+    each sequence from 0, so every frame the camera exposed is accounted for."""
+    core = democam_rig.core
+    core.setProperty("Camera", "OnCameraCCDXSize", 256)
+    core.setProperty("Camera", "OnCameraCCDYSize", 256)
+    core.setCircularBufferMemoryFootprint(1)  # 8 frames of 128 kB
+    calls = []
+
+    def bad_listener(img, event, meta):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("a viewer crashed")
+
+    arms = []
+
+    def slow_second_arm(timeout: float) -> bool:
+        arms.append(1)
+        if len(arms) == 2:  # hold the second sequence until the buffer wrapped
+            capacity = core.getBufferTotalCapacity()
+            deadline = time.perf_counter() + 10
+            while time.perf_counter() < deadline:
+                if core.getRemainingImageCount() and (
+                    _newest_image_number(core) >= capacity + 2
+                ):
+                    break
+                threading.Event().wait(0.001)
+        return True
+
+    monkeypatch.setattr(democam_rig, "wait_camera_ready", slow_second_arm)
+    core.mda.events.frameReady.connect(bad_listener)
+    try:
+        events = [stream_event(max_frames=5), stream_event()]
+        democam_controller.start(RunRequest(events, tmp_path, "two"))
+        result = democam_controller.wait(5)
+        if result is None:  # the loss went unseen: stop the loop
+            democam_controller.stop()
+            result = democam_controller.wait(10)
+    finally:
+        core.mda.events.frameReady.disconnect(bad_listener)
+    assert result.outcome is RunOutcome.ERROR, result.summary()
+    assert "overflow" in result.message
+    assert len(arms) == 2
+    assert popped.numbers[:5] == [0, 1, 2, 3, 4]  # popped listens before the bad one
+    dropped = popped.numbers[5]  # the first number of the second sequence
+    assert dropped > 0
+    assert result.frames_lost == 1 + dropped
+    assert result.frames_acquired == 5 + dropped + (len(popped.numbers) - 5)
+    _assert_counts(result)

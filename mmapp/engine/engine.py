@@ -77,8 +77,9 @@ class StreamingEngine(MDAEngine):
         self.frames_acquired = 0
         self.frames_lost = 0
         self.camera_stopped_at: float | None = None
-        # The controller turns this on when every frame's release callback
-        # (payload metadata RELEASE_KEY) is called once the frame is stored.
+        # The controller turns this on when its relay takes every frame's payload
+        # metadata RELEASE_KEY (and calls the release, if not None, once the
+        # frame is stored): a frame whose key is left was lost.
         self.zero_copy = False
         self._lease: RingLease | None = None
         self.daq = daq
@@ -467,7 +468,9 @@ class StreamingEngine(MDAEngine):
                 "images_remaining_in_buffer": remaining - 1,
                 "camera_metadata": mm_meta,
             }
-            if release is not None:
+            if release is not None or self.zero_copy:
+                # the relay pops the key when it takes the frame (a copied frame
+                # has None to call): a key left means no one stored the frame
                 meta[RELEASE_KEY] = release
             unclaimed = meta
             count += 1
@@ -477,8 +480,9 @@ class StreamingEngine(MDAEngine):
         def settle() -> None:
             """A frame no listener took (one raised first): free it, count it."""
             nonlocal unclaimed
-            if unclaimed is not None and (release := unclaimed.pop(RELEASE_KEY, None)):
-                release()
+            if unclaimed is not None and RELEASE_KEY in unclaimed:
+                if (release := unclaimed.pop(RELEASE_KEY)) is not None:
+                    release()
                 self.frames_lost += 1
             unclaimed = None
 
