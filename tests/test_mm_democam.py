@@ -50,6 +50,7 @@ class Popped:
         self.frames: list[np.ndarray] = []
         self.numbers: list[int | None] = []
         self.states: list[tuple[str, float]] = []
+        self.shutter_open: list[bool] = []  # ... while the camera still ran
         self.core.mda.events.frameReady.connect(self._on_frame)
 
     def _on_frame(self, img: np.ndarray, event, meta) -> None:
@@ -59,6 +60,8 @@ class Popped:
         self.states.append(
             (self.core.getCurrentConfig("Channel"), self.core.getPosition())
         )
+        if self.core.isSequenceRunning():
+            self.shutter_open.append(self.core.getShutterOpen())
 
     def close(self) -> None:
         self.core.mda.events.frameReady.disconnect(self._on_frame)
@@ -167,6 +170,8 @@ def test_stream_frames_saved_pixel_exact(
     assert int(stack.max()) > 100  # not dark
     # "Artificial Waves" moves with time: the frames are not copies of one frame
     assert len({f.tobytes() for f in popped.frames}) > 1
+    # MMCore's auto-shutter is open while the sequence runs
+    assert popped.shutter_open and all(popped.shutter_open)
     _assert_safe(democam_rig)
 
 
@@ -286,6 +291,8 @@ def test_mda_z_and_channels(democam_controller, democam_rig, popped, tmp_path):
     for (channel, z_um), e in zip(popped.states, expected, strict=True):
         assert channel == e["channel"]
         assert z_um == pytest.approx(-2.0 + e["z"])
+    # MMCore opens the auto-shutter around each snap; by the time the runner
+    # hands the frame on, it has closed it again (nothing for the engine to do)
     ds = open_dataset(result.dataset)
     try:
         coords = ds.get_image_coordinates_list()
@@ -301,6 +308,31 @@ def test_mda_z_and_channels(democam_controller, democam_rig, popped, tmp_path):
     finally:
         ds.close()
     assert core.getPosition() == pytest.approx(10.0)  # Z back where it started
+    _assert_safe(democam_rig)
+
+
+def test_stop_right_after_start(democam_controller, democam_rig, tmp_path):
+    democam_controller.start(RunRequest([stream_event()], tmp_path, "early"))
+    democam_controller.stop()
+    result = democam_controller.wait(5)
+    assert result is not None
+    assert result.outcome is RunOutcome.STOPPED, result.message
+    assert result.frames_saved == result.frames_acquired
+    assert result.frames_lost == 0
+    _assert_safe(democam_rig)
+
+
+def test_stop_between_time_points(democam_controller, democam_rig, tmp_path):
+    seq = MDASequence(time_plan={"interval": 2.0, "loops": 3})
+    democam_controller.start(RunRequest(seq, tmp_path, "between"))
+    assert democam_controller.wait_frames(1, 20)
+    t0 = time.perf_counter()
+    democam_controller.stop()
+    result = democam_controller.wait(5)
+    assert time.perf_counter() - t0 < 1.0  # not the 2 s interval
+    assert result.outcome is RunOutcome.STOPPED, result.message
+    assert result.frames_saved == 1
+    assert len(read_all(result.dataset)) == 1
     _assert_safe(democam_rig)
 
 
