@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import mm_adapters
 import numpy as np
 import pymmcore
 import pytest
@@ -125,6 +126,19 @@ def _assert_saved_as_popped(dataset: Path, popped: Popped, n: int) -> None:
     for t in range(n):
         np.testing.assert_array_equal(frames[t], popped.frames[t])
         np.testing.assert_array_equal(stack[t], popped.frames[t])
+
+
+def test_adapter_built_outside_the_checkout(mm_adapter_path):
+    assert (mm_adapter_path / mm_adapters.library_name("DemoCamera")).is_file()
+    assert (mm_adapter_path / mm_adapters.DONE).is_file()  # finished, not half
+    assert not mm_adapter_path.resolve().is_relative_to(mm_adapters.REPO)
+
+
+def test_no_compiler_skips_with_the_reason(monkeypatch):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(pytest.skip.Exception, match="no C\\+\\+ compiler"):
+        mm_adapters.adapter_dir()
 
 
 def test_rig_is_the_cpp_democamera(democam_rig):
