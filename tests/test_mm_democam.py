@@ -441,9 +441,14 @@ def test_cli_loop_with_duration_and_mda_on_the_cfg(democam_cfg, tmp_path):
 
 
 def _newest_image_number(core) -> int:
+    """ImageNumber of the newest frame in MMCore's buffer (-1: none right now;
+    the camera may be between clearing a full buffer and its next frame)."""
     md = pymmcore.Metadata()
-    core.getLastImageMD(md)
-    return int(md.GetSingleTag("ImageNumber").GetValue())
+    try:
+        core.getLastImageMD(md)
+        return int(md.GetSingleTag("ImageNumber").GetValue())
+    except Exception:
+        return -1
 
 
 def test_overflow_before_the_first_pop_is_counted(
@@ -464,9 +469,7 @@ def test_overflow_before_the_first_pop_is_counted(
         capacity = core.getBufferTotalCapacity()
         deadline = time.perf_counter() + 10
         while time.perf_counter() < deadline:
-            if core.getRemainingImageCount() and (
-                _newest_image_number(core) >= capacity + 2
-            ):
+            if _newest_image_number(core) >= capacity + 2:
                 wrapped.set()
                 return True
             threading.Event().wait(0.001)
