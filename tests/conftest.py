@@ -48,3 +48,72 @@ def tmp(tmp_path: Path) -> Iterator[Path]:
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
+
+
+# --- a Micro-Manager rig: the C++ DemoCamera adapter, built from ../shared/vendor ---
+
+DEMO_CFG = """\
+# mmapp test rig: Micro-Manager's DemoCamera devices (C++ adapters)
+Property,Core,Initialize,0
+Device,Camera,DemoCamera,DCam
+Device,Z,DemoCamera,DStage
+Device,XY,DemoCamera,DXYStage
+Device,Shutter,DemoCamera,DShutter
+Device,Wheel,DemoCamera,DWheel
+Property,Core,Initialize,1
+Property,Camera,OnCameraCCDXSize,{width}
+Property,Camera,OnCameraCCDYSize,{height}
+Property,Camera,PixelType,16bit
+Property,Camera,Mode,Artificial Waves
+Property,Camera,Exposure,{exposure_ms}
+Label,Wheel,0,Blue
+Label,Wheel,1,Green
+ConfigGroup,Channel,Blue,Wheel,Label,Blue
+ConfigGroup,Channel,Green,Wheel,Label,Green
+Property,Core,Camera,Camera
+Property,Core,Focus,Z
+Property,Core,XYStage,XY
+Property,Core,Shutter,Shutter
+Property,Core,AutoShutter,1
+"""
+
+
+@pytest.fixture(scope="session")
+def mm_adapter_path() -> Path:
+    """Folder with the built DemoCamera adapter (skips without a C++ compiler)."""
+    from mm_adapters import adapter_dir
+
+    return adapter_dir()
+
+
+@pytest.fixture
+def democam_cfg(
+    tmp_path: Path, mm_adapter_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A Micro-Manager .cfg of DemoCamera devices; MMCore finds the adapter
+    through MICROMANAGER_PATH (as on a rig PC), also in child processes."""
+    monkeypatch.setenv("MICROMANAGER_PATH", str(mm_adapter_path))
+    cfg = tmp_path / "democam.cfg"
+    cfg.write_text(
+        DEMO_CFG.format(width=WIDTH, height=HEIGHT, exposure_ms=2.0), encoding="utf-8"
+    )
+    return cfg
+
+
+@pytest.fixture
+def democam_rig(democam_cfg: Path) -> Iterator[Rig]:
+    """The DemoCamera rig, loaded through mmapp's own .cfg loading path."""
+    r = load_rig(democam_cfg)
+    yield r
+    r.close()
+    del r
+    gc.collect()
+
+
+@pytest.fixture
+def democam_controller(democam_rig: Rig) -> Iterator[RunController]:
+    """A run controller on the DemoCamera rig; a run still going is stopped."""
+    c = RunController(democam_rig)
+    yield c
+    c.stop()
+    c.wait(10)

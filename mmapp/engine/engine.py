@@ -78,8 +78,9 @@ class StreamingEngine(MDAEngine):
         self.frames_lost = 0
         self.camera_stopped_at: float | None = None
         self.unsafe: list[str] = []  # safe-state steps that failed in teardown
-        # The controller turns this on when every frame's release callback
-        # (payload metadata RELEASE_KEY) is called once the frame is stored.
+        # The controller turns this on when its relay takes every frame's payload
+        # metadata RELEASE_KEY (and calls the release, if not None, once the
+        # frame is stored): a frame whose key is left was lost.
         self.zero_copy = False
         self._lease: RingLease | None = None
         self.daq = daq
@@ -444,8 +445,7 @@ class StreamingEngine(MDAEngine):
         timeout = self._initial_timeout(timing)
         wait_until = time.perf_counter() + timeout
         count = 0
-        first_number: int | None = None
-        numbered_from_zero = core.isPyDevice(core.getCameraDevice())
+        skipped = 0  # frames of this sequence the camera numbered but never gave us
         idle_wait = POLL_S
         # pymmcore-plus's frame-dict, with what cannot change during a hardware
         # sequence read once (per frame it costs more than writing 512x512 px)
@@ -471,7 +471,9 @@ class StreamingEngine(MDAEngine):
                 "images_remaining_in_buffer": remaining - 1,
                 "camera_metadata": mm_meta,
             }
-            if release is not None:
+            if release is not None or self.zero_copy:
+                # the relay pops the key when it takes the frame (a copied frame
+                # has None to call): a key left means no one stored the frame
                 meta[RELEASE_KEY] = release
             unclaimed = meta
             count += 1
@@ -481,8 +483,9 @@ class StreamingEngine(MDAEngine):
         def settle() -> None:
             """A frame no listener took (one raised first): free it, count it."""
             nonlocal unclaimed
-            if unclaimed is not None and (release := unclaimed.pop(RELEASE_KEY, None)):
-                release()
+            if unclaimed is not None and RELEASE_KEY in unclaimed:
+                if (release := unclaimed.pop(RELEASE_KEY)) is not None:
+                    release()
                 self.frames_lost += 1
             unclaimed = None
 
@@ -513,12 +516,15 @@ class StreamingEngine(MDAEngine):
                 taken = source.take()
                 number = _image_number(taken[1])
                 if number is not None:
-                    if first_number is None:
-                        # UniMMCore numbers each sequence from 0; other cameras
-                        # may count on from earlier runs: trust their first frame.
-                        first_number = 0 if numbered_from_zero else number
-                    gap = number - first_number - count - self.frames_lost
+                    # The core stamps ImageNumber, from 0 at each sequence start:
+                    # UniMMCore for Python cameras, MMCore's circular buffer for
+                    # C++ ones (whatever the adapter sent). So a first frame
+                    # numbered N means N frames were dropped before it (MMCore's
+                    # continuous mode clears a full buffer and goes on).
+                    # (Counted per sequence: the numbers start again at each.)
+                    gap = number - count - skipped
                     if gap > 0:  # exposed, then overwritten before it was popped
+                        skipped += gap
                         self.frames_acquired += gap
                         self.frames_lost += gap
                         error = BufferOverflowError(
