@@ -539,25 +539,39 @@ def park(
     Lasers off comes first and does not depend on the AO write: each step is
     tried, and the first error is raised once both were attempted.
     """
+    lines = [laser.physical_line for laser in program.lasers]
+    if program.camera_trigger and not _is_counter(program.camera_trigger.physical_line):
+        lines.append(program.camera_trigger.physical_line)
+    analog = {a.physical_channel: (a.park_v, a.min_v, a.max_v) for a in program.analog}
+    park_outputs(connection, lines, analog, options)
+
+
+def park_outputs(
+    connection: DaqConnection,
+    lines: list[str],
+    analog: dict[str, tuple[float, float, float]],
+    options: Any = None,
+) -> None:
+    """DO `lines` low, then each AO channel to its value ((value, min_v, max_v)).
+
+    Each step is tried; the first error is raised once both were attempted.
+    """
     options = options if options is not None else connection.grpc_options()
     errors: list[BaseException] = []
-    for step in (_park_lines, _park_analog):
+    for step, what in ((_lines_low, lines), (_analog_to, analog)):
         try:
-            step(program, options)
+            step(what, options)  # type: ignore[operator]
         except Exception as exc:
             errors.append(exc)
     if errors:
         raise errors[0]
 
 
-def _park_lines(program: WaveformProgram, options: Any) -> None:
+def _lines_low(lines: list[str], options: Any) -> None:
     """Laser blanking lines (and a DO camera trigger line) low."""
     import nidaqmx
     from nidaqmx.constants import LineGrouping
 
-    lines = [laser.physical_line for laser in program.lasers]
-    if program.camera_trigger and not _is_counter(program.camera_trigger.physical_line):
-        lines.append(program.camera_trigger.physical_line)
     if not lines:
         return
     with nidaqmx.Task(grpc_options=options) as do:
@@ -566,16 +580,14 @@ def _park_lines(program: WaveformProgram, options: Any) -> None:
         do.write([False] * len(lines) if len(lines) > 1 else False, auto_start=True)
 
 
-def _park_analog(program: WaveformProgram, options: Any) -> None:
+def _analog_to(analog: dict[str, tuple[float, float, float]], options: Any) -> None:
     """Every AO channel to its park voltage."""
     import nidaqmx
 
-    if not program.analog:
+    if not analog:
         return
     with nidaqmx.Task(grpc_options=options) as ao:
-        for a in program.analog:
-            ao.ao_channels.add_ao_voltage_chan(
-                a.physical_channel, min_val=a.min_v, max_val=a.max_v
-            )
-        values = [a.park_v for a in program.analog]
+        for channel, (_v, lo, hi) in analog.items():
+            ao.ao_channels.add_ao_voltage_chan(channel, min_val=lo, max_val=hi)
+        values = [v for v, _lo, _hi in analog.values()]
         ao.write(values if len(values) > 1 else values[0], auto_start=True)

@@ -287,6 +287,7 @@ class RunController:
                 daq=daq,
                 camera_ready=self.rig.wait_camera_ready,
                 program_ready=self.rig.prepare_for_program,
+                trigger=self.rig.trigger,
             )
             self._thread = threading.Thread(
                 target=self._run,
@@ -417,6 +418,10 @@ class RunController:
         handler: DataHandler | None = None
         error: BaseException | None = None
         settings = dict(request.settings)
+        with contextlib.suppress(Exception):  # the RAM between camera and disk
+            settings["circular_buffer_mb"] = (
+                self.rig.core.getCircularBufferMemoryFootprint()
+            )
         if request.program is not None:
             settings["daq_program"] = request.program.model_dump(mode="json")
         try:

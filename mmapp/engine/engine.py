@@ -33,6 +33,8 @@ from mmapp.engine.errors import (
 )
 from mmapp.engine.events import is_stream_event
 from mmapp.engine.ring import RingLease, fit_ring_to_frames
+from mmapp.rig.triggers import GENERIC as GENERIC_TRIGGER
+from mmapp.rig.triggers import CameraTriggerError, CameraTriggerSpec, trigger_value
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class StreamingEngine(MDAEngine):
         daq: DaqLink | None = None,
         camera_ready: Callable[[float], bool] | None = None,
         program_ready: Callable[[WaveformProgram], None] | None = None,
+        trigger: CameraTriggerSpec = GENERIC_TRIGGER,
     ) -> None:
         super().__init__(
             mmc,
@@ -86,6 +89,7 @@ class StreamingEngine(MDAEngine):
         self.daq = daq
         self._camera_ready = camera_ready
         self._program_ready = program_ready
+        self.trigger = trigger  # the camera's trigger property and its values
         self._trigger_mode_before: str | None = None
         self._start_position: tuple[float | None, tuple[float, float] | None] = (
             None,
@@ -128,45 +132,24 @@ class StreamingEngine(MDAEngine):
         if self.daq is None:
             return
         camera_master = self.daq.program.topology == "camera_master"
-        mode = "Internal" if camera_master else "External"
-        camera = self._camera_with_trigger_mode(mode)  # refuse before anything starts
+        core, mapping = self.mmcore, self.trigger
+        try:  # refuse before anything starts
+            value = trigger_value(core, mapping, free_run=camera_master)
+        except CameraTriggerError as exc:
+            raise DaqProgramError(str(exc)) from None
+        camera = core.getCameraDevice()
         self.daq.prepare(frames, first_frame=self.frames_acquired)
         # the program defines the exposure window (lasers on, galvo settled)
-        self.mmcore.setExposure(self.daq.program.timing.exposure_s * 1000.0)
-        core = self.mmcore
-        before = core.getProperty(camera, "TriggerMode")
-        if before != mode:
+        core.setExposure(self.daq.program.timing.exposure_s * 1000.0)
+        before = core.getProperty(camera, mapping.property)
+        if before != value:
             if self._trigger_mode_before is None:
                 self._trigger_mode_before = before
-            core.setProperty(camera, "TriggerMode", mode)
+            core.setProperty(camera, mapping.property, value)
         if self._program_ready is not None:  # e.g. lasers on: blanking switches them
             self._program_ready(self.daq.program)
         if camera_master:  # the camera is the master: the card waits for it, armed
             self.daq.start()
-
-    def _camera_with_trigger_mode(self, mode: str) -> str:
-        """The camera, if it can be put in `mode` for the DAQ program (else raise)."""
-        core = self.mmcore
-        camera = core.getCameraDevice()
-        why = (
-            "free-run (its exposure-out triggers the DAQ, topology camera_master)"
-            if mode == "Internal"
-            else "wait for the DAQ's triggers (topology daq_master)"
-        )
-        if not camera:
-            raise DaqProgramError(f"the DAQ program needs a camera to {why}: none set")
-        if not core.hasProperty(camera, "TriggerMode"):
-            raise DaqProgramError(
-                f"the camera {camera!r} has no 'TriggerMode' property, so it cannot "
-                f"be set to {mode!r}: the DAQ program needs it to {why}"
-            )
-        allowed = core.getAllowedPropertyValues(camera, "TriggerMode")
-        if allowed and mode not in allowed:
-            raise DaqProgramError(
-                f"the camera {camera!r} offers TriggerMode {list(allowed)}, not "
-                f"{mode!r}: the DAQ program needs it to {why}"
-            )
-        return camera
 
     def _restore_trigger_mode(self) -> None:
         before, self._trigger_mode_before = self._trigger_mode_before, None
@@ -174,7 +157,7 @@ class StreamingEngine(MDAEngine):
             return
         try:
             self.mmcore.setProperty(
-                self.mmcore.getCameraDevice(), "TriggerMode", before
+                self.mmcore.getCameraDevice(), self.trigger.property, before
             )
         except Exception:
             logger.exception("could not restore the camera's trigger mode")

@@ -15,7 +15,6 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from useq import MDAEvent, MDASequence
@@ -25,7 +24,6 @@ from mmapp.daq.render import WaveformError, render
 from mmapp.daq.tasks import check_program_on_device, check_topology, frames_for
 from mmapp.engine.controller import RunRequest
 from mmapp.engine.daq_link import DaqLink, DaqProgramError
-from mmapp.engine.engine import StreamingEngine
 from mmapp.engine.events import stream_event
 from mmapp.presets import (
     MDAAcquisition,
@@ -46,6 +44,7 @@ from mmapp.presets.model import (
 from mmapp.presets.naming import render_name
 from mmapp.resources import default_rig_file
 from mmapp.rig import Rig, load_rig
+from mmapp.rig.triggers import CameraTriggerError, trigger_value
 
 PRESET_FILE_NAME = "preset.mmpreset"  # the copy saved inside each dataset folder
 MIB = 1024 * 1024
@@ -315,18 +314,14 @@ def _program_problems(preset: Preset, rig: Rig) -> list[str]:
     acq = preset.acquisition
     frames: int | None = None
     try:
-        # the engine's own check of the camera's trigger mode (no engine needed)
-        mode = "Internal" if camera_master else "External"
-        StreamingEngine._camera_with_trigger_mode(
-            SimpleNamespace(mmcore=rig.core),  # type: ignore[arg-type]
-            mode,
-        )
+        # the engine's own check of the camera's trigger mode (the rig's mapping)
+        trigger_value(rig.core, rig.trigger, free_run=camera_master)
         if isinstance(acq, MDAAcquisition):
             frames = _program_mda_frames(acq.sequence, DaqLink(rig.daq, program))
         else:
             frames = acq.frames
         frames_for(program, frames)
-    except (DaqProgramError, WaveformError) as exc:
+    except (DaqProgramError, WaveformError, CameraTriggerError) as exc:
         return [str(exc)]
     return []
 

@@ -61,6 +61,8 @@ class DevicePanel(QWidget):
         self.group_boxes: dict[str, QComboBox] = {}
         self.chosen: dict[str, str] = {}  # group -> the preset the operator chose
         self._trigger_prop: str | None = None  # the camera's trigger property
+        # the rig's trigger mapping names it (mmapp.rig.triggers); else a guess
+        self.trigger_property: str | None = None
         self.laser_controls: dict[str, _LaserRow] = {}
         # laser property -> on/off as the operator chose it (a run's safe state
         # turns the lasers off; Snap, Live and Start switch this back on)
@@ -286,9 +288,8 @@ class DevicePanel(QWidget):
             return
         self.exposure.setValue(core.getExposure())
         self._fill_combo(self.binning, core, camera, "Binning")
-        trigger = next(
-            (p for p in TRIGGER_PROPERTIES if core.hasProperty(camera, p)), None
-        )
+        names = (self.trigger_property, *TRIGGER_PROPERTIES)  # the rig's first
+        trigger = next((p for p in names if p and core.hasProperty(camera, p)), None)
         self._trigger_prop = trigger
         if trigger:
             self._fill_combo(self.trigger, core, camera, trigger)

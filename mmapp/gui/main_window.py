@@ -228,6 +228,7 @@ class MainWindow(QMainWindow):
 
         self.controller.finished.connect(relay)
         core = rig.core
+        self.device_panel.trigger_property = rig.trigger.property
         self.device_panel.set_core(core)
         group = rig.spec.channel_group if rig.spec else core.getChannelGroup()
         if group not in core.getAvailableConfigGroups():

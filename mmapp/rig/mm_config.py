@@ -6,15 +6,19 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
+import time
 from pathlib import Path
 
 from pymmcore_plus.experimental.unicore import UniMMCore
 
 from mmapp.daq.connection import DaqConnection
-from mmapp.rig.core import RigCore, quiet_adapter_search
+from mmapp.daq.tasks import park_outputs
+from mmapp.rig.core import RigCore, quiet_adapter_search, set_buffer_mb
 from mmapp.rig.errors import RigError
 from mmapp.rig.rig import Rig
-from mmapp.rig.spec import SIMULATED, RigSpec
+from mmapp.rig.spec import SIMULATED, DaqSpec, RigSpec
+from mmapp.rig.triggers import trigger_mapping
 
 _AT_LINE = re.compile(r"at line (\d+):")
 _WRAPPERS = ("Error in configuration file ", "Error executing command ")
@@ -94,6 +98,12 @@ def load_mm_config(path: Path, name: str, spec: RigSpec | None = None) -> Rig:
             core.unloadAllDevices()
         raise RigError(message) from None
     rig = Rig(name=name, core=core, spec=spec, source=str(path))
+    try:
+        fit_rig(rig, spec)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            core.unloadAllDevices()
+        raise RigError(f"{path}: {exc}") from None
     if spec is not None and spec.daq is not None:
         if spec.daq.server == SIMULATED:
             with contextlib.suppress(Exception):  # its hardware is free again
@@ -104,3 +114,55 @@ def load_mm_config(path: Path, name: str, spec: RigSpec | None = None) -> Rig:
             )
         rig.daq = DaqConnection(spec.daq.device, spec.daq.server)
     return rig
+
+
+def fit_rig(rig: Rig, spec: RigSpec | None) -> None:
+    """What a real rig's file adds to its .cfg: the circular buffer's size, the
+    camera's trigger mapping and readiness, and the steps of its safe state."""
+    core = rig.core
+    spec = spec if spec is not None else RigSpec()
+    set_buffer_mb(core, spec.circular_buffer_mb)
+    rig.trigger = trigger_mapping(core, spec.camera_trigger)
+    rig.camera_ready = lambda timeout: wait_sequence_running(
+        core, timeout, rig.trigger.arm_delay_ms / 1000.0
+    )
+    safety = spec.safety
+    for setting in safety.properties:
+        rig.safe_steps.append(
+            (
+                f"{setting.device}.{setting.property} not set to {setting.value!r}",
+                lambda s=setting: core.setProperty(s.device, s.property, s.value),
+            )
+        )
+    for shutter in safety.shutters:
+        rig.safe_steps.append(
+            (
+                f"shutter {shutter!r} not closed",
+                lambda s=shutter: core.setShutterOpen(s, False),
+            )
+        )
+    if safety.park_daq and spec.daq is not None:
+        daq = spec.daq
+        rig.safe_steps.append(("DAQ lines not parked", lambda: _park_daq(rig, daq)))
+
+
+def _park_daq(rig: Rig, daq: DaqSpec) -> None:
+    """The rig's laser lines low and its galvo at park_v (no task running)."""
+    if rig.daq is None:
+        return
+    galvo = {daq.galvo.line: (daq.galvo.park_v, -10.0, 10.0)}
+    park_outputs(rig.daq, list(daq.laser_lines.values()), galvo)
+
+
+def wait_sequence_running(core: UniMMCore, timeout: float, arm_delay_s: float) -> bool:
+    """A started camera is armed: its sequence runs, then the rig file's arm
+    delay has passed (a camera that arms after its start call returns)."""
+    pause = threading.Event()
+    deadline = time.perf_counter() + timeout
+    while not core.isSequenceRunning():
+        if time.perf_counter() > deadline:
+            return False
+        pause.wait(0.001)
+    if arm_delay_s > 0:
+        pause.wait(arm_delay_s)
+    return True

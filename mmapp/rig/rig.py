@@ -16,6 +16,8 @@ from mmapp.daq.connection import DaqConnection
 from mmapp.daq.program import WaveformProgram
 from mmapp.rig.errors import RigSafetyError
 from mmapp.rig.spec import RigSpec
+from mmapp.rig.triggers import GENERIC as GENERIC_TRIGGER
+from mmapp.rig.triggers import CameraTriggerSpec
 
 
 def _reason(exc: BaseException) -> str:
@@ -42,6 +44,8 @@ class Rig:
     safe_steps: list[SafeStep] = field(default_factory=list)
     # after the devices are unloaded (e.g. stop the simulated card's server)
     close_hooks: list[Callable[[], None]] = field(default_factory=list)
+    # the camera's trigger property and values (engine, checks, device panel)
+    trigger: CameraTriggerSpec = GENERIC_TRIGGER
     camera_ready: Callable[[float], bool] | None = None  # armed within timeout?
     camera_fault: Callable[[], str | None] = lambda: None  # the camera's last error
     # the simulated parts, for tests and benchmarks (None on a real rig)

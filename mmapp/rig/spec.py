@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mmapp.daq.program import WaveformProgram
 from mmapp.presets.errors import issues_from
 from mmapp.rig.errors import RigError
+from mmapp.rig.triggers import CameraTriggerSpec
 
 
 class _Model(BaseModel):
@@ -48,6 +49,29 @@ class GalvoSpec(_Model):
 
     line: str = "Dev1/ao0"
     um_per_volt: float = Field(10.0, gt=0)
+    park_v: float = Field(0.0, ge=-10, le=10)  # where the safe state leaves it
+
+
+class PropertySetting(_Model):
+    """One device property and the value that makes it safe."""
+
+    device: str = Field(min_length=1)
+    property: str = Field(min_length=1)
+    value: str
+
+
+class SafetySpec(_Model):
+    """What makes this rig safe, besides the core's shutter (closed always).
+
+    Runs on Stop, error and exit, and from Rig > Make safe, in this order:
+    `properties` (e.g. each laser's enable Off, its power 0), then every
+    shutter in `shutters` closed, then (`park_daq`) the DAQ's laser lines low
+    and the galvo at its park_v. Every step is tried; any that fails is named.
+    """
+
+    properties: list[PropertySetting] = Field(default_factory=list)
+    shutters: list[str] = Field(default_factory=list)
+    park_daq: bool = False
 
 
 SIMULATED = "simulated"
@@ -83,6 +107,9 @@ class RigSpec(_Model):
     circular_buffer_mb: int = Field(1024, ge=16, le=65536)
     daq: DaqSpec | None = None
     program: WaveformProgram | None = None  # the rig's default waveform program
+    # the camera's trigger property and values (default: by its device adapter)
+    camera_trigger: CameraTriggerSpec | None = None
+    safety: SafetySpec = SafetySpec()
 
 
 def read_rig_spec(path: Path) -> RigSpec:

@@ -10,6 +10,7 @@ from mmapp.rig.core import RigCore, quiet_adapter_search, set_buffer_mb
 from mmapp.rig.errors import RigError
 from mmapp.rig.rig import Rig
 from mmapp.rig.spec import SIMULATED, DaqSpec, RigSpec
+from mmapp.rig.triggers import GENERIC as GENERIC_TRIGGER
 from mmapp.sim.camera import SimCamera
 from mmapp.sim.daq_device import DeviceSpec as DaqDeviceSpec
 from mmapp.sim.daq_device import SimDaqDevice
@@ -68,6 +69,7 @@ def build_simulated_rig(spec: RigSpec, source: str = "") -> Rig:
         source=source,
         camera_ready=camera.armed.wait,
         camera_fault=lambda: camera.last_error,
+        trigger=spec.camera_trigger or GENERIC_TRIGGER,
     )
     rig.abort_hooks.append(camera.abort)
     rig.safe_steps.append(("lasers not switched off", lambda: rig.lasers.all_off()))
