@@ -222,3 +222,39 @@ def test_the_buffer_size_is_kept_with_the_dataset(democam_controller, tmp):
         assert np.asarray(ds.read_image(time=0)).shape == (48, 64)
     finally:
         ds.close()
+
+
+def test_the_device_panel_shows_the_buffer(qtbot, democam_rig):
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from mmapp.gui.device_panel import DevicePanel
+
+    panel = DevicePanel(lambda what, why: None)
+    qtbot.addWidget(panel)
+    panel.set_core(democam_rig.core)
+    assert (
+        panel.buffer_label.text() == f"1024 MB, {1024 * 2**20 // (64 * 48 * 2)} frames"
+    )
+
+
+def test_the_safe_state_parks_the_rigs_daq_lines(rig):
+    """safety.park_daq: the rig file's laser lines low, the galvo at park_v."""
+    import nidaqmx
+    from nidaqmx.constants import LineGrouping
+
+    from mmapp.rig.mm_config import _park_daq
+
+    daq = rig.spec.daq.model_copy(
+        update={"galvo": rig.spec.daq.galvo.model_copy(update={"park_v": 0.7})}
+    )
+    lines = list(daq.laser_lines.values())
+    with nidaqmx.Task(grpc_options=rig.daq.grpc_options()) as do:
+        for line in lines:
+            do.do_channels.add_do_chan(line, line_grouping=LineGrouping.CHAN_PER_LINE)
+        do.write([True] * len(lines), auto_start=True)
+    card = rig.daq_device
+    assert all(card.output_value(line) == 1.0 for line in lines)
+    _park_daq(rig, daq)
+    assert all(card.output_value(line) == 0.0 for line in lines)
+    assert card.output_value(daq.galvo.line) == pytest.approx(0.7)

@@ -121,6 +121,11 @@ class DevicePanel(QWidget):
         form.addRow("Exposure", self.exposure)
         form.addRow("Binning", self.binning)
         form.addRow("Trigger", self.trigger)
+        self.buffer_label = QLabel("–")
+        self.buffer_label.setToolTip(
+            "The camera's circular buffer in RAM (the rig file's circular_buffer_mb)"
+        )
+        form.addRow("Buffer", self.buffer_label)
         form.addRow("ROI", roi_row)
         form.addRow("", roi_buttons)
 
@@ -284,6 +289,15 @@ class DevicePanel(QWidget):
         camera = core.getCameraDevice()
         self.camera_box.setEnabled(bool(camera))
         self.camera_label.setText(camera or "none")
+        try:
+            mb = core.getCircularBufferMemoryFootprint()
+            frame = (
+                core.getImageWidth() * core.getImageHeight() * core.getBytesPerPixel()
+            )
+            frames = f", {mb * 2**20 // frame} frames" if camera and frame else ""
+            self.buffer_label.setText(f"{mb} MB{frames}")
+        except Exception:
+            self.buffer_label.setText("–")
         if not camera:
             return
         self.exposure.setValue(core.getExposure())
