@@ -75,7 +75,10 @@ def test_metadata_summary_and_per_frame(controller, rig, tmp_path):
     )
     ds = open_dataset(result.dataset)
     try:
-        assert ds.summary_metadata["mmapp"] == {"who": "test"}
+        assert ds.summary_metadata["mmapp"] == {
+            "who": "test",
+            "circular_buffer_mb": 1024,
+        }
         assert "pymmcore_plus" in ds.summary_metadata
         md = ds.read_metadata(time=2)
         assert md["Axes"] == {"time": 2}

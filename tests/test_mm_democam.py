@@ -214,7 +214,7 @@ def test_frame_metadata_saved(democam_controller, democam_rig, tmp_path):
     assert result.outcome is RunOutcome.COMPLETED, result.message
     ds = open_dataset(result.dataset)
     try:
-        assert ds.summary_metadata["mmapp"] == {"a": 1}
+        assert ds.summary_metadata["mmapp"] == {"a": 1, "circular_buffer_mb": 1024}
         numbers = []
         for t in range(3):
             md = ds.read_metadata(time=t)
