@@ -37,6 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     stream.add_argument("--buffer-mb", type=positive_int, default=256)
     stream.add_argument("--queue-mb", type=positive_int, default=512)
+    stream.add_argument(
+        "--io",
+        choices=("both", "positional", "portable"),
+        help="the NDTiff sink's write path: positional (pwritev), portable "
+        "(seek+write), or both alternately (default: what this OS uses)",
+    )
     stream.add_argument("--keep", action="store_true", help="keep the dataset")
     stream.add_argument("--json", action="store_true", help="one JSON object")
 
