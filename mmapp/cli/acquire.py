@@ -97,6 +97,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         DatasetExistsError,
         build_run_request,
         prepare_run,
+        run_settings,
         save_preset_with_dataset,
     )
     from mmapp.presets import PresetError, load_preset
@@ -119,15 +120,17 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     acquisition = preset.acquisition
-    settings = {
-        "command": "acquire",
-        "preset_file": str(args.preset) if args.preset is not None else None,
-        "mode": acquisition.mode,
-        "frames": getattr(acquisition, "frames", None),
-        "loop": acquisition.mode == "stream" and acquisition.frames is None,
-        "duration_s": getattr(acquisition, "duration_s", None),
-        **_rig_settings(preset),
-    }
+    settings = run_settings(
+        "acquire",
+        preset,
+        preset_file=args.preset,
+        details={
+            "mode": acquisition.mode,
+            "frames": getattr(acquisition, "frames", None),
+            "loop": acquisition.mode == "stream" and acquisition.frames is None,
+            "duration_s": getattr(acquisition, "duration_s", None),
+        },
+    )
     try:  # everything `preset validate` checks too, before anything starts
         rig = prepare_run(preset)
     except refused as exc:
@@ -248,17 +251,6 @@ def _daq_program(
     if program is None:
         parser.error("--volumes goes with --daq (or a preset with a program)")
     return from_rig, args.volumes * len(render(program).frames)
-
-
-def _rig_settings(preset: Preset) -> dict[str, object]:
-    """The rig a preset runs on, as the run settings record it."""
-    from mmapp.presets import ConfigRig
-    from mmapp.resources import default_rig_file
-
-    if isinstance(preset.rig, ConfigRig):
-        return {"rig": preset.rig.path, "camera": {}}
-    rig = preset.rig.file or str(default_rig_file())
-    return {"rig": rig, "camera": preset.rig.camera.overrides()}
 
 
 def _run_with_progress(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import sys
 from pathlib import Path
@@ -57,8 +55,8 @@ def readable_lines(value: object, indent: int = 0) -> list[str]:
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Describe the dataset (exit 2 if it is not one)."""
     import numpy as np
-    from ndstorage import Dataset
 
+    from mmapp.data.datasets import open_dataset_quietly
     from mmapp.engine.daq_link import program_change_volumes
 
     path: Path = args.dataset
@@ -72,8 +70,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"mmapp: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    with contextlib.redirect_stdout(io.StringIO()):
-        ds = Dataset(str(path))
+    ds = open_dataset_quietly(path)
     try:
         coords = ds.get_image_coordinates_list()
         axes = {k: len(v) for k, v in ds.axes.items()}

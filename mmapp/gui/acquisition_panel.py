@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +32,7 @@ from PyQt6.QtWidgets import (
 )
 from useq import MDAEvent, MDASequence
 
+from mmapp.data.datasets import next_dataset_path
 from mmapp.data.stats import StatsSnapshot
 from mmapp.engine.events import stream_event
 from mmapp.engine.plans import build_events
@@ -71,19 +71,6 @@ def depends_on_time(template: str) -> bool:
     except ValueError:
         return False
     return a != b
-
-
-def next_dataset_path(directory: Path, name: str) -> Path:
-    """Where ndstorage will put a dataset called `name` (it never overwrites:
-    it adds _1, _2, ... one past the highest existing number)."""
-    pattern = re.compile(re.escape(name) + r"_(\d+).*", re.IGNORECASE)
-    highest = 0
-    if directory.is_dir():
-        for entry in directory.iterdir():
-            m = pattern.match(entry.name)
-            if m:
-                highest = max(highest, int(m.group(1)))
-    return directory / f"{name}_{highest + 1}"
 
 
 def disk_free_bytes(directory: Path) -> int | None:
