@@ -319,9 +319,10 @@ def run_stream_bench(args: argparse.Namespace) -> int:
     def label(path: str) -> str:
         return f"pipeline {path}" if len(paths) > 1 else "pipeline"
 
+    width = max(len(label(path)) for path in paths)
     for rep, path in enumerate(order):
         raws.append(raw_write_mb_s(directory, sources, raw_frames))
-        say(f"  raw writes     #{rep + 1}: {raws[-1]:8.1f} MB/s")
+        say(f"  {'raw writes':<{width}s} #{rep + 1}: {raws[-1]:8.1f} MB/s")
         file_io.use_portable_io(path == "portable")
         run_paths.append(path)
         try:
@@ -343,7 +344,7 @@ def run_stream_bench(args: argparse.Namespace) -> int:
             durable_s += fsync_tree(result.dataset)  # same finish line as raw
         pipes.append(result.frames_saved * frame.nbytes / 1e6 / durable_s)
         say(
-            f"  {label(path):<15s}#{rep + 1}: {pipes[-1]:8.1f} MB/s "
+            f"  {label(path):<{width}s} #{rep + 1}: {pipes[-1]:8.1f} MB/s "
             f"({result.frames_saved} frames, {result.outcome.value}; first frame "
             f"{starts[-1] * 1000:.0f} ms after start)"
         )
@@ -358,7 +359,7 @@ def run_stream_bench(args: argparse.Namespace) -> int:
             f"(the ring holds {args.buffer_mb * 2**20 / frame.nbytes / rate:.1f} s)"
         )
     raws.append(raw_write_mb_s(directory, sources, raw_frames))
-    say(f"  raw writes     #{len(order) + 1}: {raws[-1]:8.1f} MB/s")
+    say(f"  {'raw writes':<{width}s} #{len(order) + 1}: {raws[-1]:8.1f} MB/s")
     raw, pipeline = statistics.median(raws), statistics.median(pipes)
     # Each pipeline run against the mean of the raw runs on either side of it:
     # the disk's speed drifts (several-fold on shared virtual disks), and a
