@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -263,6 +265,15 @@ class AcquisitionPanel(QWidget):
         self.channels.itemChanged.connect(self._fields_edited)
         return page
 
+    @contextlib.contextmanager
+    def showing_preset(self) -> Iterator[None]:
+        """While a preset fills the fields: their changes keep its sequence."""
+        self._showing = True
+        try:
+            yield
+        finally:
+            self._showing = False
+
     def set_custom_sequence(
         self, sequence: MDASequence | None, events: int = 0
     ) -> None:
@@ -381,7 +392,7 @@ class AcquisitionPanel(QWidget):
         self._preview_key = None
         try:
             name = self.dataset_name()
-            directory = self._directory()
+            directory = self.directory()
         except ValueError as exc:
             self.preview.setText(f"<span style='color:#c62828'>{exc}</span>")
             return
@@ -403,7 +414,8 @@ class AcquisitionPanel(QWidget):
         if name != self._preview_key[1]:
             self.refresh_preview()
 
-    def _directory(self) -> Path:
+    def directory(self) -> Path:
+        """The save folder in the field (ValueError when it is empty)."""
         text = self.save_dir.text().strip()
         if not text:
             raise ValueError("choose a save folder")
@@ -418,7 +430,7 @@ class AcquisitionPanel(QWidget):
 
     def plan(self) -> AcquisitionPlan:
         """What Start runs, from the editor (ValueError with the reason if unusable)."""
-        directory = self._directory()
+        directory = self.directory()
         if directory.exists() and not directory.is_dir():
             raise ValueError(f"the save folder {directory} is a file")
         name = self.dataset_name()

@@ -755,7 +755,7 @@ class MainWindow(QMainWindow):
         disk = None
         if self._ticks % DISK_EVERY_TICKS == 0 or self.run_kind is None:
             with contextlib.suppress(ValueError):
-                disk = disk_free_bytes(self.acquisition._directory())
+                disk = disk_free_bytes(self.acquisition.directory())
         snap = controller.stats() if controller is not None else None
         saving = self.run_kind == "acquire"
         expected = self.plan.expected_frames if saving and self.plan else None
