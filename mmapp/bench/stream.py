@@ -16,6 +16,7 @@ import argparse
 import gc
 import json
 import math
+import mmap
 import os
 import shutil
 import statistics
@@ -33,13 +34,15 @@ from mmapp.engine.events import stream_event
 from mmapp.rig import load_rig, set_buffer_mb
 from mmapp.rig.simulated import expected_pattern, stamp
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
-
+# Memory figures come from Linux's /proc; elsewhere they read NaN (not measured).
 def rss_mb() -> float:
-    """Resident set size of this process now."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE / 1e6
+    """Resident set size of this process now (NaN where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * mmap.PAGESIZE / 1e6
+    except OSError:
+        return float("nan")
 
 
 def reset_peak_rss() -> None:
@@ -52,19 +55,36 @@ def reset_peak_rss() -> None:
 
 
 def peak_rss_mb() -> float:
-    """VmHWM: the peak resident set size since the last reset."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1e3
+    """VmHWM: the peak resident set size since the last reset (NaN: unknown)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1e3
+    except OSError:
+        pass
     return float("nan")
+
+
+def settle_disk() -> None:
+    """Push everything written so far to the disk between phases.
+
+    os.sync where the OS has it (POSIX); Windows has none, and needs none here:
+    every file a phase writes is fsynced by that phase (raw files before they
+    are deleted, datasets by fsync_tree).
+    """
+    if hasattr(os, "sync"):
+        os.sync()
 
 
 def fsync_tree(path: Path) -> float:
     """fsync every file of a dataset; returns the seconds it took."""
     t0 = time.perf_counter()
     for file in path.iterdir():
-        fd = os.open(file, os.O_RDONLY)
+        if not file.is_file():
+            continue
+        # writable: Windows' fsync (_commit) refuses a read-only descriptor
+        fd = os.open(file, os.O_RDWR | getattr(os, "O_BINARY", 0))
         try:
             os.fsync(fd)
         finally:
@@ -116,7 +136,7 @@ def raw_write_mb_s(
         elapsed = time.perf_counter() - t0
     finally:
         path.unlink(missing_ok=True)
-    os.sync()
+    settle_disk()
     return written * sources[0].nbytes / 1e6 / elapsed
 
 
@@ -146,7 +166,7 @@ def raw_paced_max_lag_s(
             os.fsync(f.fileno())
     finally:
         path.unlink(missing_ok=True)
-    os.sync()
+    settle_disk()
     return worst
 
 
@@ -261,7 +281,7 @@ def run_stream_bench(args: argparse.Namespace) -> int:
     say = (lambda *a: None) if args.json else print
     rate = args.rate
     if args.rate_fraction:  # the raw rate decides the pace (and so the frames)
-        os.sync()
+        settle_disk()
         raw_write_mb_s(directory, sources, min(raw_frames, 50))  # warm-up
         if args.duration:  # sustained: as long as the paced run, within the disk
             budget = int(0.45 * shutil.disk_usage(directory).free) // frame.nbytes
@@ -298,7 +318,7 @@ def run_stream_bench(args: argparse.Namespace) -> int:
     )
     if rate:
         say(f"  camera paced at {rate:.1f} fps ({rate * frame.nbytes / 1e6:.0f} MB/s)")
-    os.sync()
+    settle_disk()
     raw_write_mb_s(directory, sources, min(raw_frames, 50))  # warm-up, not counted
     raws: list[float] = []
     pipes: list[float] = []
@@ -350,7 +370,7 @@ def run_stream_bench(args: argparse.Namespace) -> int:
         )
         if result.dataset and not args.keep:
             shutil.rmtree(result.dataset, ignore_errors=True)
-        os.sync()
+        settle_disk()
     raw_lag = None
     if rate and args.duration:
         raw_lag = raw_paced_max_lag_s(directory, sources, rate, frames)

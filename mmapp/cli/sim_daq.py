@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """Serve until Ctrl-C (or SIGTERM)."""
+    """Serve until Ctrl-C (or SIGTERM / Ctrl-Break where the OS has them)."""
     from mmapp.rig.simulated import DeviceSpec, SimDaqDevice, SimDaqServer
 
     try:
@@ -41,10 +41,13 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         flush=True,
     )
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if inherited off
-    signal.signal(
-        signal.SIGTERM,
-        lambda *_: threading.Thread(target=server.stop, daemon=True).start(),
-    )
+    for name in ("SIGTERM", "SIGBREAK"):  # SIGBREAK: Ctrl-Break on Windows
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            signal.signal(
+                signum,
+                lambda *_: threading.Thread(target=server.stop, daemon=True).start(),
+            )
     try:
         server.wait()
     except KeyboardInterrupt:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -127,13 +126,14 @@ def atomic_write_text(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if sys.platform != "win32":  # make the rename itself durable
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+    # make the rename itself durable: fsync the folder where the OS allows it
+    # (POSIX; Windows cannot open a folder as a file and needs no such step)
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def save_preset(preset: Preset, path: str | Path) -> Path:
