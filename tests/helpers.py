@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import io
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from ndstorage import Dataset
 
 WIDTH, HEIGHT = 64, 48
+
+# Ctrl-C sent to a child process (Popen.send_signal(SIGINT)) is POSIX: Windows'
+# Popen takes only SIGTERM and the CTRL_C/CTRL_BREAK console events.
+needs_posix_signals = pytest.mark.skipif(
+    not hasattr(signal, "SIGKILL"), reason="sends POSIX signals to a child process"
+)
 
 
 def open_dataset(path: Path) -> Dataset:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import run_mmapp
+
+from mmapp.data.file_io import HAS_POSITIONAL_IO
 
 
 def test_bench_stream_json(tmp_path: Path) -> None:
@@ -65,3 +68,39 @@ def test_bench_stop_json() -> None:
     }
     assert report["met"] is True
     assert report["worst_camera_stop_ms"] < 100
+
+
+@pytest.mark.posix
+@pytest.mark.skipif(not HAS_POSITIONAL_IO, reason="no os.pwritev (not POSIX)")
+def test_bench_stream_both_io_paths(tmp_path: Path) -> None:
+    """--io both: the pipeline runs alternate the sink's positional and portable
+    write paths; the report gives each path's median and their ratio."""
+    proc = run_mmapp(
+        "bench",
+        "stream",
+        "--dir",
+        str(tmp_path),
+        "--size",
+        "64",
+        "--frames",
+        "20",
+        "--repeats",
+        "2",
+        "--buffer-mb",
+        "16",
+        "--io",
+        "both",
+        "--json",
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["io"] == "both"
+    assert set(report["io_paths"]) == {"positional", "portable"}
+    for path in report["io_paths"].values():
+        assert path["median_mb_s"] > 0 and len(path["runs_mb_s"]) == 2
+    assert len(report["portable_vs_positional_pairs"]) == 2
+    assert report["portable_vs_positional"] > 0
+    assert report["outcomes"] == ["completed"] * 4
+    assert len(report["raw_runs_mb_s"]) == 5
+    assert list(tmp_path.iterdir()) == []

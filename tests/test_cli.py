@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import open_dataset, read_all
+from helpers import needs_posix_signals, open_dataset, read_all
 from helpers import run_mmapp as mmapp
 
 from mmapp.sim.frames import read_stamp
@@ -86,6 +86,8 @@ def test_loop_with_duration(tmp_path: Path) -> None:
     assert result["outcome"] == "completed" and result["frames_saved"] > 10
 
 
+@pytest.mark.posix
+@needs_posix_signals
 def test_ctrl_c_is_a_clean_stop(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [

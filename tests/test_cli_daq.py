@@ -11,11 +11,14 @@ from pathlib import Path
 import grpc
 import nidaqmx
 import numpy as np
-from helpers import open_dataset, run_mmapp
+import pytest
+from helpers import needs_posix_signals, open_dataset, run_mmapp
 from nidaqmx.grpc_session_options import GrpcSessionOptions
 from nidaqmx.system import System
 
 
+@pytest.mark.posix
+@needs_posix_signals
 def test_sim_daq_serves_a_card_any_nidaqmx_script_can_use() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "mmapp", "sim-daq", "--port", "0", "--device", "Dev3"],
@@ -41,6 +44,8 @@ def test_sim_daq_serves_a_card_any_nidaqmx_script_can_use() -> None:
     assert proc.returncode == 0, err
 
 
+@pytest.mark.posix
+@needs_posix_signals
 def test_sim_daq_port_in_use_is_a_clear_error() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "mmapp", "sim-daq", "--port", "0"],

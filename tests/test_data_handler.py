@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from mmapp.data import ndtiff_sink
+from mmapp.data import file_io, ndtiff_sink
 from mmapp.data.coordinates import DataCoordinates
 from mmapp.data.errors import (
     DuplicateCoordinatesError,
@@ -602,7 +602,7 @@ class DiskFullWrites:
             return REAL_WRITE_GATHERED(fd, chunks, offset)
         if self.failures == 0:
             data = b"".join(chunks)
-            os.pwrite(fd, data[: len(data) // 2], offset)
+            file_io.write_at(fd, memoryview(data[: len(data) // 2]), offset)
         self.failures += 1
         self.full.set()
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

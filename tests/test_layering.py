@@ -78,3 +78,19 @@ def test_the_rig_package_depends_on_no_simulated_device() -> None:
         if name.startswith("mmapp.sim")
     ]
     assert not bad, bad
+
+
+def test_gui_code_uses_no_private_attribute_of_another_object() -> None:
+    """The window's helpers (preset bridge, File menu, DAQ program, self-test,
+    bench gui...) use the window's and panels' public names, never `obj._x`."""
+    files = [*(PACKAGE / "gui").rglob("*.py"), PACKAGE / "bench" / "gui.py"]
+    bad = [
+        f"{py.relative_to(PACKAGE.parent)}:{node.lineno} {ast.unparse(node)}"
+        for py in files
+        for node in ast.walk(ast.parse(py.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+    ]
+    assert not bad, bad

@@ -458,7 +458,7 @@ class DiskFullWrites:
         assert len(lengths) == 3, "one call per image: IFD, pixels, metadata"
         if self.failures == 0:
             data = b"".join(chunks)[: bytes_before_stop(self.stop, lengths)]
-            assert os.pwrite(fd, data, offset) == len(data)
+            assert file_io.write_at(fd, memoryview(data), offset) == len(data)
             filename = self.sink._dataset.current_writer.filename if self.sink else ""
             self.partial = (filename, offset, data)
         self.failures += 1
@@ -519,7 +519,8 @@ def test_disk_full_keeps_earlier_images(tmp, monkeypatch, written_before, stop):
     # the partial image really is on disk (finish must cut it off)
     filename, offset, stored = disk.partial
     with open(filename, "rb") as f:
-        assert os.pread(f.fileno(), len(stored), offset) == stored
+        f.seek(offset)
+        assert f.read(len(stored)) == stored
 
     # every later put reports the same failure, without touching the file
     with pytest.raises(StorageWriteError) as later:
@@ -557,7 +558,7 @@ class FullDisk:
             self.calls.append((asked, -1))
             raise enospc()
         data = b"".join(chunks)[: self.limit - offset]
-        written = os.pwrite(fd, data, offset)
+        written = file_io.write_at(fd, memoryview(data), offset)
         self.calls.append((asked, written))
         return written
 

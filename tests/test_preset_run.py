@@ -180,3 +180,32 @@ def test_bad_override_value_names_the_field() -> None:
         apply_overrides(example("stream_1000_frames"), Overrides(name="{user}"))
     assert [i.path for i in info.value.issues] == ["storage.name_template"]
     assert str(info.value).startswith("command line: ")
+
+
+def test_run_settings_are_one_record_for_cli_and_window(tmp_path: Path) -> None:
+    """run_settings: what `mmapp acquire` and the window both record."""
+    from mmapp.engine.preset_run import run_settings
+
+    preset = apply_overrides(example("stream_1000_frames"), Overrides(out=tmp_path))
+    cli = run_settings(
+        "acquire", preset, preset_file="p.mmpreset", details={"frames": 1000}, when=WHEN
+    )
+    assert cli["command"] == "acquire" and cli["preset_file"] == "p.mmpreset"
+    assert cli["preset_name"] == preset.name and cli["frames"] == 1000
+    assert cli["rig"].endswith("simulated.json") and "camera" in cli
+    assert cli["started"] == "2026-11-22T05:06:07"
+    assert Preset.model_validate(cli["preset"]) == preset
+    window = run_settings("gui", None, preset_name="untitled", rig="Simulated rig")
+    assert window["rig"] == "Simulated rig" and window["preset"] is None
+    assert window["preset_file"] is None and "mmapp_version" in window
+
+
+def test_next_dataset_path_follows_ndstorage_numbering(tmp_path: Path) -> None:
+    from mmapp.data import next_dataset_path
+
+    assert (
+        next_dataset_path(tmp_path / "missing", "run") == tmp_path / "missing" / "run_1"
+    )
+    for name in ("run_1", "RUN_3_old", "running_7"):
+        (tmp_path / name).mkdir()
+    assert next_dataset_path(tmp_path, "run") == tmp_path / "run_4"

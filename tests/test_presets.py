@@ -387,3 +387,14 @@ def test_save_refuses_a_preset_that_would_not_load(tmp_path: Path) -> None:
     with pytest.raises(PresetError, match="name"):
         save_preset(bad, target)
     assert not target.exists()
+
+
+def test_config_dir_is_the_platforms_user_config_folder(monkeypatch) -> None:
+    from platformdirs import user_config_dir
+
+    from mmapp.presets import config_dir
+
+    monkeypatch.delenv("MMAPP_CONFIG_DIR", raising=False)
+    assert config_dir() == Path(user_config_dir("mmapp", appauthor=False, roaming=True))
+    monkeypatch.setenv("MMAPP_CONFIG_DIR", "/somewhere/else")
+    assert config_dir() == Path("/somewhere/else")

@@ -3,6 +3,11 @@
 Both are measured in the same run, into the same directory, with the same
 bytes: raw sequential writes before and after the pipeline (their mean is the
 reference), so drift in the disk's speed shows up instead of hiding.
+
+`--io both` runs the pipeline alternately through the sink's two write paths
+(positional `pwritev`, portable seek + write: `mmapp.data.file_io`), each pair
+of runs in turn order, and reports each path's median and the median of the
+portable/positional ratios of adjacent runs.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import gc
 import json
 import math
+import mmap
 import os
 import shutil
 import statistics
@@ -22,18 +28,21 @@ from pathlib import Path
 
 import numpy as np
 
+from mmapp.data import file_io
 from mmapp.engine.controller import RunController, RunRequest, RunResult
 from mmapp.engine.events import stream_event
 from mmapp.rig import load_rig, set_buffer_mb
 from mmapp.rig.simulated import expected_pattern, stamp
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
-
+# Memory figures come from Linux's /proc; elsewhere they read NaN (not measured).
 def rss_mb() -> float:
-    """Resident set size of this process now."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE / 1e6
+    """Resident set size of this process now (NaN where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * mmap.PAGESIZE / 1e6
+    except OSError:
+        return float("nan")
 
 
 def reset_peak_rss() -> None:
@@ -46,19 +55,36 @@ def reset_peak_rss() -> None:
 
 
 def peak_rss_mb() -> float:
-    """VmHWM: the peak resident set size since the last reset."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1e3
+    """VmHWM: the peak resident set size since the last reset (NaN: unknown)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1e3
+    except OSError:
+        pass
     return float("nan")
+
+
+def settle_disk() -> None:
+    """Push everything written so far to the disk between phases.
+
+    os.sync where the OS has it (POSIX); Windows has none, and needs none here:
+    every file a phase writes is fsynced by that phase (raw files before they
+    are deleted, datasets by fsync_tree).
+    """
+    if hasattr(os, "sync"):
+        os.sync()
 
 
 def fsync_tree(path: Path) -> float:
     """fsync every file of a dataset; returns the seconds it took."""
     t0 = time.perf_counter()
     for file in path.iterdir():
-        fd = os.open(file, os.O_RDONLY)
+        if not file.is_file():
+            continue
+        # writable: Windows' fsync (_commit) refuses a read-only descriptor
+        fd = os.open(file, os.O_RDWR | getattr(os, "O_BINARY", 0))
         try:
             os.fsync(fd)
         finally:
@@ -110,7 +136,7 @@ def raw_write_mb_s(
         elapsed = time.perf_counter() - t0
     finally:
         path.unlink(missing_ok=True)
-    os.sync()
+    settle_disk()
     return written * sources[0].nbytes / 1e6 / elapsed
 
 
@@ -140,7 +166,7 @@ def raw_paced_max_lag_s(
             os.fsync(f.fileno())
     finally:
         path.unlink(missing_ok=True)
-    os.sync()
+    settle_disk()
     return worst
 
 
@@ -231,6 +257,16 @@ def run_pipeline(
     return result, sampler
 
 
+def io_paths(choice: str | None) -> list[str] | None:
+    """The sink write paths `--io` asks for, in run order (None: not available)."""
+    if choice in (None, "default"):
+        return [file_io.io_path()]
+    wanted = ["positional", "portable"] if choice == "both" else [choice]
+    if "positional" in wanted and not file_io.HAS_POSITIONAL_IO:
+        return None
+    return wanted
+
+
 def run_stream_bench(args: argparse.Namespace) -> int:
     """Entry point of `mmapp bench stream`."""
     directory: Path = args.dir
@@ -245,7 +281,7 @@ def run_stream_bench(args: argparse.Namespace) -> int:
     say = (lambda *a: None) if args.json else print
     rate = args.rate
     if args.rate_fraction:  # the raw rate decides the pace (and so the frames)
-        os.sync()
+        settle_disk()
         raw_write_mb_s(directory, sources, min(raw_frames, 50))  # warm-up
         if args.duration:  # sustained: as long as the paced run, within the disk
             budget = int(0.45 * shutil.disk_usage(directory).free) // frame.nbytes
@@ -269,28 +305,57 @@ def run_stream_bench(args: argparse.Namespace) -> int:
             f"{free / 1e9:.1f} GB free"
         )
         return 2
-    say(f"bench stream: {size}x{size} uint16, {frames} frames, into {directory}")
+    paths = io_paths(args.io)
+    if paths is None:
+        print(
+            "mmapp bench: --io positional needs os.pwritev/os.pwrite/os.pread, "
+            "which this Python does not have (use --io portable)"
+        )
+        return 2
+    say(
+        f"bench stream: {size}x{size} uint16, {frames} frames, into {directory} "
+        f"(sink I/O: {' and '.join(paths)})"
+    )
     if rate:
         say(f"  camera paced at {rate:.1f} fps ({rate * frame.nbytes / 1e6:.0f} MB/s)")
-    os.sync()
+    settle_disk()
     raw_write_mb_s(directory, sources, min(raw_frames, 50))  # warm-up, not counted
     raws: list[float] = []
     pipes: list[float] = []
+    run_paths: list[str] = []  # the write path of each pipeline run
+    was_portable = file_io.io_path() == "portable"
     results: list[RunResult] = []
     starts: list[float] = []
     sampler: RssSampler | None = None
     peak = 0.0
-    for rep in range(args.repeats):
+    # with two paths, pair k runs them in turn order (k odd: reversed), so a
+    # drifting disk favours neither; every pipeline run sits between raw runs
+    order = [
+        path
+        for k in range(args.repeats)
+        for path in (paths if k % 2 == 0 else paths[::-1])
+    ]
+
+    def label(path: str) -> str:
+        return f"pipeline {path}" if len(paths) > 1 else "pipeline"
+
+    width = max(len(label(path)) for path in paths)
+    for rep, path in enumerate(order):
         raws.append(raw_write_mb_s(directory, sources, raw_frames))
-        say(f"  raw writes     #{rep + 1}: {raws[-1]:8.1f} MB/s")
-        result, sampler = run_pipeline(
-            directory,
-            size,
-            frames,
-            rate_fps=rate,
-            buffer_mb=args.buffer_mb,
-            queue_mb=args.queue_mb,
-        )
+        say(f"  {'raw writes':<{width}s} #{rep + 1}: {raws[-1]:8.1f} MB/s")
+        file_io.use_portable_io(path == "portable")
+        run_paths.append(path)
+        try:
+            result, sampler = run_pipeline(
+                directory,
+                size,
+                frames,
+                rate_fps=rate,
+                buffer_mb=args.buffer_mb,
+                queue_mb=args.queue_mb,
+            )
+        finally:
+            file_io.use_portable_io(was_portable)
         peak = max(peak, peak_rss_mb())
         results.append(result)
         durable_s = sampler.stream_s
@@ -299,13 +364,13 @@ def run_stream_bench(args: argparse.Namespace) -> int:
             durable_s += fsync_tree(result.dataset)  # same finish line as raw
         pipes.append(result.frames_saved * frame.nbytes / 1e6 / durable_s)
         say(
-            f"  pipeline       #{rep + 1}: {pipes[-1]:8.1f} MB/s "
+            f"  {label(path):<{width}s} #{rep + 1}: {pipes[-1]:8.1f} MB/s "
             f"({result.frames_saved} frames, {result.outcome.value}; first frame "
             f"{starts[-1] * 1000:.0f} ms after start)"
         )
         if result.dataset and not args.keep:
             shutil.rmtree(result.dataset, ignore_errors=True)
-        os.sync()
+        settle_disk()
     raw_lag = None
     if rate and args.duration:
         raw_lag = raw_paced_max_lag_s(directory, sources, rate, frames)
@@ -314,7 +379,7 @@ def run_stream_bench(args: argparse.Namespace) -> int:
             f"(the ring holds {args.buffer_mb * 2**20 / frame.nbytes / rate:.1f} s)"
         )
     raws.append(raw_write_mb_s(directory, sources, raw_frames))
-    say(f"  raw writes     #{args.repeats + 1}: {raws[-1]:8.1f} MB/s")
+    say(f"  {'raw writes':<{width}s} #{len(order) + 1}: {raws[-1]:8.1f} MB/s")
     raw, pipeline = statistics.median(raws), statistics.median(pipes)
     # Each pipeline run against the mean of the raw runs on either side of it:
     # the disk's speed drifts (several-fold on shared virtual disks), and a
@@ -322,12 +387,50 @@ def run_stream_bench(args: argparse.Namespace) -> int:
     pair_ratios = [p / ((raws[i] + raws[i + 1]) / 2) for i, p in enumerate(pipes)]
     ratio = statistics.median(pair_ratios)
     dropped = sum(frames - r.frames_saved for r in results)
+    by_path = {
+        path: {
+            "median_mb_s": round(
+                statistics.median(
+                    p for p, q in zip(pipes, run_paths, strict=True) if q == path
+                ),
+                1,
+            ),
+            "runs_mb_s": [
+                round(p, 1) for p, q in zip(pipes, run_paths, strict=True) if q == path
+            ],
+            "ratio_to_raw": None
+            if rate
+            else round(
+                statistics.median(
+                    r for r, q in zip(pair_ratios, run_paths, strict=True) if q == path
+                ),
+                3,
+            ),
+        }
+        for path in paths
+    }
+    # portable/positional of each adjacent pair of runs (same disk moment)
+    io_pairs = (
+        [
+            pipes[k + run_paths[k : k + 2].index("portable")]
+            / pipes[k + run_paths[k : k + 2].index("positional")]
+            for k in range(0, len(pipes) - 1, 2)
+        ]
+        if len(paths) == 2
+        else []
+    )
     last = results[-1]
     assert sampler is not None
     report = {
         "size": size,
         "frames": frames,
         "repeats": args.repeats,
+        "io": args.io or paths[0],
+        "io_paths": by_path,
+        "portable_vs_positional": round(statistics.median(io_pairs), 3)
+        if io_pairs
+        else None,
+        "portable_vs_positional_pairs": [round(r, 3) for r in io_pairs],
         "rate_fps": rate,
         "pipeline_mb_s": round(pipeline, 1),
         "raw_mb_s": round(raw, 1),
@@ -368,6 +471,17 @@ def run_stream_bench(args: argparse.Namespace) -> int:
             say(
                 f"  ratio pipeline/raw:  {report['ratio']:.3f} (median of per-run "
                 f"ratios {report['pair_ratios']} against the neighbouring raw runs)"
+            )
+        if io_pairs:
+            for path in paths:
+                say(
+                    f"  median {path + ':':12s} {by_path[path]['median_mb_s']:8.1f} "
+                    f"MB/s (runs {by_path[path]['runs_mb_s']})"
+                )
+            say(
+                f"  ratio portable/positional: "
+                f"{report['portable_vs_positional']:.3f} (median of adjacent pairs "
+                f"{report['portable_vs_positional_pairs']})"
             )
         say(f"  dropped frames:      {dropped}")
         say(

@@ -1,1 +1,45 @@
-"""mmapp.data."""
+"""Frames on their way to disk: coordinates, the bounded DataHandler (camera
+thread -> writer thread -> NDTiff), the NDTiff sink with its two write paths
+(positional where the OS has it, portable seek + write elsewhere), run
+statistics, and the dataset folders ndstorage makes. Qt-free and engine-free.
+"""
+
+from mmapp.data.coordinates import DataCoordinates, DataCoordinatesIterator
+from mmapp.data.datasets import (
+    existing_datasets,
+    next_dataset_path,
+    open_dataset_quietly,
+)
+from mmapp.data.errors import (
+    DataPathError,
+    DuplicateCoordinatesError,
+    HandlerClosedError,
+    InvalidFrameError,
+    StorageWriteError,
+)
+from mmapp.data.file_io import HAS_POSITIONAL_IO, io_path, use_portable_io
+from mmapp.data.handler import DataHandler
+from mmapp.data.ndtiff_sink import NDTiffSink
+from mmapp.data.stats import RunStats, StatsSnapshot
+from mmapp.data.validation import validate_frame
+
+__all__ = [
+    "HAS_POSITIONAL_IO",
+    "DataCoordinates",
+    "DataCoordinatesIterator",
+    "DataHandler",
+    "DataPathError",
+    "DuplicateCoordinatesError",
+    "HandlerClosedError",
+    "InvalidFrameError",
+    "NDTiffSink",
+    "RunStats",
+    "StatsSnapshot",
+    "StorageWriteError",
+    "existing_datasets",
+    "io_path",
+    "next_dataset_path",
+    "open_dataset_quietly",
+    "use_portable_io",
+    "validate_frame",
+]

@@ -20,7 +20,11 @@ def build_events(
     z_step_um: float | None = None,
     exposure_ms: float | None = None,
 ) -> MDASequence | Sequence[MDAEvent]:
-    """Stream (frames / loop) or a useq MDASequence (time points and z)."""
+    """Stream (frames / loop) or a useq MDASequence (time points and z).
+
+    `exposure_ms` goes into the stream event; an MDA takes the camera's
+    exposure as it is set.
+    """
     if loop or frames is not None:
         if timepoints is not None or z_range_um is not None:
             raise ValueError("--frames/--loop cannot be combined with time points or z")
@@ -48,6 +52,4 @@ def build_events(
         if z_range_um < 0:
             raise ValueError(f"--z-range must be >= 0 um, got {z_range_um}")
         plan["z_plan"] = {"range": z_range_um, "step": z_step_um}
-    if exposure_ms is not None:
-        plan["channels"] = []
     return MDASequence(**plan)

@@ -7,10 +7,7 @@ module is where a preset meets the rig and the run controller.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -22,6 +19,7 @@ from useq import MDAEvent, MDASequence
 from mmapp import __version__
 from mmapp.daq.render import WaveformError, render
 from mmapp.daq.tasks import check_program_on_device, check_topology, frames_for
+from mmapp.data.datasets import existing_datasets, open_dataset_quietly
 from mmapp.engine.controller import RunRequest
 from mmapp.engine.daq_link import DaqLink, DaqProgramError
 from mmapp.engine.events import stream_event
@@ -89,14 +87,49 @@ def events_for(
     ]
 
 
-def existing_datasets(directory: Path, name: str) -> list[Path]:
-    """Datasets ndstorage counts as `name` in `directory` (`name_1`, `name_2`...)."""
-    pattern = re.compile(re.escape(name) + r"_(\d+).*", re.IGNORECASE)
-    try:
-        entries = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    return sorted(directory / e for e in entries if pattern.match(e))
+def run_settings(
+    command: str,
+    preset: Preset | None,
+    *,
+    preset_file: str | Path | None = None,
+    preset_name: str | None = None,
+    rig: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    when: datetime | None = None,
+) -> dict[str, Any]:
+    """The run settings a dataset records (summary metadata "mmapp"), built the
+    same way for `mmapp acquire` and the window: the command, the preset file
+    and name, the command's own details (mode, frames, ...), the rig (`rig`:
+    the loaded rig's file or name; without it the rig the preset names, with
+    its camera settings), when it started, the mmapp version and the whole
+    preset (None when the run has none)."""
+    settings: dict[str, Any] = {
+        "command": command,
+        "preset_file": str(preset_file) if preset_file is not None else None,
+        "preset_name": preset_name or (preset.name if preset is not None else None),
+        **(details or {}),
+    }
+    if rig is not None:
+        settings["rig"] = rig
+    elif preset is not None:
+        settings.update(_rig_of(preset))
+    return {**settings, **_provenance(preset, when or datetime.now())}
+
+
+def _rig_of(preset: Preset) -> dict[str, Any]:
+    """The rig a preset runs on, as the run settings record it."""
+    if isinstance(preset.rig, ConfigRig):
+        return {"rig": preset.rig.path, "camera": {}}
+    rig = preset.rig.file or str(default_rig_file())
+    return {"rig": rig, "camera": preset.rig.camera.overrides()}
+
+
+def _provenance(preset: Preset | None, when: datetime) -> dict[str, Any]:
+    return {
+        "started": when.isoformat(timespec="seconds"),
+        "mmapp_version": __version__,
+        "preset": preset.model_dump(mode="json") if preset is not None else None,
+    }
 
 
 def build_run_request(
@@ -123,12 +156,7 @@ def build_run_request(
         events=events_for(preset.acquisition),
         out_dir=out_dir,
         name=name,
-        settings={
-            **(settings or {}),
-            "started": when.isoformat(timespec="seconds"),
-            "mmapp_version": __version__,
-            "preset": preset.model_dump(mode="json"),
-        },
+        settings={**(settings or {}), **_provenance(preset, when)},
         queue_bytes=preset.storage.queue_mb * MIB,
         first_frame_timeout_s=preset.acquisition.first_frame_timeout_s,
         program=preset.program,
@@ -410,11 +438,8 @@ def preset_from_dataset(dataset: str | Path) -> Preset:
 
 
 def _summary_metadata(path: Path) -> dict[str, Any]:
-    from ndstorage import Dataset
-
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            ds = Dataset(str(path))
+        ds = open_dataset_quietly(path)
     except Exception as exc:
         reason = f"cannot be read: {type(exc).__name__}: {exc}"
         raise PresetError.one(str(path), "<dataset>", reason) from None

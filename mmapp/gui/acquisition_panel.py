@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
+import contextlib
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from PyQt6.QtWidgets import (
 )
 from useq import MDAEvent, MDASequence
 
+from mmapp.data.datasets import next_dataset_path
 from mmapp.data.stats import StatsSnapshot
 from mmapp.engine.events import stream_event
 from mmapp.engine.plans import build_events
@@ -71,19 +73,6 @@ def depends_on_time(template: str) -> bool:
     except ValueError:
         return False
     return a != b
-
-
-def next_dataset_path(directory: Path, name: str) -> Path:
-    """Where ndstorage will put a dataset called `name` (it never overwrites:
-    it adds _1, _2, ... one past the highest existing number)."""
-    pattern = re.compile(re.escape(name) + r"_(\d+).*", re.IGNORECASE)
-    highest = 0
-    if directory.is_dir():
-        for entry in directory.iterdir():
-            m = pattern.match(entry.name)
-            if m:
-                highest = max(highest, int(m.group(1)))
-    return directory / f"{name}_{highest + 1}"
 
 
 def disk_free_bytes(directory: Path) -> int | None:
@@ -276,6 +265,15 @@ class AcquisitionPanel(QWidget):
         self.channels.itemChanged.connect(self._fields_edited)
         return page
 
+    @contextlib.contextmanager
+    def showing_preset(self) -> Iterator[None]:
+        """While a preset fills the fields: their changes keep its sequence."""
+        self._showing = True
+        try:
+            yield
+        finally:
+            self._showing = False
+
     def set_custom_sequence(
         self, sequence: MDASequence | None, events: int = 0
     ) -> None:
@@ -394,7 +392,7 @@ class AcquisitionPanel(QWidget):
         self._preview_key = None
         try:
             name = self.dataset_name()
-            directory = self._directory()
+            directory = self.directory()
         except ValueError as exc:
             self.preview.setText(f"<span style='color:#c62828'>{exc}</span>")
             return
@@ -416,7 +414,8 @@ class AcquisitionPanel(QWidget):
         if name != self._preview_key[1]:
             self.refresh_preview()
 
-    def _directory(self) -> Path:
+    def directory(self) -> Path:
+        """The save folder in the field (ValueError when it is empty)."""
         text = self.save_dir.text().strip()
         if not text:
             raise ValueError("choose a save folder")
@@ -431,7 +430,7 @@ class AcquisitionPanel(QWidget):
 
     def plan(self) -> AcquisitionPlan:
         """What Start runs, from the editor (ValueError with the reason if unusable)."""
-        directory = self._directory()
+        directory = self.directory()
         if directory.exists() and not directory.is_dir():
             raise ValueError(f"the save folder {directory} is a file")
         name = self.dataset_name()

@@ -24,7 +24,6 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from mmapp import __version__
 from mmapp.daq.program import WaveformProgram
 from mmapp.engine.controller import RunController, RunOutcome, RunRequest, RunResult
 from mmapp.engine.events import stream_event
@@ -34,6 +33,7 @@ from mmapp.engine.preset_run import (
     existing_datasets,
     open_rig,
     rig_path,
+    run_settings,
     same_rig,
     save_preset_with_dataset,
 )
@@ -585,17 +585,14 @@ class MainWindow(QMainWindow):
             )
             return
         preset = self._preset_for_run(plan.out_dir)
-        settings = {
-            **plan.settings,
-            "command": "gui",
-            "rig": rig.source or rig.name,
-            "preset_name": self.preset_name,
-            "preset_file": str(self.preset_files.path)
-            if self.preset_files.path
-            else None,
-            "preset": preset.model_dump(mode="json") if preset is not None else None,
-            "mmapp_version": __version__,
-        }
+        settings = run_settings(
+            "gui",
+            preset,
+            preset_file=self.preset_files.path,
+            preset_name=self.preset_name,
+            rig=rig.source or rig.name,
+            details=plan.settings,
+        )
         request = RunRequest(
             plan.events,
             plan.out_dir,
@@ -759,7 +756,7 @@ class MainWindow(QMainWindow):
         disk = None
         if self._ticks % DISK_EVERY_TICKS == 0 or self.run_kind is None:
             with contextlib.suppress(ValueError):
-                disk = disk_free_bytes(self.acquisition._directory())
+                disk = disk_free_bytes(self.acquisition.directory())
         snap = controller.stats() if controller is not None else None
         saving = self.run_kind == "acquire"
         expected = self.plan.expected_frames if saving and self.plan else None

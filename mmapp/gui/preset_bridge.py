@@ -70,8 +70,7 @@ def show_acquisition(
     panel: AcquisitionPanel, acq: StreamAcquisition | MDAAcquisition
 ) -> None:
     """Fill the panel's "what to acquire" from a preset's acquisition."""
-    panel._showing = True
-    try:
+    with panel.showing_preset():
         panel.set_custom_sequence(None)
         if isinstance(acq, StreamAcquisition):
             if acq.frames is None:
@@ -86,8 +85,6 @@ def show_acquisition(
         shown, _ = panel.fields_sequence()
         if shown != acq.sequence:  # more than the fields can say: run it as it is
             panel.set_custom_sequence(acq.sequence, sum(1 for _ in acq.sequence))
-    finally:
-        panel._showing = False
 
 
 def _show_mda_fields(panel: AcquisitionPanel, sequence: MDASequence) -> None:

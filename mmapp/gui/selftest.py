@@ -7,9 +7,7 @@ read back with ndstorage. Exit 0, or 1 with the reason (the installer's smoke te
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import io
 import os
 import shutil
 import sys
@@ -30,14 +28,12 @@ MIN_FRAMES = 100
 def check_dataset(path: Path, frames: int, shape: tuple[int, int]) -> str | None:
     """None if the dataset holds `frames` readable, lit images of `shape`, else why
     not (the self-test runs with a laser on: a dark image is a failure)."""
-    from ndstorage import Dataset
-
+    from mmapp.data.datasets import open_dataset_quietly
     from mmapp.rig.simulated import is_lit
 
     if not (path / "NDTiff.index").is_file():
         return f"{path} has no NDTiff.index"
-    with contextlib.redirect_stdout(io.StringIO()):
-        ds = Dataset(str(path))
+    ds = open_dataset_quietly(path)
     try:
         coords = ds.get_image_coordinates_list()
         if len(coords) != frames:

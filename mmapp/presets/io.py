@@ -7,11 +7,11 @@ import contextlib
 import json
 import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from platformdirs import user_config_dir
 from pydantic import ValidationError
 
 from mmapp.presets.errors import PresetError, issues_from
@@ -126,13 +126,14 @@ def atomic_write_text(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if sys.platform != "win32":  # make the rename itself durable
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+    # make the rename itself durable: fsync the folder where the OS allows it
+    # (POSIX; Windows cannot open a folder as a file and needs no such step)
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def save_preset(preset: Preset, path: str | Path) -> Path:
@@ -151,16 +152,13 @@ def save_preset(preset: Preset, path: str | Path) -> Path:
 
 # --- recently used ------------------------------------------------------------
 def config_dir() -> Path:
-    """Where mmapp keeps its settings (MMAPP_CONFIG_DIR overrides)."""
+    """Where mmapp keeps its settings (MMAPP_CONFIG_DIR overrides): the user's
+    config folder of the platform (platformdirs: ~/.config/mmapp on Linux,
+    %APPDATA%\\mmapp on Windows, ~/Library/Application Support/mmapp on macOS).
+    """
     if env := os.environ.get("MMAPP_CONFIG_DIR"):
         return Path(env)
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "mmapp"
+    return Path(user_config_dir("mmapp", appauthor=False, roaming=True))
 
 
 class RecentPresets:

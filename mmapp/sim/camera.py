@@ -23,10 +23,6 @@ TRIGGER_MODES = ("Internal", "External")
 BIT_DEPTHS = (8, 10, 12, 14, 16)
 
 
-class SimulatedCameraFault(RuntimeError):
-    """A simulated hardware fault (used to exercise the error paths)."""
-
-
 class SimCamera(CameraDevice):
     """A sequencing camera whose pixels depend on the rig's state."""
 

@@ -129,7 +129,7 @@ class DraftForm(QWidget):
     ) -> None:
         super().__init__(parent)
         self._edited = edited
-        self._choices = choices
+        self.choices = choices
         self.fields = FieldRegistry()
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
@@ -253,7 +253,7 @@ class DraftForm(QWidget):
             self._combo(
                 (*base, "physical_channel"),
                 a.get("physical_channel"),
-                self._choices.get("ao", []),
+                self.choices.get("ao", []),
                 editable=True,
             ),
         )
@@ -350,7 +350,7 @@ class DraftForm(QWidget):
                 self._combo(
                     ("lasers", i, "physical_line"),
                     laser.get("physical_line"),
-                    self._choices.get("do", []),
+                    self.choices.get("do", []),
                     editable=True,
                 )
             )
@@ -379,7 +379,7 @@ class DraftForm(QWidget):
                 self._combo(
                     ("camera_trigger", "physical_line"),
                     trig.get("physical_line"),
-                    self._choices.get("do", []) + self._choices.get("ctr", []),
+                    self.choices.get("do", []) + self.choices.get("ctr", []),
                     editable=True,
                 )
             )

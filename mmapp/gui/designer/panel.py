@@ -86,10 +86,10 @@ class _Edit(QUndoCommand):
         # the first time, a typed field already shows its text: keep its focus
         rebuild = self.structural or not self._first
         self._first = False
-        self.panel._show(copy.deepcopy(self.after), rebuild=rebuild)
+        self.panel.show_draft(copy.deepcopy(self.after), rebuild=rebuild)
 
     def undo(self) -> None:
-        self.panel._show(copy.deepcopy(self.before), rebuild=True)
+        self.panel.show_draft(copy.deepcopy(self.before), rebuild=True)
 
 
 class WaveformDesigner(QWidget):
@@ -153,11 +153,11 @@ class WaveformDesigner(QWidget):
     def set_program(self, program: WaveformProgram) -> None:
         """Show a program (a new document: the undo history starts again)."""
         self.undo_stack.clear()
-        self._show(program.model_dump(mode="json"), rebuild=True)
+        self.show_draft(program.model_dump(mode="json"), rebuild=True)
 
     def set_device(self, device: str) -> None:
         """Offer the physical channels of another card (the rig's DAQ device)."""
-        self.form._choices = channel_choices(device)
+        self.form.choices = channel_choices(device)
         self.form.build(self.draft)
         self.form.fields.mark(self.checked.errors)
 
@@ -169,7 +169,8 @@ class WaveformDesigner(QWidget):
         """Field path -> reason, for the draft as it is now."""
         return dict(self.checked.errors)
 
-    def _show(self, draft: dict[str, Any], *, rebuild: bool) -> None:
+    def show_draft(self, draft: dict[str, Any], *, rebuild: bool) -> None:
+        """Show this draft (rebuilding the form if its structure changed)."""
         self.draft = draft
         if rebuild:
             self.form.build(draft)
@@ -221,7 +222,7 @@ class WaveformDesigner(QWidget):
         key = path[0]
         if op == "+" and key == "analog":
             used = {a.get("physical_channel") for a in draft.get("analog", [])}
-            free = [c for c in self.form._choices["ao"] if c not in used]
+            free = [c for c in self.form.choices["ao"] if c not in used]
             n = len(draft.get("analog", [])) + 1
             draft.setdefault("analog", []).append(
                 {
@@ -233,12 +234,12 @@ class WaveformDesigner(QWidget):
         elif op == "+" and key == "lasers":
             channels = draft.get("channels") or [""]
             used = {laser.get("physical_line") for laser in draft.get("lasers", [])}
-            free = [c for c in self.form._choices["do"] if c not in used]
+            free = [c for c in self.form.choices["do"] if c not in used]
             draft.setdefault("lasers", []).append(
                 {"channel": channels[0], "physical_line": free[0] if free else ""}
             )
         elif op == "+" and key == "camera_trigger":
-            draft["camera_trigger"] = {"physical_line": self.form._choices["do"][7]}
+            draft["camera_trigger"] = {"physical_line": self.form.choices["do"][7]}
         elif key == "camera_trigger":
             draft["camera_trigger"] = None
         else:

@@ -82,12 +82,3 @@ def check(draft: dict[str, Any]) -> Checked:
         return result
     result.program, result.rendered = program, rendered
     return result
-
-
-def error_for(errors: dict[Path, str], path: Path) -> str | None:
-    """The error at this path, or at a parent path (a whole channel)."""
-    for length in range(len(path), 0, -1):
-        text = errors.get(path[:length])
-        if text is not None:
-            return text
-    return None

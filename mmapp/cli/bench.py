@@ -1,0 +1,81 @@
+"""`mmapp bench stream|stop|gui`: benchmarks (the work is in `mmapp.bench`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mmapp.cli import positive_float, positive_int
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add `bench` and its benchmarks to the command's sub-parsers."""
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    stream = bench_sub.add_parser(
+        "stream",
+        help="camera -> NDTiff vs raw writes (both until fsync), interleaved",
+    )
+    stream.add_argument("--dir", type=Path, required=True, help="where to write")
+    stream.add_argument("--size", type=positive_int, default=2048, help="pixels")
+    stream.add_argument("--frames", type=positive_int, default=500)
+    stream.add_argument(
+        "--rate", type=positive_float, help="pace the camera at FPS (default: free)"
+    )
+    stream.add_argument(
+        "--rate-fraction",
+        type=positive_float,
+        help="pace the camera at this fraction of the measured raw frame rate",
+    )
+    stream.add_argument(
+        "--duration",
+        type=positive_float,
+        help="with --rate/--rate-fraction: seconds of acquisition (sets --frames)",
+    )
+    stream.add_argument(
+        "--repeats", type=positive_int, default=3, help="pipeline runs (median)"
+    )
+    stream.add_argument("--buffer-mb", type=positive_int, default=256)
+    stream.add_argument("--queue-mb", type=positive_int, default=512)
+    stream.add_argument(
+        "--io",
+        choices=("both", "positional", "portable"),
+        help="the NDTiff sink's write path: positional (pwritev), portable "
+        "(seek+write), or both alternately (default: what this OS uses)",
+    )
+    stream.add_argument("--keep", action="store_true", help="keep the dataset")
+    stream.add_argument("--json", action="store_true", help="one JSON object")
+
+    stop = bench_sub.add_parser("stop", help="Stop latency in each run state")
+    stop.add_argument("--trials", type=positive_int, default=10)
+    stop.add_argument("--size", type=positive_int, default=512, help="pixels")
+    stop.add_argument("--json", action="store_true", help="one JSON object")
+
+    gui = bench_sub.add_parser(
+        "gui", help="acquisition throughput with the live view shown vs hidden"
+    )
+    gui.add_argument("--size", type=positive_int, default=512, help="pixels")
+    gui.add_argument(
+        "--seconds", type=positive_float, default=3.0, help="per acquisition"
+    )
+    gui.add_argument("--pairs", type=positive_int, default=3, help="shown+hidden")
+    gui.add_argument(
+        "--rate", type=positive_float, help="pace the camera at FPS (default: free)"
+    )
+    gui.add_argument("--dir", type=Path, help="where to write (default: temp)")
+    gui.add_argument("--json", action="store_true", help="one JSON object")
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run the benchmark named by `args.bench_command`."""
+    if args.bench_command == "gui":
+        from mmapp.bench.gui import run_gui_bench
+
+        return run_gui_bench(args)
+    if args.bench_command == "stop":
+        from mmapp.bench.stop import run_stop_bench
+
+        return run_stop_bench(args)
+    from mmapp.bench.stream import run_stream_bench
+
+    return run_stream_bench(args)

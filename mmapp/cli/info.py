@@ -1,0 +1,140 @@
+"""`mmapp info DATASET`: what a dataset holds, how its run ended, its settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mmapp.cli import EXIT_OK, EXIT_USAGE, note_program_changes
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add `info` to the command's sub-parsers."""
+    info = sub.add_parser("info", help="describe a dataset")
+    info.add_argument("dataset", type=Path)
+    info.add_argument(
+        "--json", action="store_true", help="one JSON object (settings included)"
+    )
+
+
+def _scalar(value: object) -> str:
+    """A value on a settings line: strings bare, the rest as JSON spells it."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def readable_lines(value: object, indent: int = 0) -> list[str]:
+    """Nested settings as indented `key: value` lines (lists of objects as
+    `- ` items, lists of plain values on one line)."""
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            nested = isinstance(item, dict) and item
+            if nested or (
+                isinstance(item, list) and any(isinstance(i, dict) for i in item)
+            ):
+                lines += [f"{pad}{key}:", *readable_lines(item, indent + 2)]
+            elif isinstance(item, list):
+                lines.append(f"{pad}{key}: [{', '.join(map(_scalar, item))}]")
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item) if item != {} else '{}'}")
+    elif isinstance(value, list):
+        for item in value:
+            sub = readable_lines(item, indent + 2) if isinstance(item, dict) else []
+            if sub:
+                lines += [f"{pad}- {sub[0].lstrip()}", *sub[1:]]
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+    else:
+        lines.append(f"{pad}{_scalar(value)}")
+    return lines
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Describe the dataset (exit 2 if it is not one)."""
+    import numpy as np
+
+    from mmapp.data.datasets import open_dataset_quietly
+    from mmapp.engine.daq_link import program_change_volumes
+
+    path: Path = args.dataset
+    problem = None
+    if not path.exists():
+        problem = f"no such folder: {path}"
+    elif not path.is_dir():
+        problem = f"{path} is a file, not a dataset folder"
+    elif not (path / "NDTiff.index").is_file():
+        problem = f"{path} is not an NDTiff dataset (it has no NDTiff.index)"
+    if problem is not None:
+        print(f"mmapp: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    ds = open_dataset_quietly(path)
+    try:
+        coords = ds.get_image_coordinates_list()
+        axes = {k: len(v) for k, v in ds.axes.items()}
+        first = np.asarray(ds.read_image(**coords[0])) if coords else None
+        settings = dict(ds.summary_metadata.get("mmapp", {}))
+    finally:
+        ds.close()
+    preset = settings.pop("preset", None)
+    run, run_problem = _run_record(path)
+    frame = None
+    if first is not None:
+        frame = {
+            "width": first.shape[1],
+            "height": first.shape[0],
+            "dtype": str(first.dtype),
+        }
+    if args.json:
+        try:
+            changes: list[int] | None = program_change_volumes(path)
+        except ValueError:
+            changes = None
+        info = {
+            "dataset": str(path),
+            "run": run,
+            "images": len(coords),
+            "axes": axes,
+            "frame": frame,
+            "settings": settings,
+            "preset": preset,
+            "program_changed_at_volumes": changes,
+        }
+        print(json.dumps(info))
+        note_program_changes(path)
+        return EXIT_OK
+    print(f"dataset: {path}")
+    if run is not None:
+        print(f"run: {run.get('summary', run)}")
+    elif run_problem:
+        print(f"run: {run_problem}")
+    print(f"images: {len(coords)}")
+    print(f"axes: {', '.join(f'{k} {n}' for k, n in axes.items()) or 'none'}")
+    if frame is not None:
+        print(f"frame: {frame['width']}x{frame['height']} {frame['dtype']}")
+    if settings:
+        print("settings:")
+        print("\n".join(readable_lines(settings, 2)))
+    if isinstance(preset, dict):
+        print(
+            f"preset: {preset.get('name')!r} (schema version "
+            f"{preset.get('schema_version')}; mmapp preset from-dataset {path})"
+        )
+    note_program_changes(path)
+    return EXIT_OK
+
+
+def _run_record(path: Path) -> tuple[dict | None, str | None]:
+    """How the dataset's run ended (run.json), or why that is not known."""
+    from mmapp.engine.controller import RUN_RECORD_FILE
+
+    record = path / RUN_RECORD_FILE
+    if not record.is_file():
+        return None, f"not recorded (no {RUN_RECORD_FILE}: the run did not end)"
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return None, f"{record} cannot be read: {exc}"
+    return (data, None) if isinstance(data, dict) else (None, f"{record}: not a record")

@@ -1,0 +1,48 @@
+"""Datasets on disk: the folder names ndstorage gives them, opening one to read.
+
+ndstorage never overwrites: a dataset called `name` goes into `name_1`,
+`name_2`, ... one past the highest number already in the directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ndstorage import Dataset
+
+
+def _numbered(directory: Path, name: str) -> list[tuple[int, str]]:
+    """(number, folder name) of every entry ndstorage counts as `name`."""
+    pattern = re.compile(re.escape(name) + r"_(\d+).*", re.IGNORECASE)
+    try:
+        entries = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [(int(m.group(1)), e) for e in entries if (m := pattern.match(e))]
+
+
+def existing_datasets(directory: Path, name: str) -> list[Path]:
+    """Datasets ndstorage counts as `name` in `directory` (`name_1`, `name_2`...)."""
+    return sorted(directory / entry for _, entry in _numbered(directory, name))
+
+
+def next_dataset_path(directory: Path, name: str) -> Path:
+    """Where ndstorage will put a dataset called `name` (it never overwrites:
+    it adds _1, _2, ... one past the highest existing number)."""
+    highest = max((n for n, _ in _numbered(directory, name)), default=0)
+    return directory / f"{name}_{highest + 1}"
+
+
+def open_dataset_quietly(path: str | Path) -> Dataset:
+    """`ndstorage.Dataset(path)` for reading, without the progress lines it
+    prints on stdout while it reads the index. The caller closes it."""
+    from ndstorage import Dataset
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return Dataset(str(path))
