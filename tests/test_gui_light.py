@@ -19,19 +19,14 @@ from helpers import open_dataset
 from mmapp.engine.controller import RunOutcome
 from mmapp.gui.acquisition_panel import MODE_FRAMES
 from mmapp.gui.main_window import MainWindow
-from mmapp.gui.settings import AppSettings
 from mmapp.sim.frames import is_dark, is_lit
 
-from test_gui import SIM, RUN_TIMEOUT_MS  # isort: skip
+from test_gui import RUN_TIMEOUT_MS, _make_window  # isort: skip
 
 
 @pytest.fixture
 def window(qtbot, tmp) -> MainWindow:
-    settings = AppSettings.at(tmp / "settings.ini")
-    settings.save_dir = tmp / "data"
-    w = MainWindow(settings, sim_camera=SIM, restore_layout=False, rig_path="")
-    qtbot.addWidget(w)
-    w.show()
+    w = _make_window(qtbot, tmp, rig_path="")
     yield w
     w.close()
 

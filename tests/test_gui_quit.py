@@ -17,18 +17,13 @@ from mmapp.engine.controller import RunOutcome
 from mmapp.gui import main_window as main_window_module
 from mmapp.gui.acquisition_panel import MODE_LOOP
 from mmapp.gui.main_window import MainWindow
-from mmapp.gui.settings import AppSettings
 
-from test_gui import SIM  # isort: skip
+from test_gui import _make_window  # isort: skip
 
 
 @pytest.fixture
 def window(qtbot, tmp) -> MainWindow:
-    settings = AppSettings.at(tmp / "settings.ini")
-    settings.save_dir = tmp / "data"
-    w = MainWindow(settings, sim_camera=SIM, restore_layout=False, rig_path="")
-    qtbot.addWidget(w)
-    w.show()
+    w = _make_window(qtbot, tmp, rig_path="")
     yield w
     w.shutdown()
 

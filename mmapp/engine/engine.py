@@ -301,23 +301,22 @@ class StreamingEngine(MDAEngine):
         elif isinstance(event, SequencedEvent):
             yield from super().exec_event(event)  # counted where frames are popped
         else:  # a snap: one frame per camera channel
-            for payload in super().exec_event(event):
-                if payload is None:
-                    self.frames_lost += 1
-                else:
-                    self.frames_acquired += 1
-                yield payload
+            yield from self._counted(super().exec_event(event))
+
+    def _counted(self, payloads: Iterable[Any]) -> Iterator[Any]:
+        """The stock engine's frames, counted (None: a frame the camera did not
+        deliver, acquired and lost: acquired = saved + lost)."""
+        for payload in payloads:
+            self.frames_acquired += 1
+            if payload is None:
+                self.frames_lost += 1
+            yield payload
 
     def exec_sequenced_event(self, event: SequencedEvent) -> Iterator[Any]:
         """Start the camera for the whole sequence, then yield frames as they come."""
         core = self.mmcore
         if core.getNumberOfCameraChannels() != 1:
-            for payload in super().exec_sequenced_event(event):
-                if payload is None:
-                    self.frames_lost += 1
-                else:
-                    self.frames_acquired += 1
-                yield payload
+            yield from self._counted(super().exec_sequenced_event(event))
             return
         n = len(event.events)
         t0 = event.metadata.get("runner_t0")
