@@ -98,6 +98,8 @@ def test_ctrl_c_is_a_clean_stop(tmp_path: Path) -> None:
             "--out",
             str(tmp_path),
             "--loop",
+            "--channel",
+            "488nm",
             *SMALL,
             "--progress-every",
             "0.1",
@@ -288,3 +290,66 @@ def test_a_run_that_leaves_the_rig_unsafe_exits_3(tmp_path: Path, monkeypatch, c
     assert code == 3
     assert "mmapp: unsafe: 3 frames acquired, 3 saved, 0 lost" in out.out
     assert "THE RIG WAS NOT MADE SAFE: lasers not switched off" in out.out
+
+
+def test_ctrl_c_before_the_run_starts_is_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch, capsys
+):
+    from mmapp.cli import main
+    from mmapp.engine import preset_run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C while the rig loads
+
+    monkeypatch.setattr(preset_run, "prepare_run", interrupted)
+    loggers = [logging.getLogger(n) for n in ("mmapp", "pymmcore-plus")]
+    handlers = [list(log.handlers) for log in loggers]
+    try:
+        code = main(["acquire", "--out", str(tmp_path), "--frames", "3", *SMALL])
+    finally:
+        for log, before in zip(loggers, handlers, strict=True):
+            log.handlers[:] = before
+    err = capsys.readouterr().err
+    assert code == 130
+    assert err.strip() == "mmapp: interrupted before anything was acquired"
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_stream_without_light_is_warned_and_channel_lights_it(tmp_path: Path):
+    from helpers import read_all
+
+    from mmapp.sim.frames import is_dark, is_lit
+
+    dark = mmapp("acquire", "--out", str(tmp_path / "a"), "--frames", "3", *SMALL)
+    assert dark.returncode == 0, dark.stderr
+    assert "mmapp: warning: no light is on" in dark.stderr
+    assert "--channel 488nm" in dark.stderr
+    (ds,) = (tmp_path / "a").iterdir()
+    assert all(is_dark(img) for img in read_all(ds).values())
+    lit = mmapp(
+        "acquire",
+        "--out",
+        str(tmp_path / "b"),
+        "--frames",
+        "3",
+        "--channel",
+        "488nm",
+        *SMALL,
+    )
+    assert lit.returncode == 0, lit.stderr
+    assert "warning" not in lit.stderr
+    (ds,) = (tmp_path / "b").iterdir()
+    images = read_all(ds)
+    assert len(images) == 3 and all(is_lit(img) for img in images.values())
+    bad = mmapp(
+        "acquire",
+        "--out",
+        str(tmp_path / "c"),
+        "--frames",
+        "3",
+        "--channel",
+        "999nm",
+        *SMALL,
+    )
+    assert bad.returncode == 2
+    assert "'999nm' is not one of" in bad.stderr

@@ -149,3 +149,40 @@ def test_a_run_that_leaves_the_rig_unsafe_is_shown_as_such(qtbot, window, monkey
     qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
     assert window.last_result.outcome is RunOutcome.COMPLETED
     assert acq.status.styleSheet() == ""
+
+
+def test_a_dataset_keeps_the_lasers_ticked_and_a_rerun_lights_the_same(
+    qtbot, window, tmp
+):
+    """Channel 488nm plus 561 nm ticked: the dataset's preset holds both, and
+    `preset from-dataset` + acquire give the same pixels (it gave 488 only)."""
+    import numpy as np
+
+    from mmapp.cli import main
+    from mmapp.engine.preset_run import preset_from_dataset
+    from mmapp.presets import save_preset
+
+    combo = window.device_panel.group_boxes["Channel"]
+    combo.setCurrentText("488nm")
+    combo.activated.emit(combo.currentIndex())
+    _laser_check(window, 561).setChecked(True)
+    acq = window.acquisition
+    acq.mode.setCurrentIndex(MODE_FRAMES)
+    acq.frames.setValue(3)
+    acq.start_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    first = _saved_images(window.last_result.dataset)
+    assert len(first) == 3 and all(is_lit(img) for img in first)
+    preset = preset_from_dataset(window.last_result.dataset)
+    props = {(p.device, p.property): p.value for p in preset.devices.properties}
+    assert props[("Lasers", "Laser 561")] == "On"  # 488 nm: the Channel preset
+    assert preset.devices.config_groups == {"Channel": "488nm"}
+    again = tmp / "again.mmpreset"
+    save_preset(preset, again)
+    out = tmp / "rerun"
+    assert main(["acquire", str(again), "--out", str(out)]) == 0
+    (dataset,) = out.iterdir()
+    second = _saved_images(dataset)
+    assert len(second) == 3
+    for a, b in zip(first, second, strict=True):  # stamps aside, the same light
+        np.testing.assert_array_equal(np.asarray(a)[1:], np.asarray(b)[1:])

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_UNSAFE",
     "EXIT_USAGE",
@@ -34,6 +35,7 @@ __all__ = [
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_UNSAFE = 3  # the rig could not be made safe (whatever the data did)
+EXIT_INTERRUPTED = 130  # Ctrl-C before a run started (as a shell reports it)
 
 
 def _number_type(
@@ -90,7 +92,11 @@ def entry() -> None:
     the work is done and the dataset finished. Leaving with os._exit after
     flushing the output keeps the exit status the run's own.
     """
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C while mmapp itself was still loading
+        print("\nmmapp: interrupted before anything was acquired", file=sys.stderr)
+        code = EXIT_INTERRUPTED
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()
@@ -115,7 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.command not in commands:
         parser.error(f"unknown command {args.command}")
-    return commands[args.command](parser, args)
+    try:
+        return commands[args.command](parser, args)
+    except KeyboardInterrupt:  # Ctrl-C before a run started (a run stops cleanly)
+        print("\nmmapp: interrupted before anything was acquired", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 # --- shared by several commands -------------------------------------------------

@@ -67,6 +67,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cam.add_argument("--size", type=positive_int, help="square frame size (pixels)")
     cam.add_argument("--bit-depth", type=whole_number, choices=(8, 10, 12, 14, 16))
     cam.add_argument("--trigger", choices=("Internal", "External"))
+    acq.add_argument(
+        "--channel",
+        help="a preset of the rig's channel group, e.g. 488nm (the light to use)",
+    )
     cam.add_argument(
         "--first-frame-timeout",
         type=positive_float,
@@ -136,6 +140,17 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except refused as exc:
         print(f"mmapp: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if (
+        preset.program is None
+        and acquisition.mode == "stream"
+        and rig.light_check is not None
+        and not rig.light_check()
+    ):
+        print(
+            "mmapp: warning: no light is on (no laser, no channel chosen): the "
+            "frames will be dark; choose one with --channel (e.g. --channel 488nm)",
+            file=sys.stderr,
+        )
     try:
         request = build_run_request(preset, settings=settings, rig_name=rig.name)
     except DatasetExistsError as exc:  # taken since prepare_run: a race
@@ -214,6 +229,7 @@ def _overrides(
         trigger=args.trigger,
         queue_mb=args.queue_mb,
         first_frame_timeout_s=args.first_frame_timeout,
+        channel=args.channel,
     )
 
 

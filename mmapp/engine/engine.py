@@ -91,6 +91,7 @@ class StreamingEngine(MDAEngine):
         self._program_ready = program_ready
         self.trigger = trigger  # the camera's trigger property and its values
         self._trigger_mode_before: str | None = None
+        self._exposure_before: float | None = None
         self._start_position: tuple[float | None, tuple[float, float] | None] = (
             None,
             None,
@@ -139,7 +140,10 @@ class StreamingEngine(MDAEngine):
             raise DaqProgramError(str(exc)) from None
         camera = core.getCameraDevice()
         self.daq.prepare(frames, first_frame=self.frames_acquired)
-        # the program defines the exposure window (lasers on, galvo settled)
+        # the program defines the exposure window (lasers on, galvo settled);
+        # the operator's exposure comes back after the run
+        if self._exposure_before is None:
+            self._exposure_before = core.getExposure()
         core.setExposure(self.daq.program.timing.exposure_s * 1000.0)
         before = core.getProperty(camera, mapping.property)
         if before != value:
@@ -152,6 +156,12 @@ class StreamingEngine(MDAEngine):
             self.daq.start()
 
     def _restore_trigger_mode(self) -> None:
+        exposure, self._exposure_before = self._exposure_before, None
+        if exposure is not None:
+            try:
+                self.mmcore.setExposure(exposure)
+            except Exception:
+                logger.exception("could not restore the camera's exposure")
         before, self._trigger_mode_before = self._trigger_mode_before, None
         if before is None:
             return

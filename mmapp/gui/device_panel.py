@@ -250,9 +250,7 @@ class DevicePanel(QWidget):
                 current = core.getCurrentConfig(group)  # '' when none matches
                 combo.setCurrentIndex(combo.findText(current) if current else -1)
                 chosen = self.chosen.get(group)
-                combo.setPlaceholderText(
-                    f"{chosen} (off after the run)" if chosen else "none matches"
-                )
+                combo.setPlaceholderText(self._group_placeholder(core, group, chosen))
                 combo.setToolTip(
                     "A run ends with the lasers off; Live and Start switch the "
                     "chosen preset back on."
@@ -284,6 +282,20 @@ class DevicePanel(QWidget):
             self._on_error("Reading the devices failed", str(exc))
         finally:
             self._refreshing = False
+
+    def _group_placeholder(
+        self, core: CMMCorePlus, group: str, chosen: str | None
+    ) -> str:
+        """What the group's box says when no preset matches the devices now."""
+        if not chosen:
+            return "none set"
+        lit = [
+            prop
+            for prop, (device, _check, _power) in self.laser_controls.items()
+            if core.getProperty(device, prop) == "On"
+        ]
+        # lasers on but not as the preset sets them: the operator changed them
+        return f"{chosen} + lasers changed" if lit else f"{chosen} (off after the run)"
 
     def _refresh_camera(self, core: CMMCorePlus) -> None:
         camera = core.getCameraDevice()
@@ -382,6 +394,14 @@ class DevicePanel(QWidget):
                     f"Switching {device}.{prop} {value.lower()} failed",
                     lambda d=device, p=prop, v=value: core.setProperty(d, p, v),
                 )
+
+    def laser_choices(self) -> dict[tuple[str, str], bool]:
+        """(device, property) -> on, for every laser the operator chose."""
+        return {
+            (self.laser_controls[prop][0], prop): on
+            for prop, on in self.chosen_lasers.items()
+            if prop in self.laser_controls
+        }
 
     def remember_lasers(self) -> None:
         """Take the lasers as they are now as the operator's choice (a rig or a

@@ -189,9 +189,14 @@ def rig_data(rig: Rig) -> dict[str, Any]:
 
 
 def devices_data(
-    core: CMMCorePlus, chosen: dict[str, str], extras: PresetExtras
+    core: CMMCorePlus,
+    chosen: dict[str, str],
+    extras: PresetExtras,
+    lasers: dict[tuple[str, str], bool] | None = None,
 ) -> dict[str, Any]:
-    """Config groups as chosen now; the preset's properties at today's values."""
+    """Config groups as chosen now; the preset's properties at today's values;
+    then the lasers as the operator ticked them (applied after the groups, so
+    a re-run lights the sample as this one did)."""
     groups: dict[str, str] = {}
     for group in core.getAvailableConfigGroups():
         config = chosen.get(group) or core.getCurrentConfig(group)
@@ -203,7 +208,26 @@ def devices_data(
         if core.hasProperty(p.device, p.property):
             value = _number(core.getProperty(p.device, p.property), p.value)
         properties.append({"device": p.device, "property": p.property, "value": value})
+    listed = {(p["device"], p["property"]) for p in properties}
+    implied = _set_by_groups(core, groups)
+    for (device, prop), on in (lasers or {}).items():
+        value = "On" if on else "Off"
+        # only what the groups do not already set (a laser is off unless set)
+        if (device, prop) not in listed and implied.get((device, prop), "Off") != value:
+            properties.append({"device": device, "property": prop, "value": value})
     return {"config_groups": groups, "properties": properties}
+
+
+def _set_by_groups(core: CMMCorePlus, groups: dict[str, str]) -> dict[tuple, str]:
+    """(device, property) -> value, as the chosen config presets set them."""
+    implied: dict[tuple, str] = {}
+    for group, config in groups.items():
+        try:
+            for device, prop, value in core.getConfigData(group, config):
+                implied[(device, prop)] = str(value)
+        except Exception:  # a preset the core does not know: nothing implied
+            continue
+    return implied
 
 
 def acquisition_data(
@@ -254,7 +278,12 @@ def window_preset(window: MainWindow, name: str | None = None) -> Preset:
         "name": name or window.preset_name or UNTITLED,
         "description": extras.description,
         "rig": rig_data(rig),
-        "devices": devices_data(rig.core, window.device_panel.chosen, extras),
+        "devices": devices_data(
+            rig.core,
+            window.device_panel.chosen,
+            extras,
+            window.device_panel.laser_choices(),
+        ),
         "acquisition": acquisition_data(panel, extras, rig.core),
         "program": _program_data(window, extras),
         "storage": {

@@ -41,6 +41,8 @@ class Overrides:
     queue_mb: int | None = None
     first_frame_timeout_s: float | None = None
     program: WaveformProgram | None = None  # e.g. the rig file's (--daq)
+    channel: str | None = None  # a preset of the rig's channel group (--channel)
+    channel_group: str = "Channel"
 
 
 def _is_loop(acq: dict[str, Any] | None) -> bool:
@@ -178,4 +180,10 @@ def apply_overrides(
     data["storage"] = storage
     if ov.program is not None:
         data["program"] = ov.program.model_dump(mode="json")
+    if ov.channel is not None:  # the light: a channel preset, e.g. 488nm
+        devices = dict(data.get("devices") or {})
+        groups = dict(devices.get("config_groups") or {})
+        groups[ov.channel_group] = ov.channel
+        devices["config_groups"] = groups
+        data["devices"] = devices
     return preset_from_data(data, "command line")

@@ -48,6 +48,8 @@ class Rig:
     trigger: CameraTriggerSpec = GENERIC_TRIGGER
     camera_ready: Callable[[float], bool] | None = None  # armed within timeout?
     camera_fault: Callable[[], str | None] = lambda: None  # the camera's last error
+    # whether any light would reach the sample now (None: the rig cannot tell)
+    light_check: Callable[[], bool] | None = None
     # the simulated parts, for tests and benchmarks (None on a real rig)
     state: Any = None
     camera: Any = None

@@ -70,6 +70,7 @@ def build_simulated_rig(spec: RigSpec, source: str = "") -> Rig:
         camera_ready=camera.armed.wait,
         camera_fault=lambda: camera.last_error,
         trigger=spec.camera_trigger or GENERIC_TRIGGER,
+        light_check=lambda: state.light_level(assume_open=True) > 0,
     )
     rig.abort_hooks.append(camera.abort)
     rig.safe_steps.append(("lasers not switched off", lambda: rig.lasers.all_off()))
