@@ -180,6 +180,7 @@ def test_volume_pixels_prove_galvo_position_and_laser_per_frame(
 ) -> None:
     lasers_on(rig)
     rig.core.setPosition(2.5)
+    rig.core.setExposure(7.0)  # the program plays 2 ms; 7 ms comes back after
     program = opm_program(channels=("488nm", "561nm"), positions=6)
     rendered = render(program)
     n = 2 * len(rendered.frames)  # two volumes, channels interleaved per frame
@@ -205,6 +206,7 @@ def test_volume_pixels_prove_galvo_position_and_laser_per_frame(
         ds.close()
     assert_rig_safe(rig, program)
     assert rig.core.getPosition() == pytest.approx(2.5)  # Z where it was
+    assert rig.core.getExposure() == pytest.approx(7.0)  # the operator's exposure
 
 
 def test_a_blanked_laser_gives_dark_frames(
