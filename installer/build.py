@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import tomllib
 import zipfile
@@ -253,16 +254,13 @@ def install_locked(site_packages: Path, platform: str, pins: dict[str, str],
             if not skip:
                 keep.append(line)
         lock.write_text("\n".join(keep) + "\n")
-    uv(
-        "pip", "install", "--target", site_packages, "--python-platform", platform,
-        "--python-version", PY_MINOR, "--only-binary", ":all:", "--require-hashes",
-        "--no-deps", "--no-compile", "--link-mode", "copy", "--quiet", "-r", lock,
-    )  # fmt: skip
-    uv(
-        "pip", "install", "--target", site_packages, "--python-platform", platform,
-        "--python-version", PY_MINOR, "--no-deps", "--no-compile", "--link-mode",
-        "copy", "--quiet", wheel,
-    )  # fmt: skip
+    # Windows: told the target platform; Linux: the host CPython's own tags.
+    target = (["--python-platform", platform, "--python-version", PY_MINOR]
+              if platform == WIN_PLATFORM else ["--python", str(host_python())])  # fmt: skip
+    common = ["--target", site_packages, *target, "--no-deps", "--no-compile",
+              "--link-mode", "copy", "--quiet"]  # fmt: skip
+    uv("pip", "install", *common, "--only-binary", ":all:", "--require-hashes", "-r", lock)
+    uv("pip", "install", *common, wheel)
     # uv's console-script launchers point at a Python that is not the bundle's.
     for scripts in ("bin", "Scripts"):
         shutil.rmtree(site_packages / scripts, ignore_errors=True)
@@ -444,10 +442,19 @@ def check_setup(setup: Path, bundle: Path, packages: list[str], version: str) ->
 
 # --- Linux ------------------------------------------------------------------------
 def host_python() -> Path:
-    for cand in (os.environ.get("MMAPP_BUNDLE_PYTHON"), shutil.which(f"python{PY_MINOR}"),
-                 *sorted(Path.home().glob(f".pyenv/versions/{PY_MINOR}.*/bin/python{PY_MINOR}"))):  # fmt: skip
-        if cand and Path(cand).exists():
-            return Path(cand)
+    """A Linux CPython of the embeddable one's minor version (its real
+    executable, not a pyenv shim)."""
+    cands = [os.environ.get("MMAPP_BUNDLE_PYTHON"), shutil.which(f"python{PY_MINOR}"),
+             *sorted(Path.home().glob(f".pyenv/versions/{PY_MINOR}.*/bin/python{PY_MINOR}"))]  # fmt: skip
+    for cand in filter(None, cands):
+        r = subprocess.run(
+            [str(cand), "-c", "import sys; print(sys.version_info[:2] == (%s), "
+             "sys.executable)" % PY_MINOR.replace(".", ",")],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        ok, _, exe = r.stdout.strip().partition(" ")
+        if r.returncode == 0 and ok == "True":
+            return Path(exe)
     fail(f"no CPython {PY_MINOR} on this machine (set MMAPP_BUNDLE_PYTHON)")
     raise AssertionError
 
@@ -456,8 +463,9 @@ def cmd_linux(_args: argparse.Namespace) -> Path:
     t0 = time.monotonic()
     pins = check_lock()
     version = project()["version"]
-    bundle = BUILD / "linux" / "bundle"
-    shutil.rmtree(bundle.parent, ignore_errors=True)
+    # outside the source tree, so nothing can come from the checkout
+    outside = Path(tempfile.mkdtemp(prefix="mmapp-linux-bundle-"))
+    bundle = outside / "mmapp"
     (bundle / "python" / "bin").mkdir(parents=True)
     py = host_python()
     (bundle / "python" / "bin" / "python3").symlink_to(py)
@@ -473,15 +481,14 @@ def cmd_linux(_args: argparse.Namespace) -> Path:
     )
     launcher.chmod(0o755)
     log(f"Linux bundle ({py}) in {time.monotonic() - t0:.0f} s; checking it")
-    check_linux(bundle, version)
+    check_linux(bundle, outside / "run", version)
+    shutil.rmtree(outside)
     return bundle
 
 
-def check_linux(bundle: Path, version: str) -> None:
+def check_linux(bundle: Path, work: Path, version: str) -> None:
     """Run the bundle from a folder outside the source tree, with no PYTHONPATH
     and a fresh HOME: --version, --selftest offscreen, acquire a bundled preset."""
-    work = BUILD / "linux" / "run"
-    shutil.rmtree(work, ignore_errors=True)
     (work / "home").mkdir(parents=True)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTHON", "VIRTUAL_ENV", "MMAPP_"))}  # fmt: skip
@@ -506,7 +513,7 @@ def check_linux(bundle: Path, version: str) -> None:
         fail(f"the bundle says {got!r}, the installer is {version}")
     log(f"`mmapp --version` = {got!r} = the installer's version {version}")
     out = go("--selftest")
-    print("    " + "\n    ".join(out.strip().splitlines()[-3:]))
+    print("    " + "\n    ".join(ln for ln in out.splitlines() if "selftest" in ln))
     preset = next(bundle.glob("site-packages/mmapp/_assets/presets/mda_z_stack.mmpreset"))
     out = go("acquire", str(preset), "--out", str(work / "data"), "--json")
     last = out.strip().splitlines()[-1]
@@ -521,7 +528,7 @@ def check_linux(bundle: Path, version: str) -> None:
         [bundle / "python/bin/python3", "-I", "-c", code],
         cwd=work, env=env, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    if str(ROOT / "mmapp") in loaded or loaded.count(str(bundle)) != 2:
+    if str(ROOT) in loaded or loaded.count(str(bundle)) != 2:
         fail(f"the bundle did not import mmapp and numpy from itself: {loaded}")
     log("the bundle's mmapp and numpy come from the bundle: " + " ".join(loaded.split()))
 
