@@ -393,10 +393,10 @@ def check_installed(
     (win_amd64 or pure on Windows), and mmapp at the project's version."""
     found = {}
     for wheel_file in site_packages.glob("*.dist-info/WHEEL"):
-        meta = (wheel_file.parent / "METADATA").read_text(errors="replace")
+        meta = (wheel_file.parent / "METADATA").read_text("utf-8", errors="replace")
         name = norm(re.search(r"^Name: (.+)$", meta, re.M).group(1).strip())
         ver = re.search(r"^Version: (.+)$", meta, re.M).group(1).strip()
-        tags = re.findall(r"^Tag: (.+)$", wheel_file.read_text(), re.M)
+        tags = re.findall(r"^Tag: (.+)$", wheel_file.read_text("utf-8"), re.M)
         found[name] = (ver, tags)
     want = dict(pins)
     if not windows:
