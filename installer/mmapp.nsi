@@ -5,6 +5,7 @@
 ; Silent: setup.exe /S [/D=C:\path]   uninstall.exe /S
 
 Unicode true
+Target amd64-unicode  ; a 64-bit setup.exe and uninstaller
 SetCompressor /SOLID ${COMPRESSOR}
 !include "MUI2.nsh"
 !include "x64.nsh"
