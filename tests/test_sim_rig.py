@@ -149,7 +149,7 @@ def test_rig_file_errors_are_worded_as_preset_errors(tmp_path: Path) -> None:
         load_rig(bad)
     assert str(info.value) == (
         f"rig file {bad}: camera.bogus: unknown field; lasers.wavelengths_nm[1]: "
-        "Input should be a valid integer, unable to parse string as an integer"
+        "Input should be a valid integer"
     )
     assert "Extra inputs" not in str(info.value)
 

@@ -18,6 +18,8 @@ PLACEHOLDERS = ("name", "date", "time", "rig")
 _DEFAULT_SPECS = {"date": "%Y%m%d", "time": "%H%M%S"}
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 _SAMPLE_TIME = datetime(2000, 1, 2, 3, 4, 5)
+MAX_NAME_CHARS = 255  # the longest folder name common file systems hold
+_NUMBERS = re.compile(r"\d+")
 
 
 def safe_component(text: str) -> str:
@@ -43,6 +45,7 @@ def check_template(template: str) -> None:
             raise ValueError(f"{{{field}!{conversion}}}: conversions are not allowed")
         if spec and ("{" in spec or "}" in spec):
             raise ValueError(f"{{{field}}}: nested placeholders are not allowed")
+        _check_width(field, spec or "")
     rendered = render_name(template, name="x", when=_SAMPLE_TIME)
     bad = sorted(set(_UNSAFE.findall(rendered)))
     if bad:
@@ -52,6 +55,25 @@ def check_template(template: str) -> None:
         )
     if rendered.strip(" .") != rendered or not rendered:
         raise ValueError(f"renders to {rendered!r}: starts or ends with . or space")
+    if len(rendered) > MAX_NAME_CHARS:
+        raise ValueError(
+            f"renders to {len(rendered)} characters ({rendered[:40]!r}...); "
+            f"a folder name holds at most {MAX_NAME_CHARS}"
+        )
+
+
+def _check_width(field: str, spec: str) -> None:
+    """Refuse a width or precision no folder name could hold, before rendering
+    (`{name:999999999}` would build a gigabyte string)."""
+    if field not in ("name", "rig"):
+        return
+    for number in _NUMBERS.findall(spec):
+        if len(number) > 3 or int(number) > MAX_NAME_CHARS:
+            shown = number if len(number) <= 12 else number[:12] + "..."
+            raise ValueError(
+                f"{{{field}:...}}: width {shown} is more than a folder name "
+                f"holds ({MAX_NAME_CHARS} characters)"
+            )
 
 
 def render_name(template: str, *, name: str, when: datetime, rig: str = "rig") -> str:

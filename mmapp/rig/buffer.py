@@ -2,9 +2,60 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
 from typing import Any
 
 import numpy as np
+
+# the camera buffer may take at most this share of the PC's RAM (the OS, the
+# app, the write queue and the processing need the rest)
+MAX_BUFFER_SHARE = 0.6
+
+
+def physical_memory_mb() -> int | None:
+    """The PC's RAM in MB, or None where it cannot be read."""
+    if sys.platform == "win32":
+
+        class _Status(ctypes.Structure):
+            _fields_ = [
+                ("dwLength", ctypes.c_ulong),
+                ("dwMemoryLoad", ctypes.c_ulong),
+                ("ullTotalPhys", ctypes.c_ulonglong),
+                ("ullAvailPhys", ctypes.c_ulonglong),
+                ("ullTotalPageFile", ctypes.c_ulonglong),
+                ("ullAvailPageFile", ctypes.c_ulonglong),
+                ("ullTotalVirtual", ctypes.c_ulonglong),
+                ("ullAvailVirtual", ctypes.c_ulonglong),
+                ("ullAvailExtendedVirtual", ctypes.c_ulonglong),
+            ]
+
+        status = _Status()
+        status.dwLength = ctypes.sizeof(_Status)
+        if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
+            return None
+        return int(status.ullTotalPhys // (1024 * 1024))
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES")
+        page = os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return int(pages * page // (1024 * 1024)) if pages > 0 and page > 0 else None
+
+
+def buffer_size_problem(size_mb: int, total_mb: int | None = None) -> str | None:
+    """Why a circular buffer of `size_mb` cannot be allocated here, or None."""
+    total_mb = physical_memory_mb() if total_mb is None else total_mb
+    if total_mb is None:
+        return None
+    limit = int(total_mb * MAX_BUFFER_SHARE)
+    if size_mb > limit:
+        return (
+            f"circular_buffer_mb {size_mb} MB is more than this PC can give the "
+            f"camera ({limit} MB: {MAX_BUFFER_SHARE:.0%} of its {total_mb} MB of RAM)"
+        )
+    return None
 
 
 def prefault(core: Any) -> bool:

@@ -14,7 +14,12 @@ from pymmcore_plus.experimental.unicore import UniMMCore
 
 from mmapp.daq.connection import DaqConnection
 from mmapp.daq.tasks import park_outputs
-from mmapp.rig.core import RigCore, quiet_adapter_search, set_buffer_mb
+from mmapp.rig.core import (
+    PythonDeviceRefused,
+    RigCore,
+    quiet_adapter_search,
+    set_buffer_mb,
+)
 from mmapp.rig.errors import RigError
 from mmapp.rig.rig import Rig
 from mmapp.rig.spec import SIMULATED, DaqSpec, RigSpec
@@ -78,6 +83,11 @@ def mm_config_error(path: Path, exc: BaseException, core: UniMMCore) -> str:
             f"device adapter {adapter!r} (for device {label!r}, {device!r}) is not "
             f"installed where mmapp looked ({adapter_search_description(core)})"
         )
+        if any(isinstance(e, PythonDeviceRefused) for e in chain):
+            reason += (
+                "; Python devices are loaded from a .cfg only from installed "
+                "modules the rig file lists in python_device_modules"
+            )
     where = f"Micro-Manager config {path} failed to load at line {number}"
     return f"{where} ({line!r}): {reason}"
 
@@ -89,6 +99,8 @@ def load_mm_config(path: Path, name: str, spec: RigSpec | None = None) -> Rig:
         raise RigError(f"Micro-Manager config not found: {path}")
     with quiet_adapter_search():  # mmapp says what is missing (mm_config_error)
         core = RigCore()
+    if spec is not None:
+        core.allowed_python_modules = frozenset(spec.python_device_modules)
     try:
         with quiet_adapter_search():
             core.loadSystemConfiguration(str(path))

@@ -5,29 +5,39 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 
 from mmapp.daq.program import WaveformProgram
 from mmapp.presets.errors import issues_from
 from mmapp.rig.errors import RigError
 from mmapp.rig.triggers import CameraTriggerSpec
 
+MAX_RIG_FILE_BYTES = 10 * 1024 * 1024  # a rig file is a page of JSON
+MAX_EXPOSURE_MS = 3_600_000.0  # an hour
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CameraSpec(_Model):
     """The simulated camera."""
 
     label: str = "Camera"
-    width: int = Field(2048, ge=1, le=16384)
-    height: int = Field(2048, ge=1, le=16384)
+    width: StrictInt = Field(2048, ge=1, le=16384)
+    height: StrictInt = Field(2048, ge=1, le=16384)
     bit_depth: Literal[8, 10, 12, 14, 16] = 16
-    exposure_ms: float = Field(10.0, ge=0)
-    readout_ms: float = Field(0.0, ge=0)
+    exposure_ms: float = Field(10.0, ge=0, le=MAX_EXPOSURE_MS)
+    readout_ms: float = Field(0.0, ge=0, le=MAX_EXPOSURE_MS)
     trigger_mode: Literal["Internal", "External"] = "Internal"
 
 
@@ -41,7 +51,15 @@ class LasersSpec(_Model):
     """The laser bank."""
 
     label: str = "Lasers"
-    wavelengths_nm: list[int] = Field(default_factory=lambda: [488], min_length=1)
+    wavelengths_nm: list[Annotated[StrictInt, Field(ge=200, le=2000)]] = Field(
+        default_factory=lambda: [488], min_length=1, max_length=64
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> LasersSpec:
+        if len(set(self.wavelengths_nm)) != len(self.wavelengths_nm):
+            raise ValueError(f"wavelengths_nm repeat: {self.wavelengths_nm}")
+        return self
 
 
 class GalvoSpec(_Model):
@@ -75,6 +93,7 @@ class SafetySpec(_Model):
 
 
 SIMULATED = "simulated"
+MODULE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 
 class DaqSpec(_Model):
@@ -110,16 +129,64 @@ class RigSpec(_Model):
     # the camera's trigger property and values (default: by its device adapter)
     camera_trigger: CameraTriggerSpec | None = None
     safety: SafetySpec = SafetySpec()
+    # installed Python modules whose devices a .cfg may load (UniMMCore imports
+    # `Device,<label>,<module>,<class>` lines as Python); none by default
+    python_device_modules: list[Annotated[str, Field(pattern=MODULE_NAME)]] = Field(
+        default_factory=list, max_length=64
+    )
+
+    @model_validator(mode="after")
+    def _labels_distinct(self) -> RigSpec:
+        labels = [
+            self.camera.label,
+            self.z_stage.label,
+            self.xy_stage.label,
+            self.shutter.label,
+            self.lasers.label,
+        ]
+        seen: set[str] = set()
+        for label in labels:
+            if label in seen:
+                raise ValueError(f"two devices share the label {label!r}")
+            seen.add(label)
+        return self
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a rig can use")
 
 
 def read_rig_spec(path: Path) -> RigSpec:
     """Parse and validate a rig file, naming the bad field on error."""
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            data = f.read(MAX_RIG_FILE_BYTES + 1)
     except FileNotFoundError:
         raise RigError(f"rig file not found: {path}") from None
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise RigError(f"rig file {path} cannot be read: {reason}") from None
+    if len(data) > MAX_RIG_FILE_BYTES:
+        raise RigError(
+            f"rig file {path} is larger than {MAX_RIG_FILE_BYTES // (1024 * 1024)} MB; "
+            "a rig file is a short JSON document"
+        )
+    try:
+        raw = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError as exc:
+        raise RigError(
+            f"rig file {path} is not UTF-8 text (byte {exc.start}): is it a rig file?"
+        ) from None
     except json.JSONDecodeError as exc:
         raise RigError(f"rig file {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RigError(f"rig file {path} is nested too deeply for a rig file") from None
+    except ValueError as exc:
+        raise RigError(f"rig file {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RigError(
+            f"rig file {path} must hold a JSON object, not {type(raw).__name__}"
+        )
     try:
         return RigSpec.model_validate(raw)
     except ValidationError as exc:
