@@ -50,7 +50,9 @@ def _with(path: tuple, value: Any) -> dict:
         (("python_device_modules",), ["../evil"], "python_device_modules[0]"),
     ],
 )
-def test_bad_field_is_named(tmp_path: Path, path: tuple, value: Any, named: str) -> None:
+def test_bad_field_is_named(
+    tmp_path: Path, path: tuple, value: Any, named: str
+) -> None:
     bad = _write(tmp_path, _with(path, value))
     with pytest.raises(RigError, match="rig file") as info:
         read_rig_spec(bad)

@@ -88,7 +88,12 @@ def test_loop_with_duration(tmp_path: Path) -> None:
 
 @pytest.mark.posix
 @needs_posix_signals
-def test_ctrl_c_is_a_clean_stop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_ctrl_c_sigterm_and_sighup_are_a_clean_stop(
+    tmp_path: Path, signame: str
+) -> None:
+    """Ctrl-C, `kill` and a closed terminal all finish the dataset (issue 15: 3;
+    SIGTERM and SIGHUP used to leave it unfinished, exit 143/129)."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -115,16 +120,16 @@ def test_ctrl_c_is_a_clean_stop(tmp_path: Path) -> None:
             chunk = proc.stdout.read(1)
             assert chunk, "mmapp exited before printing progress"
             seen += chunk
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, signame))
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert "stopping (finishing the dataset)" in err
     # an operator's Stop is not a warning: only mmapp's own line on the console
     assert "MDA Canceled" not in err and "WARNING" not in err, err
-    assert err.strip() == "mmapp: stopping (finishing the dataset)...", err
+    cause = "" if signame == "SIGINT" else f" ({signame})"
+    assert err.strip() == f"mmapp: stopping{cause} (finishing the dataset)...", err
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("mmapp: stopped:")
     acquired = int(summary.split("stopped: ")[1].split(" frames acquired")[0])

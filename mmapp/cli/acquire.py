@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -272,17 +270,34 @@ def _daq_program(
 def _run_with_progress(
     controller: RunController, request: RunRequest, args: argparse.Namespace
 ) -> RunResult:
-    """Run, print progress, and turn Ctrl-C into a clean Stop."""
+    """Run, print progress, and turn Ctrl-C, SIGTERM, SIGHUP (and Windows'
+    console close) into a clean Stop."""
+    from mmapp.cli.stop_signals import stop_on_signals
+    from mmapp.engine.daq_link import STOP_BOUND_S
 
-    stop_requested = threading.Event()
+    requests = 0
 
-    def on_sigint(signum: int, frame: object) -> None:
-        print("\nmmapp: stopping (finishing the dataset)...", file=sys.stderr)
-        stop_requested.set()
+    def on_stop(why: str) -> None:
+        nonlocal requests
+        requests += 1
+        if requests == 1:
+            cause = "" if why == "SIGINT" else f" ({why})"
+            print(
+                f"\nmmapp: stopping{cause} (finishing the dataset)...",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"\nmmapp: {why}: still stopping (the dataset is being finished "
+                f"and the rig made safe; this ends within {STOP_BOUND_S:.0f} s)",
+                file=sys.stderr,
+            )
         controller.stop()  # may find the run still starting: see the loop
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
+    def wait_stopped(timeout: float) -> bool:
+        return controller.wait(timeout) is not None
+
+    with stop_on_signals(on_stop, wait_stopped) as stop_requested:
         controller.start(request)
         result = None
         while result is None:
@@ -300,5 +315,3 @@ def _run_with_progress(
                     flush=True,
                 )
         return result
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -24,6 +24,7 @@ from mmapp.engine.errors import (
     BufferOverflowError,
     CameraStoppedError,
     CameraTimeoutError,
+    DaqFailedError,
     DeviceError,
     UnsafeRigError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "BufferOverflowError",
     "CameraStoppedError",
     "CameraTimeoutError",
+    "DaqFailedError",
     "DaqLink",
     "DaqOutOfStepError",
     "DaqProgramError",

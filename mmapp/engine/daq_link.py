@@ -20,7 +20,7 @@ from typing import Any
 
 from useq import Channel, MDAEvent, MDASequence
 
-from mmapp.daq.connection import DaqConnection
+from mmapp.daq.connection import CALL_TIMEOUT_S, DaqConnection
 from mmapp.daq.program import WaveformProgram
 from mmapp.daq.render import WaveformError, render
 from mmapp.daq.tasks import (
@@ -31,9 +31,13 @@ from mmapp.daq.tasks import (
     park,
     restart_needed,
 )
-from mmapp.engine.errors import AcquisitionError
+from mmapp.engine.errors import AcquisitionError, DaqFailedError
 
 logger = logging.getLogger(__name__)
+# Stop ends a run within this bound even with the card's server frozen: one
+# call times out (CALL_TIMEOUT_S), every later call fails at once, then the
+# camera is stopped and the queue written.
+STOP_BOUND_S = 3 * CALL_TIMEOUT_S
 
 DONE_GRACE_S = 0.5  # after the card's last trigger, the camera has this long
 DONE_POLL_S = 0.05
@@ -120,6 +124,7 @@ class DaqLink:
         self.changes: list[ProgramChange] = []  # applied while the card played
         self._unplayed = False  # changed while no sequence was programmed
         self.unsafe: str | None = None  # why the last close left the card unparked
+        self.failure: str | None = None  # why the card failed this sequence
 
     # --- per hardware sequence --------------------------------------------------------
     def frames_per_cycle(self) -> int:
@@ -148,6 +153,7 @@ class DaqLink:
             self.close()
             raise
         self._done_at = None
+        self.failure = None
         if self._unplayed:  # changed between sequences: this one plays it
             self._unplayed = False
             self._record_change(0, exact=True)
@@ -192,12 +198,18 @@ class DaqLink:
         return "the DAQ program has finished but the camera is still missing frames"
 
     def stop_and_check(self, frames_acquired: int) -> None:
-        """Stop the card, then raise if card and camera went out of step."""
+        """Stop the card, then raise if it failed or card and camera went out
+        of step."""
         with self._lock:  # not while update() writes the same tasks
             tasks = self._tasks
             if tasks is None:
                 return
-            tasks.stop()
+            try:
+                tasks.stop()
+            except Exception as exc:
+                self._failed("did not stop", exc)
+        if self.failure is not None:
+            raise DaqFailedError(self.failure)
         try:
             tasks.check(frames_acquired)
         except DaqSyncError as exc:
@@ -210,8 +222,15 @@ class DaqLink:
             if tasks is not None:
                 try:
                     tasks.stop()
-                except Exception:
-                    logger.exception("could not stop the DAQ tasks")
+                except Exception as exc:
+                    self._failed("did not stop", exc)
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        """Remember the card's first failure: the run ends with it as its error."""
+        logger.error("the DAQ card %s: %s", what, exc)
+        if self.failure is None:
+            reason = str(exc).strip() or type(exc).__name__
+            self.failure = f"the DAQ card {self.connection.describe()} {what}: {reason}"
 
     def close(self) -> None:
         """Stop, park and clear (idempotent). A park that failed is tried again

@@ -25,3 +25,7 @@ class DeviceError(AcquisitionError):
 
 class UnsafeRigError(AcquisitionError):
     """The rig could not be made safe (lasers, shutter, galvo park, DAQ tasks)."""
+
+
+class DaqFailedError(AcquisitionError):
+    """The DAQ card failed during the run (unreachable, or it would not stop)."""
