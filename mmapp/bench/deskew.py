@@ -11,6 +11,7 @@ outputs in counts.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -121,6 +122,9 @@ def _threads() -> int:
 
 def run_deskew_bench(args: argparse.Namespace) -> int:
     """Entry point of `mmapp bench deskew`."""
+    if importlib.util.find_spec("scipy") is None:
+        print("bench deskew: needs scipy (the reference): pip install scipy")
+        return 2
     try:
         report = measure(args)
     except GeometryError as exc:

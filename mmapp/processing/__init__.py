@@ -5,7 +5,7 @@ binning, background subtraction).
 per-user folder before numba is imported.
 """
 
-from mmapp.processing import numba_cache  # noqa: I001  (must precede numba)
+from mmapp.processing import numba_cache
 from mmapp.processing.geometry import GeometryError, OpmGeometry, geometry_for
 from mmapp.processing.kernels import (
     bin_image,

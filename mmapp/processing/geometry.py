@@ -99,7 +99,9 @@ def geometry_for(rig_spec: RigSpec, program: WaveformProgram) -> OpmGeometry:
 
     The scan step is the galvo channel's step (the program's analog channel on
     the rig's `daq.galvo.line`) in volts (its calibration) times the rig's
-    `daq.galvo.um_per_volt`. Raises GeometryError naming what is missing.
+    `daq.galvo.um_per_volt`. A triangle scan's odd volumes run backwards:
+    reverse their planes before deskewing. Raises GeometryError naming what is
+    missing or wrong.
     """
     if rig_spec.opm is None:
         raise GeometryError(
@@ -158,8 +160,7 @@ def _scan_values(channel: AnalogChannel, positions: int) -> list[float]:
         return [shape.start + span * k / (positions - 1) for k in range(positions)]
     if isinstance(shape, Custom):
         return list(shape.values)
-    kind = "constant" if isinstance(shape, Constant) else "per channel"
-    assert isinstance(shape, Constant | PerChannel)
+    kind = {Constant: "constant", PerChannel: "per channel"}.get(type(shape), "fixed")
     raise GeometryError(
         f"the galvo channel {channel.name!r} is {kind}: it does not scan the sheet"
     )

@@ -7,6 +7,7 @@ compiled code in the per-user folder `numba_cache` chose.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from numba import njit, prange
@@ -14,6 +15,8 @@ from numba import njit, prange
 from mmapp.processing import numba_cache  # noqa: F401  (sets the cache folder first)
 from mmapp.processing.geometry import EDGE_TOLERANCE, OpmGeometry
 
+# numba caches by the source file; without one (a frozen app) it compiles per run
+CACHE = Path(__file__).is_file()
 DESKEW_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 IMAGE_DTYPES = (
     np.dtype(np.uint8),
@@ -45,8 +48,8 @@ def _mapping(
     return r0, wr, geometry.y_origin_um / step, p / step, -p / math.tan(a) / step
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _deskew_kernel(volume, out, r0, wr, k_start, dk_y, dk_z, tol, top):  # noqa: ANN001, ANN202
+@njit(parallel=True, nogil=True, cache=CACHE)
+def _deskew_kernel(volume, out, r0, wr, k_start, dk_y, dk_z, tol, top):  # noqa: ANN001
     positions, _, cols = volume.shape
     nz, ny, _ = out.shape
     last = positions - 1
@@ -65,7 +68,7 @@ def _deskew_kernel(volume, out, r0, wr, k_start, dk_y, dk_z, tol, top):  # noqa:
                 for c in range(cols):
                     out[i, j, c] = 0
                 continue
-            k0 = min(max(int(math.floor(k)), 0), last - 1)
+            k0 = min(max(math.floor(k), 0), last - 1)
             v1 = np.float32(min(max(k - k0, 0.0), 1.0))
             v0 = np.float32(1.0) - v1
             for c in range(cols):
@@ -149,8 +152,8 @@ def deskew_reference(volume: np.ndarray, geometry: OpmGeometry) -> np.ndarray:
 
 
 # --- projections and 2-D images -----------------------------------------------
-@njit(parallel=True, nogil=True, cache=True)
-def _max_first(volume, out):  # noqa: ANN001, ANN202
+@njit(parallel=True, nogil=True, cache=CACHE)
+def _max_first(volume, out):  # noqa: ANN001
     n, rows, cols = volume.shape
     for r in prange(rows):
         for c in range(cols):
@@ -185,8 +188,8 @@ def max_projection(volume: np.ndarray, axis: int = 0) -> np.ndarray:
     return _max_first(moved, out)
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _bin_kernel(image, factor, integer, out):  # noqa: ANN001, ANN202
+@njit(parallel=True, nogil=True, cache=CACHE)
+def _bin_kernel(image, factor, integer, out):  # noqa: ANN001
     rows, cols = out.shape
     area = factor * factor
     for r in prange(rows):
@@ -225,8 +228,8 @@ def bin_image(image: np.ndarray, factor: int) -> np.ndarray:
     return _bin_kernel(image, int(factor), integer, out)
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _subtract_kernel(image, background, out):  # noqa: ANN001, ANN202
+@njit(parallel=True, nogil=True, cache=CACHE)
+def _subtract_kernel(image, background, out):  # noqa: ANN001
     rows, cols = image.shape
     for r in prange(rows):
         for c in range(cols):
@@ -236,8 +239,8 @@ def _subtract_kernel(image, background, out):  # noqa: ANN001, ANN202
     return out
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _subtract_value_kernel(image, b, out):  # noqa: ANN001, ANN202
+@njit(parallel=True, nogil=True, cache=CACHE)
+def _subtract_value_kernel(image, b, out):  # noqa: ANN001
     rows, cols = image.shape
     for r in prange(rows):
         for c in range(cols):
@@ -264,18 +267,17 @@ def subtract_background(
             value = min(max(round(value), 0), top)
         out = np.empty(image.shape, dtype=image.dtype)
         return _subtract_value_kernel(image, image.dtype.type(value), out)
-    else:
-        back = np.asarray(background)
-        if back.shape != image.shape:
-            raise ValueError(
-                f"subtract_background: background {back.shape} does not match "
-                f"the image {image.shape}"
-            )
-        if back.dtype != image.dtype:
-            raise ValueError(
-                f"subtract_background: background is {back.dtype}, the image "
-                f"{image.dtype} (convert one first)"
-            )
+    back = np.asarray(background)
+    if back.shape != image.shape:
+        raise ValueError(
+            f"subtract_background: background {back.shape} does not match "
+            f"the image {image.shape}"
+        )
+    if back.dtype != image.dtype:
+        raise ValueError(
+            f"subtract_background: background is {back.dtype}, the image "
+            f"{image.dtype} (convert one first)"
+        )
     out = np.empty(image.shape, dtype=image.dtype)
     return _subtract_kernel(image, back, out)
 
