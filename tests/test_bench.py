@@ -104,3 +104,31 @@ def test_bench_stream_both_io_paths(tmp_path: Path) -> None:
     assert report["outcomes"] == ["completed"] * 4
     assert len(report["raw_runs_mb_s"]) == 5
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_deskew_json() -> None:
+    """Tiny sizes: the keys and values are sane (the speed is not tested)."""
+    proc = run_mmapp(
+        "bench", "deskew", "--rows", "32", "--cols", "24", "--positions", "6",
+        "--repeats", "2", "--ref-repeats", "1", "--json",
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["input_shape"] == [6, 32, 24]
+    g = report["geometry"]
+    assert g["positions"] == 6 and g["pixel_um"] == 0.5
+    assert g["scan_step_um"] == pytest.approx(10.0)  # -25..25 um in 5 steps
+    # voxels of 0.5 um: z floor(31 * 0.5 * sin 30 / 0.5) + 1 = 16,
+    # y floor((50 + 31 * 0.5 * cos 30) / 0.5) + 1 = 127
+    assert report["output_shape"] == [16, 127, 24]
+    assert report["max_abs_diff"] <= 1
+    assert report["speedup"] > 0 and report["voxels_per_s"] > 0
+    assert len(report["numba_times_s"]) == 2 and len(report["scipy_times_s"]) == 1
+    assert report["met"] == (report["speedup"] >= report["target_speedup"])
+
+
+def test_bench_deskew_refuses_one_position() -> None:
+    proc = run_mmapp("bench", "deskew", "--positions", "1", "--json", timeout=60)
+    assert proc.returncode == 2
+    assert "at least 2" in proc.stdout

@@ -1,4 +1,4 @@
-"""`mmapp bench stream|stop|gui`: benchmarks (the work is in `mmapp.bench`)."""
+"""`mmapp bench stream|stop|gui|deskew`: benchmarks (the work is in `mmapp.bench`)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gui.add_argument("--dir", type=Path, help="where to write (default: temp)")
     gui.add_argument("--json", action="store_true", help="one JSON object")
 
+    deskew = bench_sub.add_parser(
+        "deskew", help="numba deskew vs scipy affine_transform (same volume)"
+    )
+    deskew.add_argument(
+        "--size", type=positive_int, default=512, help="frame rows and columns"
+    )
+    deskew.add_argument("--rows", type=positive_int, help="frame rows (over --size)")
+    deskew.add_argument("--cols", type=positive_int, help="frame columns")
+    deskew.add_argument(
+        "--positions", type=positive_int, default=50, help="scan positions per volume"
+    )
+    deskew.add_argument(
+        "--repeats", type=positive_int, default=9, help="numba runs (median)"
+    )
+    deskew.add_argument(
+        "--ref-repeats", type=positive_int, default=3, help="scipy runs (median)"
+    )
+    deskew.add_argument("--json", action="store_true", help="one JSON object")
+
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Run the benchmark named by `args.bench_command`."""
@@ -72,6 +91,10 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from mmapp.bench.gui import run_gui_bench
 
         return run_gui_bench(args)
+    if args.bench_command == "deskew":
+        from mmapp.bench.deskew import run_deskew_bench
+
+        return run_deskew_bench(args)
     if args.bench_command == "stop":
         from mmapp.bench.stop import run_stop_bench
 

@@ -16,6 +16,7 @@ from mmapp.rig.spec import (
     DaqSpec,
     GalvoSpec,
     LasersSpec,
+    OpmSpec,
     RigSpec,
     read_rig_spec,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "DaqSpec",
     "GalvoSpec",
     "LasersSpec",
+    "OpmSpec",
     "Rig",
     "RigCore",
     "RigError",

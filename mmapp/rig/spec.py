@@ -70,6 +70,18 @@ class GalvoSpec(_Model):
     park_v: float = Field(0.0, ge=-10, le=10)  # where the safe state leaves it
 
 
+class OpmSpec(_Model):
+    """The oblique plane microscope's optics: what deskew needs besides the scan.
+
+    `pixel_um` is the camera pixel size in the sample; `sheet_angle_deg` the
+    light sheet's tilt from the coverslip (the scan step comes from the
+    waveform program's galvo channel).
+    """
+
+    pixel_um: float = Field(gt=0, allow_inf_nan=False)
+    sheet_angle_deg: float = Field(gt=0, lt=90, allow_inf_nan=False)
+
+
 class PropertySetting(_Model):
     """One device property and the value that makes it safe."""
 
@@ -129,6 +141,7 @@ class RigSpec(_Model):
     # the camera's trigger property and values (default: by its device adapter)
     camera_trigger: CameraTriggerSpec | None = None
     safety: SafetySpec = SafetySpec()
+    opm: OpmSpec | None = None  # the OPM optics (deskew); none: no deskew
     # installed Python modules whose devices a .cfg may load (UniMMCore imports
     # `Device,<label>,<module>,<class>` lines as Python); none by default
     python_device_modules: list[Annotated[str, Field(pattern=MODULE_NAME)]] = Field(

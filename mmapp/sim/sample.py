@@ -70,13 +70,49 @@ def _hash(ix: np.ndarray, iy: np.ndarray, iz: np.ndarray, salt: int) -> np.ndarr
     return (h & np.uint64(0xFFFFFF)).astype(np.float64) / float(0x1000000)
 
 
+def cell_um(shape: tuple[int, int]) -> float:
+    """Bead cell size for frames of this shape (bounded work for big frames)."""
+    h, w = shape
+    return max(CELL_UM, max(h, w) * PIXEL_UM / 40.0)
+
+
+def _beads(
+    ix: np.ndarray, iy: np.ndarray, iz: np.ndarray, cell: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, z, brightness) of the bead in each cell."""
+    bx = (ix + _hash(ix, iy, iz, 1)) * cell
+    by = (iy + _hash(ix, iy, iz, 2)) * cell
+    bz = (iz + _hash(ix, iy, iz, 3)) * cell
+    return bx, by, bz, 0.3 + 0.7 * _hash(ix, iy, iz, 4)
+
+
+def beads_in_box(
+    lo_um: tuple[float, float, float],
+    hi_um: tuple[float, float, float],
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """True (x, y, z, brightness) of every bead with lo <= (x, y, z) < hi, as
+    rows of an (n, 4) array, for frames of `shape` (the cell size depends on it).
+    """
+    cell = cell_um(shape)
+    ranges = [
+        np.arange(int(np.floor(lo / cell)), int(np.floor(hi / cell)) + 1)
+        for lo, hi in zip(lo_um, hi_um, strict=True)
+    ]
+    ix, iy, iz = (g.ravel() for g in np.meshgrid(*ranges))
+    beads = np.stack(_beads(ix, iy, iz, cell), axis=1)
+    xyz = beads[:, :3]
+    inside = np.all((xyz >= np.asarray(lo_um)) & (xyz < np.asarray(hi_um)), axis=1)
+    return beads[inside]
+
+
 def beads_near_slice(
     shape: tuple[int, int], scan_um: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(row, col, distance from the sheet in um, brightness) of nearby beads."""
     h, w = shape
     a = np.deg2rad(SHEET_ANGLE_DEG)
-    cell = max(CELL_UM, max(h, w) * PIXEL_UM / 40.0)  # bounded work for big frames
+    cell = cell_um(shape)
     margin = 3 * SHEET_SIGMA_UM + cell
     depth = h * PIXEL_UM
     x_cells = np.arange(-1, int(w * PIXEL_UM / cell) + 2)
@@ -86,10 +122,7 @@ def beads_near_slice(
     )
     z_cells = np.arange(-1, int(np.ceil((depth * np.sin(a) + margin) / cell)) + 1)
     ix, iy, iz = (g.ravel() for g in np.meshgrid(x_cells, y_cells, z_cells))
-    bx = (ix + _hash(ix, iy, iz, 1)) * cell
-    by = (iy + _hash(ix, iy, iz, 2)) * cell
-    bz = (iz + _hash(ix, iy, iz, 3)) * cell
-    brightness = 0.3 + 0.7 * _hash(ix, iy, iz, 4)
+    bx, by, bz, brightness = _beads(ix, iy, iz, cell)
     dy = by - scan_um
     distance = -dy * np.sin(a) + bz * np.cos(a)
     along = dy * np.cos(a) + bz * np.sin(a)
