@@ -2,7 +2,10 @@
 
 Snap, Live, Live with the rig's DAQ waveform program (the real nidaqmx client
 and the simulated card), then Start and Stop an acquisition; the dataset is
-read back with ndstorage. Exit 0, or 1 with the reason (the installer's smoke test).
+read back with ndstorage; then one simulated OPM volume is deskewed with the
+numba kernels (compiled into the per-user cache: in an installed bundle this
+proves numba, llvmlite and a writable cache). Exit 0, or 1 with the reason
+(the installer's smoke test).
 """
 
 from __future__ import annotations
@@ -51,6 +54,43 @@ def check_dataset(path: Path, frames: int, shape: tuple[int, int]) -> str | None
     return None
 
 
+DESKEW_SHAPE = (64, 64)  # camera rows, columns of the deskewed test volume
+
+
+def check_deskew() -> str | None:
+    """None if one simulated OPM volume deskews into a lit upright volume of
+    the geometry's shape, else why."""
+    from mmapp.processing import deskew, geometry_for, max_projection
+    from mmapp.processing.numba_cache import CACHE_DIR
+    from mmapp.resources import default_rig_file
+    from mmapp.rig.simulated import DARK_LEVEL, oblique_slice
+    from mmapp.rig.spec import read_rig_spec
+
+    spec = read_rig_spec(default_rig_file())
+    if spec.program is None:
+        return "the bundled rig has no waveform program to deskew"
+    geometry = geometry_for(spec, spec.program)
+    planes = [
+        oblique_slice(
+            DESKEW_SHAPE,
+            np.uint16,
+            geometry.scan_start_um + k * geometry.scan_step_um,
+            100.0,
+        )
+        for k in range(geometry.positions)
+    ]
+    volume = deskew(np.ascontiguousarray(np.stack(planes)), geometry)
+    expected = geometry.output_shape(*DESKEW_SHAPE)
+    if volume.shape != tuple(expected):
+        return f"deskewed volume has shape {volume.shape}, expected {expected}"
+    mip = max_projection(volume)
+    if int(mip.max()) < DARK_LEVEL + 100:
+        return f"the deskewed volume is dark (max {int(mip.max())})"
+    if CACHE_DIR is None or not CACHE_DIR.is_dir():
+        return "numba has no writable per-user cache folder"
+    return None
+
+
 def run_selftest(timeout_s: float = 30.0) -> int:
     """Run the self-test; print one line saying how it went."""
     if sys.platform.startswith("linux") and not (
@@ -80,7 +120,7 @@ def run_selftest(timeout_s: float = 30.0) -> int:
         window.show()
         if window.rig is None:
             raise ScriptFailed(f"the simulated rig did not load: {window.last_error}")
-        reason = _drive(window, timeout_s)
+        reason = _drive(window, timeout_s) or check_deskew()
     except ScriptFailed as exc:
         reason = str(exc)
     except Exception as exc:  # whatever it is, the self-test reports it
@@ -93,7 +133,10 @@ def run_selftest(timeout_s: float = 30.0) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     if reason is None:
         summary = result.summary() if result else ""
-        print(f"mmapp selftest: ok; {summary} (read back, then removed)")
+        print(
+            f"mmapp selftest: ok; {summary} (read back, then removed); "
+            "an OPM volume deskewed"
+        )
         return 0
     print(f"mmapp selftest: FAILED: {reason}", file=sys.stderr)
     return 1
