@@ -50,6 +50,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a dataset of that name exists: next _N suffix, or refuse to start",
     )
     acq.add_argument("--rig", type=Path, help="rig file (.json) or Micro-Manager .cfg")
+    acq.add_argument(
+        "--overrun",
+        choices=("refuse", "warn"),
+        default="refuse",
+        help="a run that would fill the disk or outrun it and the camera buffer: "
+        "refuse to start (default) or only warn",
+    )
     what = acq.add_argument_group("what to acquire")
     what.add_argument("--frames", type=positive_int, help="stream N frames")
     what.add_argument("--loop", action="store_true", help="stream until Ctrl-C")
@@ -134,10 +141,17 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         },
     )
     try:  # everything `preset validate` checks too, before anything starts
-        rig = prepare_run(preset)
+        notes: list[str] = []
+        rig = prepare_run(preset, on_overrun=args.overrun, notes=notes)
     except refused as exc:
         print(f"mmapp: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    for note in notes:  # warnings (--overrun warn) to stderr, notes to stdout
+        warning = note.startswith("warning:")
+        print(
+            f"mmapp: {note}" if warning else f"mmapp: note: {note}",
+            file=sys.stderr if warning else sys.stdout,
+        )
     if (
         preset.program is None
         and acquisition.mode == "stream"

@@ -20,6 +20,7 @@ from mmapp import __version__
 from mmapp.daq.render import WaveformError, render
 from mmapp.daq.tasks import check_program_on_device, check_topology, frames_for
 from mmapp.data.datasets import existing_datasets, open_dataset_quietly
+from mmapp.engine.capacity import capacity_report
 from mmapp.engine.controller import RunRequest
 from mmapp.engine.daq_link import DaqLink, DaqProgramError
 from mmapp.engine.events import stream_event
@@ -181,7 +182,13 @@ def open_rig(preset: Preset) -> Rig:
     return rig
 
 
-def prepare_run(preset: Preset, *, create_directory: bool = True) -> Rig:
+def prepare_run(
+    preset: Preset,
+    *,
+    create_directory: bool = True,
+    on_overrun: str = "refuse",
+    notes: list[str] | None = None,
+) -> Rig:
     """Everything `mmapp acquire` checks before it starts, in one place (so
     `mmapp preset validate` refuses exactly what acquire would): the save
     directory, the rig (loaded, device settings applied), the exposures and the
@@ -191,7 +198,12 @@ def prepare_run(preset: Preset, *, create_directory: bool = True) -> Rig:
     RigError (rig file, .cfg), ApplyError (device settings) or
     DatasetExistsError, with nothing left loaded. `create_directory`: make the
     save directory and write a test file in it (acquire); False only checks
-    that it could be made (validate: nothing is created).
+    that it could be made (validate: nothing is created, the disk's speed is
+    only known if measured before).
+
+    Disk space and data rate (`mmapp.engine.capacity`): a run that would fill
+    the disk or outrun it and its buffer is refused (`on_overrun` "refuse") or
+    only warned about ("warn"); warnings and notes go to `notes`.
     """
     directory = Path(preset.storage.directory).expanduser()
     check_save_directory(directory, create=False)  # before loading anything
@@ -201,6 +213,15 @@ def prepare_run(preset: Preset, *, create_directory: bool = True) -> Rig:
         _check_dataset_name(preset, rig.name)
         if create_directory:
             check_save_directory(directory, create=True)
+        problems, said = capacity_report(
+            preset, rig, directory, measure=create_directory
+        )
+        if problems and on_overrun == "refuse":
+            raise RunRefusedError(
+                "; ".join(problems) + " (to start anyway: --overrun warn)"
+            )
+        if notes is not None:
+            notes += [f"warning: {p}" for p in problems] + said
     except BaseException:
         rig.close()
         raise
