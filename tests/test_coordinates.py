@@ -80,6 +80,11 @@ def test_coordinate_dict_is_a_read_only_live_view():
         "z": 2,
         "coordinate_dict": 7,
     }
+    # the repr falls back to the dict form, as a keyword would be the argument
+    assert repr(c) == (
+        "DataCoordinates({'time': 1, 'channel': 'DAPI', 'z': 2, 'coordinate_dict': 7})"
+    )
+    assert eval(repr(c), {"DataCoordinates": DataCoordinates}) == c
 
 
 def test_construct_from_other_coordinates_is_independent():
