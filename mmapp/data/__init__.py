@@ -4,7 +4,12 @@ thread -> writer thread -> NDTiff), the NDTiff sink with its two write paths
 statistics, and the dataset folders ndstorage makes. Qt-free and engine-free.
 """
 
-from mmapp.data.coordinates import DataCoordinates, DataCoordinatesIterator
+from mmapp.data.coordinates import (
+    AxisValue,
+    CoordinateValueError,
+    DataCoordinates,
+    DataCoordinatesIterator,
+)
 from mmapp.data.datasets import (
     existing_datasets,
     next_dataset_path,
@@ -25,6 +30,8 @@ from mmapp.data.validation import validate_frame
 
 __all__ = [
     "HAS_POSITIONAL_IO",
+    "AxisValue",
+    "CoordinateValueError",
     "DataCoordinates",
     "DataCoordinatesIterator",
     "DataHandler",

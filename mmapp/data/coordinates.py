@@ -1,13 +1,24 @@
 """Coordinates that label data by position along named axes, and lazy iterators.
 
 ``DataCoordinates`` is a small, validated, ordered mapping of axis name to an
-``int`` or ``str`` value (e.g. ``DataCoordinates(time=3, channel="DAPI")``), in
-the style of ExEngine. ``DataCoordinatesIterator`` walks over a finite or
-infinite source of coordinates, converting items only as they are consumed.
+``int`` or ``str`` value (e.g. ``DataCoordinates(time=3, channel="DAPI")``) that
+keeps ExEngine's documented contract: axes come either as one
+``coordinate_dict`` or as keywords (not both), whole floats are taken as ints,
+bad values raise pydantic's ``ValidationError`` and ``.coordinate_dict`` shows
+the axes. ``DataCoordinatesIterator`` walks over a finite or infinite source of
+coordinates, converting items only as they are consumed; a finite one starts
+again from its first item each time it is iterated.
+
+Deliberate differences from ExEngine: ``bool`` values and axis names that are
+empty, start with ``_`` or contain whitespace are rejected; ``coordinate_dict``
+is a read-only view (change axes through items or attributes); a list source is
+snapshotted when the iterator is made; an axis missing from the coordinates is
+an ``AttributeError``/``KeyError`` rather than ``None``.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import (
     ItemsView,
@@ -16,20 +27,55 @@ from collections.abc import (
     KeysView,
     Mapping,
     MutableMapping,
+    Sequence,
     ValuesView,
 )
 from itertools import islice
 from keyword import iskeyword
+from types import MappingProxyType
 from typing import Any, TypeAlias
 
-__all__ = ["AxisValue", "DataCoordinates", "DataCoordinatesIterator"]
+from pydantic_core import PydanticCustomError, ValidationError
+
+__all__ = [
+    "AxisValue",
+    "CoordinateValueError",
+    "DataCoordinates",
+    "DataCoordinatesIterator",
+]
 
 AxisValue: TypeAlias = int | str
 """Value allowed at a position along an axis."""
 
 
+class CoordinateValueError(ValidationError, TypeError):
+    """An axis value that is not an int, a whole number or a str.
+
+    It is pydantic's ``ValidationError`` (hence a ``ValueError``), as ExEngine's
+    contract says, and also a ``TypeError``, which mmapp raised before.
+    """
+
+
+def _value_error(
+    axis: str, value: object, item: int | None = None
+) -> CoordinateValueError:
+    """The error for a bad ``value`` on ``axis`` (of source ``item``, if given)."""
+    prefix = "" if item is None else f"item {item}: "
+    message = (
+        f"{prefix}value for axis {axis!r} must be int or str (or a whole "
+        f"number), got {type(value).__name__}: {value!r}"
+    )
+    loc: tuple[int | str, ...] = (axis,) if item is None else (item, axis)
+    error = PydanticCustomError("coordinate_value", "{message}", {"message": message})
+    return CoordinateValueError.from_exception_data(
+        "DataCoordinates", [{"type": error, "loc": loc, "input": value}]
+    )
+
+
 def _validate_axis(name: object) -> str:
     """Return ``name`` if it is a valid axis name, else raise."""
+    if type(name) is str and name.isidentifier() and name[0] != "_":
+        return name  # fast path: most axis names
     if not isinstance(name, str):
         raise TypeError(f"axis name must be a str, got {type(name).__name__}: {name!r}")
     if not name:
@@ -45,28 +91,44 @@ def _validate_axis(name: object) -> str:
 
 
 def _validate_value(axis: str, value: object) -> AxisValue:
-    """Return ``value`` as a plain ``int``/``str``, else raise ``TypeError``."""
-    if isinstance(value, bool):
-        raise TypeError(
-            f"value for axis {axis!r} must be int or str, got bool: {value!r}"
-        )
+    """Return ``value`` as a plain ``int``/``str``, else raise.
+
+    Like pydantic's ``int | str``: numpy integers become ``int`` and whole
+    finite floats (``1.0``, ``numpy.float32(2)``) too; unlike it, ``bool`` is
+    rejected. The error is a :class:`CoordinateValueError`.
+    """
+    if type(value) is int or type(value) is str:
+        return value  # fast path: most values
     if isinstance(value, str):
         return str(value)
+    if isinstance(value, bool):
+        raise _value_error(axis, value)
     if isinstance(value, numbers.Integral):  # int and numpy integer types
         return int(value)
-    raise TypeError(
-        f"value for axis {axis!r} must be int or str, "
-        f"got {type(value).__name__}: {value!r}"
-    )
+    if isinstance(value, numbers.Real) and math.isfinite(value) and int(value) == value:
+        return int(value)
+    raise _value_error(axis, value)
+
+
+def _validated(axes: Mapping[Any, object]) -> dict[str, AxisValue]:
+    """A new dict of the validated axes, in order."""
+    out: dict[str, AxisValue] = {}
+    for name, value in axes.items():
+        axis = _validate_axis(name)
+        out[axis] = _validate_value(axis, value)
+    return out
 
 
 class DataCoordinates(MutableMapping[str, AxisValue]):
     """Position of a piece of data along arbitrary named axes.
 
     Behaves like an ordered ``dict[str, int | str]`` with validation, plus
-    attribute access (``coords.time``). Axis names are non-empty strings without
-    whitespace that do not start with ``_``; values are ``int`` (numpy integers
-    are converted, ``bool`` is rejected) or ``str``.
+    attribute access (``coords.time``). Build it from one mapping
+    (``DataCoordinates({"time": 1})`` or ``coordinate_dict={...}``) or from
+    keywords (``DataCoordinates(time=1)``), not both. Axis names are non-empty
+    strings without whitespace that do not start with ``_``; values are ``int``
+    (numpy integers and whole floats are converted, ``bool`` is rejected) or
+    ``str``; a bad value raises :class:`CoordinateValueError`.
 
     Instances are hashable (hash of the frozenset of items) so they can be used
     as dict keys or set members; mutating an instance while it is used as a key
@@ -77,22 +139,33 @@ class DataCoordinates(MutableMapping[str, AxisValue]):
 
     def __init__(
         self,
-        coords: Mapping[str, AxisValue] | None = None,
-        /,
-        **kwargs: AxisValue,
+        coordinate_dict: Mapping[str, AxisValue] | None = None,
+        **axes: AxisValue,
     ) -> None:
-        """Build from an optional mapping plus keyword axes (keywords win)."""
-        object.__setattr__(self, "_coords", {})
-        if coords is not None:
-            if not isinstance(coords, Mapping):
-                raise TypeError(
-                    "DataCoordinates() positional argument must be a mapping, "
-                    f"got {type(coords).__name__}: {coords!r}"
-                )
-            for name, value in coords.items():
-                self[name] = value
-        for name, value in kwargs.items():
-            self[name] = value
+        """Build from ``coordinate_dict`` or from keyword axes (not both)."""
+        if coordinate_dict is None:
+            coords = _validated(axes)
+        elif axes:
+            raise ValueError(
+                "DataCoordinates() takes the axes either as coordinate_dict or as "
+                f"keywords, not both; got coordinate_dict={coordinate_dict!r} and "
+                f"keywords {', '.join(axes)}"
+            )
+        elif isinstance(coordinate_dict, DataCoordinates):
+            coords = dict(coordinate_dict._coords)  # already validated
+        elif isinstance(coordinate_dict, Mapping):
+            coords = _validated(coordinate_dict)
+        else:
+            raise TypeError(
+                "DataCoordinates() coordinate_dict must be a mapping, "
+                f"got {type(coordinate_dict).__name__}: {coordinate_dict!r}"
+            )
+        object.__setattr__(self, "_coords", coords)
+
+    @property
+    def coordinate_dict(self) -> Mapping[str, AxisValue]:
+        """Read-only live view of the axes (``dict(coords)`` for a copy)."""
+        return MappingProxyType(self._coords)
 
     # -- mapping protocol -------------------------------------------------
     def _missing_message(self, name: object) -> str:
@@ -200,7 +273,9 @@ class DataCoordinates(MutableMapping[str, AxisValue]):
     def __repr__(self) -> str:
         """``DataCoordinates(time=3, channel='DAPI')``."""
         name = type(self).__name__
-        if all(k.isidentifier() and not iskeyword(k) for k in self._coords):
+        if all(k.isidentifier() and not iskeyword(k) for k in self._coords) and (
+            "coordinate_dict" not in self._coords
+        ):
             inner = ", ".join(f"{k}={v!r}" for k, v in self._coords.items())
             return f"{name}({inner})"
         return f"{name}({self._coords!r})"
@@ -208,7 +283,7 @@ class DataCoordinates(MutableMapping[str, AxisValue]):
     # -- copying ------------------------------------------------------------
     def copy(self) -> DataCoordinates:
         """Return an independent copy."""
-        return type(self)(self._coords)
+        return type(self)(self)
 
     def to_dict(self) -> dict[str, AxisValue]:
         """Return a new plain ``dict`` (insertion order preserved)."""
@@ -234,6 +309,9 @@ def _coerce(item: object, index: int) -> DataCoordinates:
     if isinstance(item, Mapping):
         try:
             return DataCoordinates(item)
+        except CoordinateValueError as exc:
+            error = exc.errors()[0]
+            raise _value_error(error["loc"][-1], error["input"], index) from exc
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"item {index}: {exc}") from exc
     raise TypeError(
@@ -242,53 +320,75 @@ def _coerce(item: object, index: int) -> DataCoordinates:
     )
 
 
+def _contains(items: Iterable[object], target: DataCoordinates) -> bool:
+    """Whether an item of ``items`` converts to coordinates equal to ``target``."""
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            candidate = DataCoordinates(item)
+        except (TypeError, ValueError):
+            continue  # would raise when consumed, so is never produced
+        if candidate == target:
+            return True
+    return False
+
+
 class DataCoordinatesIterator(Iterator[DataCoordinates]):
     """Lazy iterator over ``DataCoordinates``; build it with :meth:`create`.
 
     Items are converted (and validated) only when consumed, so infinite
-    generators are never materialised. Finite sources (list/tuple, a single
-    mapping) have a known length and exact :meth:`might_produce` /
-    :meth:`has_been_produced`; for other iterables the length is unknown and
-    memory stays bounded (no record of everything consumed is kept).
+    generators are never materialised. Finite sources (a sequence such as a
+    list, or a single mapping) have a known length, exact :meth:`might_produce`
+    / :meth:`has_been_produced`, and start again from their first item whenever
+    ``iter()`` is called on them, so iterating twice gives the same coordinates
+    (progress then refers to the current pass). For other iterables the length
+    is unknown, ``iter()`` continues where the source is, and memory stays
+    bounded (no record of everything consumed is kept).
     """
 
     def __init__(self, source: Iterable[object], /, *, finite: bool = False) -> None:
         """Wrap ``source``; with ``finite=True`` it is snapshotted as a tuple."""
         self._items: tuple[object, ...] | None = tuple(source) if finite else None
         self._source: Iterator[object] | None = None if finite else iter(source)
+        self._last: DataCoordinates | None = None
+        self._rewind()
+
+    def _rewind(self) -> None:
+        """Start a new pass: nothing pulled, produced or seen yet."""
         self._pulled = 0  # items taken from the source (including bad ones)
         self._produced = 0  # DataCoordinates successfully returned
         self._exhausted = False
         self._seen: set[frozenset[tuple[str, AxisValue]]] | None = (
-            set() if finite else None
+            set() if self._items is not None else None
         )
-        self._last: DataCoordinates | None = None
 
     @classmethod
     def create(cls, obj: object) -> DataCoordinatesIterator:
         """Build an iterator from an iterator, one coordinates, a list or iterable.
 
         Accepts a ``DataCoordinatesIterator`` (returned as is), a single
-        ``DataCoordinates``/mapping, a list/tuple of them (finite), or any
-        other iterable/generator (unknown length, possibly infinite).
+        ``DataCoordinates``/mapping, a list, tuple or other sequence of them
+        (finite), or any other iterable/generator (unknown length, possibly
+        infinite).
         """
         if isinstance(obj, DataCoordinatesIterator):
             return obj
         if isinstance(obj, Mapping):  # includes DataCoordinates
             return cls((obj,), finite=True)
-        if isinstance(obj, list | tuple):
-            return cls(obj, finite=True)
         if isinstance(obj, str | bytes | bytearray) or not isinstance(obj, Iterable):
             raise TypeError(
                 "cannot create a DataCoordinatesIterator from "
                 f"{type(obj).__name__}: {obj!r}; expected a dict, DataCoordinates, "
                 "list/tuple of them, or an iterable/generator"
             )
-        return cls(obj)
+        return cls(obj, finite=isinstance(obj, Sequence))
 
     # -- iteration --------------------------------------------------------
     def __iter__(self) -> DataCoordinatesIterator:
-        """Return self."""
+        """Return self, rewound to the first item if the source is finite."""
+        if self._items is not None:
+            self._rewind()
         return self
 
     def __next__(self) -> DataCoordinates:
@@ -324,27 +424,41 @@ class DataCoordinatesIterator(Iterator[DataCoordinates]):
         return 0 if total is None else max(total - self._pulled, 0)
 
     # -- introspection ----------------------------------------------------
-    @property
-    def is_finite(self) -> bool | None:
-        """``True`` for list/tuple/single-item sources, ``None`` if unknown."""
-        return True if self._items is not None else None
+    def is_finite(self) -> bool:
+        """Whether the source is known to end (a sequence or single item).
+
+        ``False`` for other iterables: their end is unknown, they may be
+        infinite.
+        """
+        return self._items is not None
 
     @property
     def exhausted(self) -> bool:
-        """Whether the source has signalled the end of iteration."""
+        """Whether the source has signalled the end of iteration (this pass)."""
         return self._exhausted
 
     @property
     def num_produced(self) -> int:
-        """Number of ``DataCoordinates`` returned so far."""
+        """Number of ``DataCoordinates`` returned so far (this pass)."""
         return self._produced
 
     def known_length(self) -> int | None:
         """Total number of items in the source, or ``None`` if unknown."""
         return len(self._items) if self._items is not None else None
 
+    def might_produce_coordinates(self, coords: Mapping[str, AxisValue]) -> bool | None:
+        """Whether the source holds ``coords`` at all (ExEngine's contract).
+
+        Finite sources: exact, over all items whether consumed or not. Other
+        sources: ``None``, as it cannot be known.
+        """
+        target = _as_coords(coords)
+        if self._items is None:
+            return None
+        return _contains(self._items, target)
+
     def might_produce(self, coords: Mapping[str, AxisValue]) -> bool:
-        """Whether ``coords`` might still be produced.
+        """Whether ``coords`` might still be produced in this pass.
 
         Finite sources: exact, ``True`` iff an equal item is among those not yet
         consumed. Other sources: ``True`` until the source is exhausted.
@@ -352,19 +466,10 @@ class DataCoordinatesIterator(Iterator[DataCoordinates]):
         target = _as_coords(coords)
         if self._items is None:
             return not self._exhausted
-        for item in islice(self._items, self._pulled, None):
-            if not isinstance(item, Mapping):
-                continue
-            try:
-                candidate = DataCoordinates(item)
-            except (TypeError, ValueError):
-                continue  # would raise when consumed, so is never produced
-            if candidate == target:
-                return True
-        return False
+        return _contains(islice(self._items, self._pulled, None), target)
 
     def has_been_produced(self, coords: Mapping[str, AxisValue]) -> bool:
-        """Whether ``coords`` has already been produced.
+        """Whether ``coords`` has already been produced (in this pass).
 
         Exact for finite sources. For other sources only the most recently
         produced item is remembered (bounded memory), so ``False`` may be a
