@@ -20,8 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from scope import X_SERIES_FIXTURES, in_scope  # noqa: I001  (a sibling module)
+from scope import X_SERIES_FIXTURES, in_scope
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

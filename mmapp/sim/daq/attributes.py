@@ -21,7 +21,6 @@ from nidaqmx.constants import (
     OverwriteMode,
     ReadRelativeTo,
     RegenerationMode,
-    TerminalConfiguration,
     TriggerType,
     WaitMode,
     WriteRelativeTo,
@@ -78,6 +77,7 @@ CHANNEL: dict[int, Attr] = {
         _a(0x182E, "ao_dac_rng_high", "f64", 10.0, kinds=AO),
         _a(0x182D, "ao_dac_rng_low", "f64", -10.0, kinds=AO),
         _a(0x182C, "ao_resolution", "f64", 16.0, kinds=AO, readonly=True),
+        _a(0x182B, "ao_resolution_units", "i32", 10109, kinds=AO, readonly=True),
         _a(0x188E, "ao_term_cfg", "i32", 10083, kinds=AO),  # RSE
         _a(0x2240, "ao_idle_output_behavior", "i32", 12526, kinds=AO),
         _a(0x1830, "ao_dac_ref_allow_conn_to_gnd", "bool", False, kinds=AO),
@@ -88,6 +88,7 @@ CHANNEL: dict[int, Attr] = {
         _a(0x17DE, "ai_min", "f64", kinds=AI, field="min_v"),
         _a(0x695, "ai_meas_type", "i32", 10322, kinds=AI, readonly=True),
         _a(0x1094, "ai_voltage_units", "i32", 10348, kinds=AI),
+        _a(0x17E0, "ai_custom_scale", "str", "", kinds=AI),
         _a(0x1097, "ai_term_cfg", "i32", kinds=AI, field="term_cfg"),
         _a(0x1815, "ai_rng_high", "f64", kinds=AI, field="rng_high"),
         _a(0x1816, "ai_rng_low", "f64", kinds=AI, field="rng_low"),
@@ -258,7 +259,6 @@ TRIGGER: dict[int, Attr] = {
         _a(0x1430, "ref_dig_edge_edge", "i32", Edge.RISING.value, choices=_enum(Edge)),
         _a(0x1445, "ref_pretrig_samples", "u32", 0),
         _a(0x311D, "ref_retriggerable", "bool", False),
-        _a(0x31E8, "triggers", "u32", 0, readonly=True),
     )
 }
 
@@ -305,6 +305,14 @@ READ: dict[int, Attr] = {
         _a(0x2A0A, "open_current_loop_chans", "str", "", readonly=True),
         _a(0x2A09, "open_current_loop_chans_exist", "bool", False, readonly=True),
         _a(0x1224, "read_all_avail_samp", "bool", False),
+        _a(0x31E8, "triggers", "u32", 0, readonly=True),
+        _a(
+            0x217C,
+            "di_num_booleans_per_chan",
+            "u32",
+            lambda t: max((len(c.lines) for c in t.channels), default=1),
+            readonly=True,
+        ),
     )
 }
 

@@ -33,7 +33,6 @@ from mmapp.sim.daq.device import (
 from mmapp.sim.daq.dio import DigitalIO
 from mmapp.sim.daq.errors import (
     ATTR_NOT_SUPPORTED,
-    SAMPLES_NOT_YET_AVAILABLE,
     CAN_NOT_PERFORM_OP_WHEN_NO_CHANS_IN_TASK,
     DUPLICATE_TASK,
     INVALID_AO_DATA_WRITE,
@@ -44,9 +43,9 @@ from mmapp.sim.daq.errors import (
     OUTPUT_BUFFER_EMPTY,
     PHYSICAL_CHAN_DOES_NOT_EXIST,
     RESOURCE_RESERVED,
-    ROUTE_NOT_SUPPORTED_BY_HW,
     SAMP_RATE_TOO_HIGH,
     SAMP_RATE_TOO_LOW,
+    SAMPLES_NOT_YET_AVAILABLE,
     WAIT_UNTIL_DONE_DOES_NOT_INDICATE_DONE,
     WRITE_BUFFER_TOO_SMALL,
     DaqmxError,
@@ -715,7 +714,7 @@ class SimDaqDevice(AnalogInput, DigitalIO):
 
     def _generates(self, other: SimTask, source: str) -> bool:
         """Whether a task's clock is the terminal `source`."""
-        if not other.timed or other.clock_source and other.kind != "co":
+        if not other.timed or (other.clock_source and other.kind != "co"):
             return False
         if other.kind == "co" and other.counts_ticks:
             return False

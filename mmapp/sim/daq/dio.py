@@ -64,7 +64,9 @@ class DigitalIO:
                 self._add(task, Channel(nm or ln, ln, kind, lines=[ln]))  # type: ignore[attr-defined]
             return
         all_lines = [ln for g in groups for ln in g]
-        phys = ",".join(_spell(g) for g in groups)
+        phys = lines.strip().lstrip("/")
+        if "," in phys or ":" in phys:  # DAQmx names a line range 'first...last'
+            phys = f"{all_lines[0]}...{all_lines[-1]}"
         self._add(task, Channel(name or phys, phys, kind, lines=all_lines))  # type: ignore[attr-defined]
 
     def add_do_lines(self, task: SimTask, lines: str, name: str) -> None:
@@ -116,12 +118,3 @@ def _names(name: str, count: int) -> list[str]:
     if len(given) == 1 and count > 1:
         return [f"{given[0]}{i}" for i in range(count)]
     return (given + [""] * count)[:count]
-
-
-def _spell(lines: list[str]) -> str:
-    """'Dev1/port0/line0:7' for a run of lines of one port."""
-    if len(lines) == 1:
-        return lines[0]
-    port = lines[0].rsplit("/", 1)[0]
-    first, last = (int(x.rsplit("line", 1)[1]) for x in (lines[0], lines[-1]))
-    return f"{port}/line{first}:{last}"

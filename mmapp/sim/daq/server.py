@@ -31,11 +31,10 @@ from mmapp.sim.daq.device import (
     expand_channels,
 )
 from mmapp.sim.daq.errors import (
-    FUNCTION_NOT_SUPPORTED_FOR_DEVICE_TASKS,
-    INVALID_CHANNEL,
     ATTR_NOT_SUPPORTED,
-    DEVICE_NOT_FOUND,
+    FUNCTION_NOT_SUPPORTED_FOR_DEVICE_TASKS,
     INVALID_ATTRIBUTE_VALUE,
+    INVALID_CHANNEL,
     INVALID_NUM_SAMPS_TO_WRITE,
     PHYS_CHAN_DEV_NOT_IN_TASK,
     READ_BUFFER_TOO_SMALL,
@@ -277,7 +276,8 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         if n < 1 or raw.size != n * n_chan * width:
             raise DaqmxError(
                 INVALID_NUM_SAMPS_TO_WRITE,
-                f"{raw.size} values for {n} samples x {n_chan} channels x {width} lines",
+                f"{raw.size} values for {n} samples x {n_chan} channels x {width} "
+                "lines",
             )
         if _raw(request, "data_layout") == GROUP_BY_CHANNEL:
             cube = raw.reshape(n_chan, n, width)
@@ -347,6 +347,14 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             if not task.channels:
                 raise DaqmxError(INVALID_CHANNEL, f"Task Name: {task.name}")
             return list(task.channels)
+        whole = name.strip().lstrip("/").lower()
+        exact = [
+            c
+            for c in task.channels
+            if c.name.lower() == whole or c.physical.lower() == whole
+        ]
+        if exact:
+            return exact
         chans = []
         for part in expand_channels(name):
             low = part.lower()
@@ -356,15 +364,11 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
                 if c.name.lower() == low or c.physical.lower() == low
             ]
             if not found:
-                raise DaqmxError(
-                    PHYS_CHAN_DEV_NOT_IN_TASK,
-                    READ_BUFFER_TOO_SMALL,
-                    f"Channel Name: {part}",
-                )
+                raise DaqmxError(PHYS_CHAN_DEV_NOT_IN_TASK, f"Channel Name: {part}")
             chans += found
         return chans
 
-    # --- device ------------------------------------------------------------------------
+    # --- device --------------------------------------------------------------
     def device_value(self, attribute: int) -> Any:
         """A device attribute's value (tables in device.py)."""
         spec = self.device.spec
@@ -416,7 +420,7 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         self.device.close()
         return pb.ResetDeviceResponse()
 
-    # --- channels (AI, DI, CO time) ----------------------------------------------------
+    # --- channels (AI, DI, CO time) ------------------------------------------
     @_rpc
     def CreateAIVoltageChan(self, request, context):  # noqa: ANN001, ANN201
         self.device.add_ai_voltage(
@@ -575,7 +579,7 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         rows = []
         for ch, row in zip(task.channels, per_chan, strict=True):
             for k in range(len(ch.lines)):
-                rows.append(((row.astype(np.uint64) >> np.uint64(k)) & np.uint64(1)))
+                rows.append((row.astype(np.uint64) >> np.uint64(k)) & np.uint64(1))
         data = np.array(rows, dtype=np.float64)
         return self.device.write(task, data, request.auto_start)
 
