@@ -1,0 +1,1 @@
+"""Harness running NI's nidaqmx-python tests against the simulated NI card."""
