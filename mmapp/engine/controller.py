@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -50,7 +50,7 @@ from mmapp.engine.daq_link import (
 )
 from mmapp.engine.engine import RELEASE_KEY, StreamingEngine
 from mmapp.engine.errors import UnsafeRigError
-from mmapp.engine.events import coordinates_for
+from mmapp.engine.events import barrier_event, coordinates_for
 from mmapp.processing import (
     EventQueue,
     ProcessingChain,
@@ -238,12 +238,8 @@ class _FrameRelay:
         self.settings = dict(settings)
         self.error: BaseException | None = None
         self.pipeline: ProcessingPipeline | None = None
-        self._described = False
 
     def sequenceStarted(self, sequence: MDASequence, meta: Mapping) -> None:
-        if self._described:  # events added by processors: a further sequence
-            return
-        self._described = True
         summary = {"mmapp": self.settings, "pymmcore_plus": dict(meta or {})}
         with contextlib.suppress(Exception):
             summary["sequence"] = sequence.model_dump(mode="json", exclude_unset=True)
@@ -512,7 +508,6 @@ class RunController:
         pipeline: ProcessingPipeline | None = None
         events: EventQueue | None = None
         error: BaseException | None = None
-        counts = [0, 0]  # frames acquired and lost by earlier sequences (adaptive)
         settings = dict(request.settings)
         with contextlib.suppress(Exception):  # the RAM between camera and disk
             settings["circular_buffer_mb"] = (
@@ -558,9 +553,13 @@ class RunController:
             signals.sequenceStarted.connect(relay.sequenceStarted)
             signals.frameReady.connect(on_frame)
             try:
-                core.mda.run(request.events)
-                if pipeline is not None and events is not None:
-                    self._run_added_events(request, engine, pipeline, events, counts)
+                planned = request.events
+                if pipeline is not None and pipeline.takes_events:
+                    assert events is not None
+                    planned = self._with_added_events(  # type: ignore[assignment]
+                        planned, request, engine, pipeline, events
+                    )
+                core.mda.run(planned)
             except Exception as exc:
                 error = exc
             finally:
@@ -598,7 +597,7 @@ class RunController:
             if handler is not None and handler.error is not None:
                 error = error or handler.error
             result = self._result_for(
-                engine, handler, sink, _detached(error), t0, unsafe, pipeline, counts
+                engine, handler, sink, _detached(error), t0, unsafe, pipeline
             )
             try:
                 write_run_record(result)
@@ -659,22 +658,31 @@ class RunController:
         """An adaptive processor put None: end the acquisition as Stop does."""
         self.stop(f"the processor {processor!r} ended the acquisition")
 
-    def _run_added_events(
+    def _with_added_events(
         self,
+        planned: MDASequence | Sequence[MDAEvent],
         request: RunRequest,
         engine: StreamingEngine,
         pipeline: ProcessingPipeline,
         events: EventQueue,
-        counts: list[int],
-    ) -> None:
-        """Run what adaptive processors added, once the planned events are done
-        and every frame so far is processed; repeat until nothing is added."""
-        while not engine.abort_event.is_set() and pipeline.error is None:
+    ) -> Iterator[MDAEvent]:
+        """The planned events, then what adaptive processors added once every
+        frame so far is processed; again until nothing more is added.
+
+        A barrier event (acquires nothing) comes before each wait: the runner
+        merges events into hardware sequences looking one event ahead, so
+        everything before the barrier has run when the event after it is asked.
+        """
+        yield from planned
+        while True:
+            yield barrier_event()
             while not pipeline.wait_idle(0.05):  # Stop is seen while waiting
-                if engine.abort_event.is_set() or self._stop_requested_at:
+                if engine.abort_event.is_set():
                     return
             added = events.take()
-            if not added or events.ended or self._stop_requested_at is not None:
+            if not added or events.ended or engine.abort_event.is_set():
+                return
+            if pipeline.error is not None:
                 return
             if request.program is not None:
                 pipeline.warnings.append(
@@ -682,9 +690,7 @@ class RunController:
                     f"run plays a DAQ waveform program"
                 )
                 return
-            counts[0] += engine.frames_acquired
-            counts[1] += engine.frames_lost
-            self.rig.core.mda.run(added)
+            yield from added
 
     def _result_for(
         self,
@@ -695,11 +701,10 @@ class RunController:
         t0: float,
         unsafe: Sequence[str] = (),
         pipeline: ProcessingPipeline | None = None,
-        counts: Sequence[int] = (0, 0),
     ) -> RunResult:
         stats = handler.stats.snapshot() if handler is not None else None
         saved = stats.frames_written if stats and isinstance(sink, NDTiffSink) else 0
-        lost = counts[1] + engine.frames_lost + (stats.frames_lost if stats else 0)
+        lost = engine.frames_lost + (stats.frames_lost if stats else 0)
         rejected = stats.frames_rejected if stats else 0
         latency = None
         if self._stop_requested_at is not None and engine.camera_stopped_at:
@@ -723,7 +728,7 @@ class RunController:
             outcome=outcome,
             message=message,
             dataset=sink.path if isinstance(sink, NDTiffSink) and saved else None,
-            frames_acquired=counts[0] + engine.frames_acquired,
+            frames_acquired=engine.frames_acquired,
             frames_saved=saved,
             frames_lost=lost,
             frames_rejected=rejected,
