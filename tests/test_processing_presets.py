@@ -57,7 +57,7 @@ def test_v2_with_processing_steps_is_refused() -> None:
     with pytest.raises(PresetError) as info:
         parse_preset(json.dumps(v2_data([{"kind": "deskew"}])))
     assert [i.path for i in info.value.issues] == ["processing"]
-    assert "schema version 3 allows only an empty list" in str(info.value)
+    assert "schema version 2 allows only an empty list" in str(info.value)
 
 
 def test_the_bundled_deskew_preset_names_its_chain() -> None:
