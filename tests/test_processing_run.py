@@ -359,3 +359,16 @@ def test_deskew_and_mip_on_an_opm_run(controller, rig, tmp) -> None:
     processed = images(result.processed_dataset)
     assert sorted(processed) == [(("time", t),) for t in range(3)]
     assert all(is_lit(i) for i in processed.values())
+
+
+def test_a_chain_that_cannot_be_made_ends_the_run_leaving_nothing(
+    controller, tmp
+) -> None:
+    chain = ProcessingChain(steps=[{"name": "deskew"}])
+    result = run(
+        controller,
+        RunRequest([stream_event(max_frames=3)], tmp, "run", processing=chain),
+    )
+    assert result.outcome is RunOutcome.ERROR
+    assert "deskew needs the DAQ waveform program" in result.message
+    assert result.frames_acquired == 0 and list(tmp.iterdir()) == []

@@ -524,15 +524,15 @@ class RunController:
                 if save_raw
                 else _DiscardSink()
             )
-            if processing:
+            handler = DataHandler(sink, max_queue_bytes=request.queue_bytes)
+            self._handler = handler
+            if processing:  # after the raw handler: it is finished on every path
                 assert chain is not None
                 events = EventQueue(self._processor_ended)
                 pipeline = self._pipeline_for(
                     request, chain, settings, sink, events, engine
                 )
                 settings["processed_dataset"] = pipeline.output.storage.path.name
-            handler = DataHandler(sink, max_queue_bytes=request.queue_bytes)
-            self._handler = handler
             self._pipeline = pipeline
             relay = _FrameRelay(handler, sink, engine, settings)
             relay.pipeline = pipeline

@@ -26,7 +26,7 @@ from mmapp.gui.acquisition_panel import (
     AcquisitionPanel,
 )
 from mmapp.presets import MDAAcquisition, Preset, StreamAcquisition, preset_from_data
-from mmapp.presets.model import PropertySetting
+from mmapp.presets.model import SCHEMA_VERSION, PropertySetting
 from mmapp.processing import ProcessingChain
 from mmapp.resources import default_rig_file
 from mmapp.rig import Rig
@@ -275,7 +275,7 @@ def window_preset(window: MainWindow, name: str | None = None) -> Preset:
     extras = window.preset_extras
     panel = window.acquisition
     data = {
-        "schema_version": 2,
+        "schema_version": SCHEMA_VERSION,
         "name": name or window.preset_name or UNTITLED,
         "description": extras.description,
         "rig": rig_data(rig),
