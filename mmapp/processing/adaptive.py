@@ -4,15 +4,17 @@ A processor called ``fn(image, metadata, event_queue)`` (or with coords first)
 may, from any pool thread:
 
 - ``event_queue.put(event)``: acquire more (a ``useq.MDAEvent`` or a dict
-  it validates from). Added events run after the planned acquisition has
-  completed (an MDA's events, a stream's frames or duration), once every
-  frame acquired so far has been processed, into the same datasets; then
-  again for events those frames add, until no more are added. They are not
-  run when the run was stopped, failed, or played a DAQ program (a program
-  plays whole hardware sequences; a warning says so). An added event needs
-  coordinates not used yet (e.g. a later ``t``): a duplicate ends the run
-  with an error. On a loop (stream until Stop), added events run after the
-  loop has ended by its duration.
+  it validates from). Added events run in the same acquisition (same
+  datasets, no teardown in between) after the planned events have run (an
+  MDA's events, a stream's frames or duration) and every frame so far has
+  been processed; then again for events those frames add, until no more are
+  added (the controller feeds the runner a generator; a "barrier" event that
+  acquires nothing makes sure the runner has run everything before it waits).
+  They are not run when the run was stopped, failed, or plays a DAQ program
+  (a program plays whole hardware sequences; a warning says so). An added
+  event needs coordinates not used yet (e.g. a later ``t``): a duplicate
+  ends the run with an error. On a loop (stream until Stop), added events
+  run after the loop has ended by its duration or frame count.
 - ``event_queue.put(None)``: end the acquisition now, as Stop does; the run
   ends STOPPED with a message naming the processor.
 """
