@@ -28,6 +28,7 @@ RUN_ARGS = {
     "mda_z_stack": [],
     "loop_until_stop": ["--duration", "0.3"],
     "opm_volume_daq": ["--duration", "0.3"],
+    "opm_deskew_daq": ["--duration", "0.3"],
 }
 
 
@@ -69,6 +70,8 @@ def test_run_args_cover_every_example() -> None:
 def test_every_example_runs_on_the_simulated_rig(
     stem: str, tmp: Path, capsys: pytest.CaptureFixture
 ) -> None:
+    if stem == "opm_deskew_daq":
+        pytest.importorskip("mmapp.processing.kernels")
     path = PRESETS / f"{stem}{PRESET_SUFFIX}"
     args = [path, "--out", tmp, *SMALL, *RUN_ARGS[stem], "--json"]
     code, out, err = mmapp(capsys, "acquire", *args)
@@ -103,6 +106,14 @@ def test_every_example_runs_on_the_simulated_rig(
         assert [read_stamp(img) for _, img, _ in images] == list(range(1000))
     if stem == "mda_z_stack":
         assert axes == {"channel": ["488nm", "561nm"], "z": list(range(11))}
+    if stem == "opm_deskew_daq":  # raw volumes and their projections, linked
+        processed = Path(result["processed_dataset"])
+        assert processed.name == dataset.name + "_processed"
+        assert summary["mmapp"]["processed_dataset"] == processed.name
+        p_summary, p_axes, p_images = dataset_contents(processed)
+        assert p_summary["mmapp"]["raw_dataset"] == dataset.name
+        assert p_images and "z" not in p_axes
+        assert len(p_images) == result["processing"]["outputs_written"]
     if stem == "opm_volume_daq":  # the DAQ played the program: volumes in z
         assert summary["mmapp"]["daq_program"] == summary["mmapp"]["preset"]["program"]
         assert axes["z"] == list(range(50))
@@ -164,7 +175,7 @@ def test_from_dataset_prints_json(tmp: Path, capsys: pytest.CaptureFixture) -> N
     assert preset.acquisition.frames == 3 and preset.rig.camera.width == 32
     code, out, err = mmapp(capsys, "info", dataset)
     assert code == 0, err
-    assert "preset: 'acquisition' (schema version 2; mmapp preset from-dataset" in out
+    assert "preset: 'acquisition' (schema version 3; mmapp preset from-dataset" in out
     assert "\n  frames: 3\n" in out and '"preset"' not in out
 
 
@@ -177,7 +188,7 @@ def test_from_dataset_of_something_else(tmp: Path, capsys) -> None:
 def test_validate(tmp: Path, capsys: pytest.CaptureFixture) -> None:
     good = PRESETS / f"mda_z_stack{PRESET_SUFFIX}"
     code, out, err = mmapp(capsys, "preset", "validate", good)
-    assert code == 0 and f"{good}: OK ('z stack', schema version 2)" in out, err
+    assert code == 0 and f"{good}: OK ('z stack', schema version 3)" in out, err
     bad = tmp / f"bad{PRESET_SUFFIX}"
     data = json.loads(good.read_text(encoding="utf-8"))
     data["acquisition"]["sequence"]["z_plan"]["step"] = "fine"
@@ -473,7 +484,7 @@ def test_validate_checks_the_rig_and_the_program(
     good = _opm_with(tmp, lambda d: None)
     code, out, err = mmapp(capsys, "preset", "validate", good)
     assert code == 0, err
-    assert out == f"{good}: OK ('OPM volume (DAQ)', schema version 2)\n"
+    assert out == f"{good}: OK ('OPM volume (DAQ)', schema version 3)\n"
     assert not (tmp / "data").exists()  # validate creates nothing
 
 

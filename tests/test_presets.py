@@ -86,7 +86,7 @@ def test_examples_cover_modes_and_program() -> None:
 def test_file_is_indented_json_in_model_order() -> None:
     preset = load_preset(EXAMPLES[0])
     text = preset_to_json(preset)
-    assert text.endswith("}\n") and '\n  "schema_version": 2,' in text
+    assert text.endswith("}\n") and '\n  "schema_version": 3,' in text
     assert list(json.loads(text)) == list(Preset.model_fields)
 
 
@@ -164,7 +164,20 @@ def test_save_is_atomic_old_file_survives_a_failed_write(
             "display.contrast_limits",
             "must be below",
         ),
-        (lambda d: d.update(processing=[{"kind": "deskew"}]), "processing", "not"),
+        (
+            lambda d: d.update(processing={"steps": [{"name": "deskew2"}]}),
+            "processing.steps[0]",
+            "unknown processor 'deskew2'; known processors: background, bin, deskew",
+        ),
+        (
+            lambda d: d.update(
+                processing={"steps": [{"name": "bin", "params": {"factor": 1}}]}
+            ),
+            "processing.steps[0]",
+            "processor 'bin': bad params: factor: Input should be greater than or "
+            "equal to 2",
+        ),
+        (lambda d: d.update(processing=[]), "processing", "valid dictionary"),
         (
             lambda d: d.update(
                 acquisition={"mode": "mda", "sequence": {"z_plan": {"rnge": 2}}}
@@ -299,7 +312,7 @@ def test_v1_file_migrates() -> None:
     raw = json.loads(V1_FILE.read_text(encoding="utf-8"))
     assert raw["schema_version"] == 1  # the stored file really is version 1
     preset = load_preset(V1_FILE)
-    assert preset.schema_version == 2
+    assert preset.schema_version == 3
     assert preset.rig.kind == "simulated" and preset.rig.file is None
     assert preset.rig.camera.width == 64 and preset.rig.camera.exposure_ms == 2.0
     # a v1 name was literal: its braces are escaped, it renders to itself
@@ -332,8 +345,8 @@ def test_v1_cfg_rig_and_bad_v1_fields() -> None:
 
 
 def test_migrated_file_saves_as_current_version(tmp_path: Path) -> None:
-    target = save_preset(load_preset(V1_FILE), tmp_path / "v2.mmpreset")
-    assert json.loads(target.read_text(encoding="utf-8"))["schema_version"] == 2
+    target = save_preset(load_preset(V1_FILE), tmp_path / "v3.mmpreset")
+    assert json.loads(target.read_text(encoding="utf-8"))["schema_version"] == 3
     assert load_preset(target) == load_preset(V1_FILE)
 
 

@@ -24,6 +24,7 @@ from mmapp.cli import (
 
 if TYPE_CHECKING:
     from mmapp.daq.program import WaveformProgram
+    from mmapp.data.stats import StatsSnapshot
     from mmapp.engine.controller import RunController, RunRequest, RunResult
     from mmapp.presets import Preset
     from mmapp.presets.overrides import Overrides
@@ -188,6 +189,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if not args.json:
         print()
         print(f"mmapp: {result.summary()}")
+        for warning in result.warnings:
+            print(f"mmapp: warning: {warning}", file=sys.stderr)
     else:
         print(
             json.dumps(
@@ -200,6 +203,15 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                     "frames_lost": result.frames_lost,
                     "duration_s": round(result.duration_s, 3),
                     "stop_latency_s": result.stop_latency_s,
+                    "processed_dataset": (
+                        str(result.processed_dataset)
+                        if result.processed_dataset
+                        else None
+                    ),
+                    "processing": (
+                        result.processing.as_dict() if result.processing else None
+                    ),
+                    "warnings": list(result.warnings),
                 }
             )
         )
@@ -324,8 +336,21 @@ def _run_with_progress(
                 print(
                     f"\rframes {snap.frames_in:7d} | {snap.write_mb_s:7.1f} MB/s | "
                     f"buffer {fill} | written {snap.frames_written:7d} | "
-                    f"queue {snap.queue_frames:4d}",
+                    f"queue {snap.queue_frames:4d}{_processing_progress(snap)}",
                     end="",
                     flush=True,
                 )
         return result
+
+
+def _processing_progress(snap: StatsSnapshot) -> str:
+    """The progress line's processing part ("" without a chain)."""
+    p = snap.processing
+    if p is None:
+        return ""
+    text = f" | processed {p.frames_processed:7d} -> {p.outputs_written:6d} saved"
+    if p.frames_not_processed:
+        text += f" | BEHIND: {p.frames_not_processed} not processed"
+    if p.disabled:
+        text += " | processing DISABLED"
+    return text

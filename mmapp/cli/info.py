@@ -101,11 +101,16 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             "settings": settings,
             "preset": preset,
             "program_changed_at_volumes": changes,
+            "processed_dataset": _linked(path, settings.get("processed_dataset")),
+            "raw_dataset": _linked(path, settings.get("raw_dataset")),
         }
         print(json.dumps(info))
         note_program_changes(path)
         return EXIT_OK
     print(f"dataset: {path}")
+    for key, label in (("processed_dataset", "processed"), ("raw_dataset", "raw")):
+        if settings.get(key):
+            print(f"{label} dataset: {path.parent / settings[key]}")
     if run is not None:
         print(f"run: {run.get('summary', run)}")
     elif run_problem:
@@ -138,3 +143,8 @@ def _run_record(path: Path) -> tuple[dict | None, str | None]:
     except (OSError, ValueError) as exc:
         return None, f"{record} cannot be read: {exc}"
     return (data, None) if isinstance(data, dict) else (None, f"{record}: not a record")
+
+
+def _linked(path: Path, name: object) -> str | None:
+    """The dataset a summary names beside this one (None: it names none)."""
+    return str(path.parent / name) if isinstance(name, str) and name else None

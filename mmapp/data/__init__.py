@@ -25,7 +25,7 @@ from mmapp.data.errors import (
 from mmapp.data.file_io import HAS_POSITIONAL_IO, io_path, use_portable_io
 from mmapp.data.handler import DataHandler
 from mmapp.data.ndtiff_sink import NDTiffSink
-from mmapp.data.stats import RunStats, StatsSnapshot
+from mmapp.data.stats import ProcessingSnapshot, RunStats, StatsSnapshot
 from mmapp.data.validation import validate_frame
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "HandlerClosedError",
     "InvalidFrameError",
     "NDTiffSink",
+    "ProcessingSnapshot",
     "RunStats",
     "StatsSnapshot",
     "StorageWriteError",

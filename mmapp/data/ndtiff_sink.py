@@ -171,19 +171,30 @@ class NDTiffSink:
         directory: str | Path,
         name: str,
         summary_metadata: Mapping[str, Any] | None = None,
+        *,
+        exact: bool = False,
     ) -> None:
+        """A new dataset `directory/name_N` (ndstorage's next free N), or with
+        `exact` the new folder `directory/name` itself (refused if it exists)."""
         directory = Path(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            if exact:
+                (directory / name).mkdir()
         except OSError as exc:
             raise StorageWriteError(
                 f"cannot create the save directory {directory}: {exc.strerror}"
             ) from exc
         self._lock = threading.RLock()
         self._summary: dict[str, Any] = json_safe(dict(summary_metadata or {}))
-        self._dataset = NDTiffDataset(
-            str(directory), name=name, writable=True, summary_metadata=self._summary
-        )
+        if exact:
+            self._dataset = NDTiffDataset(
+                str(directory / name), writable=True, summary_metadata=self._summary
+            )
+        else:
+            self._dataset = NDTiffDataset(
+                str(directory), name=name, writable=True, summary_metadata=self._summary
+            )
         self.path = Path(self._dataset.path)
         self.images_written = 0
         self.failed: StorageWriteError | None = None

@@ -8,6 +8,56 @@ from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
+class ProcessingSnapshot:
+    """The processing pipeline's counters at one moment (see mmapp.processing).
+
+    `frames_not_processed` counts frames the pipeline refused because its
+    bounded queue was full (the processors fell behind; the raw frames are
+    saved all the same); `batches_dropped` counts held batches (e.g. a volume)
+    dropped because a frame of theirs was not processed or the run ended first.
+    """
+
+    frames_submitted: int  # accepted into the pipeline
+    frames_processed: int  # through the whole chain
+    frames_not_processed: int  # refused: the pipeline was full
+    outputs_produced: int  # images the chain returned
+    outputs_written: int  # of those, written to the processed dataset
+    batches_dropped: int
+    queue_frames: int  # accepted, not yet through the chain and handed on
+    queue_bytes: int
+    queue_capacity_bytes: int
+    workers: int
+    error: str | None = None  # a processor raised and the run stops
+    disabled: str | None = None  # a processor raised and processing was disabled
+
+    @property
+    def behind(self) -> bool:
+        """Whether the processors have fallen behind (frames not processed)."""
+        return self.frames_not_processed > 0
+
+    def as_dict(self) -> dict:
+        """Plain dict (for JSON and the UI)."""
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line for the operator."""
+        text = (
+            f"{self.frames_processed} frames processed, "
+            f"{self.outputs_written} processed images saved"
+        )
+        if self.frames_not_processed:
+            text += (
+                f"; processing fell behind: {self.frames_not_processed} frames "
+                f"not processed"
+            )
+        if self.batches_dropped:
+            text += f"; {self.batches_dropped} incomplete batches dropped"
+        if self.disabled:
+            text += f"; processing disabled: {self.disabled}"
+        return text
+
+
+@dataclass(frozen=True)
 class StatsSnapshot:
     """A consistent copy of the counters at one moment."""
 
@@ -22,6 +72,7 @@ class StatsSnapshot:
     bytes_written: int
     write_mb_s: float
     buffer_fill: float  # camera circular buffer, 0..1 (-1 unknown)
+    processing: ProcessingSnapshot | None = None  # None: the run has no chain
 
     def as_dict(self) -> dict:
         """Plain dict (for JSON and the UI)."""

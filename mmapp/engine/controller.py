@@ -3,18 +3,29 @@
 It wires the rig's core, the streaming engine, a DataHandler and an NDTiff
 sink together, and always ends with a :class:`RunResult` that says why the run
 ended and how many frames were acquired, saved and lost.
+
+With a processing chain (``RunRequest.processing`` with enabled steps) the run
+also has a :class:`~mmapp.processing.ProcessingPipeline`: the relay hands each
+frame to it (one copy, never waiting) before queuing the raw frame, and its
+output goes to a second dataset, ``<raw dataset>_processed`` beside the raw
+one (each summary names the other: ``mmapp.processed_dataset`` /
+``mmapp.raw_dataset``). Without a chain nothing of this exists: the relay is
+the plain one, with no per-frame work added. At the end: engine done ->
+pipeline drained (incomplete batches dropped and counted) -> processed
+dataset finished -> raw dataset finished; every step runs on every path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -26,10 +37,11 @@ from pymmcore_plus.mda.events import MDASignaler
 from useq import MDAEvent, MDASequence
 
 from mmapp.daq.program import WaveformProgram
+from mmapp.data.datasets import next_dataset_path
 from mmapp.data.errors import InvalidFrameError
 from mmapp.data.handler import DEFAULT_QUEUE_BYTES, DataHandler, Frame
 from mmapp.data.ndtiff_sink import NDTiffSink, json_safe
-from mmapp.data.stats import StatsSnapshot
+from mmapp.data.stats import ProcessingSnapshot, StatsSnapshot
 from mmapp.engine.daq_link import (
     DaqLink,
     DaqProgramError,
@@ -38,7 +50,15 @@ from mmapp.engine.daq_link import (
 )
 from mmapp.engine.engine import RELEASE_KEY, StreamingEngine
 from mmapp.engine.errors import UnsafeRigError
-from mmapp.engine.events import coordinates_for
+from mmapp.engine.events import barrier_event, coordinates_for
+from mmapp.processing import (
+    EventQueue,
+    ProcessingChain,
+    ProcessingPipeline,
+    ProcessorError,
+    build_stages,
+)
+from mmapp.processing.pipeline import chain_context
 from mmapp.rig import Rig
 
 logger = logging.getLogger(__name__)
@@ -79,6 +99,10 @@ class RunRequest:
     frame_timeout_s: float = 5.0  # then at most this long between frames
     program: WaveformProgram | None = None  # what the DAQ plays (None: no DAQ)
     save: bool = True  # False: live view only (frames counted and shown, not kept)
+    processing: ProcessingChain | None = None  # None or no enabled step: none
+
+
+PROCESSED_SUFFIX = "_processed"  # the processed dataset: <raw dataset>_processed
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,9 @@ class RunResult:
     error: BaseException | None = None
     # programs applied while it ran (also in the dataset's program_changes.json)
     program_changes: tuple[ProgramChange, ...] = ()
+    processed_dataset: Path | None = None  # None: no chain, or nothing came out
+    processing: ProcessingSnapshot | None = None  # None: the run had no chain
+    warnings: tuple[str, ...] = ()  # e.g. a processor disabled
 
     def summary(self) -> str:
         """One line for the operator (acquired = saved + lost + rejected)."""
@@ -106,10 +133,15 @@ class RunResult:
             if self.frames_rejected
             else ""
         )
+        processed = ""
+        if self.processing is not None:
+            processed = f"; {self.processing.summary()}"
+            if self.processed_dataset is not None:
+                processed += f" in {self.processed_dataset}"
         return (
             f"{self.outcome.value}: {self.frames_acquired} frames acquired, "
             f"{self.frames_saved} saved, {self.frames_lost} lost{rejected}"
-            f"{where}" + (f" ({self.message})" if self.message else "")
+            f"{where}{processed}" + (f" ({self.message})" if self.message else "")
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -123,6 +155,12 @@ class RunResult:
             "frames_rejected": self.frames_rejected,
             "duration_s": round(self.duration_s, 3),
             "summary": self.summary(),
+            "dataset": self.dataset.name if self.dataset else None,
+            "processed_dataset": (
+                self.processed_dataset.name if self.processed_dataset else None
+            ),
+            "processing": self.processing.as_dict() if self.processing else None,
+            "warnings": list(self.warnings),
         }
 
 
@@ -130,14 +168,18 @@ RUN_RECORD_FILE = "run.json"  # in the dataset folder: how its run ended
 
 
 def write_run_record(result: RunResult) -> Path | None:
-    """Save how the run ended beside its images (None: no dataset)."""
-    if result.dataset is None:
-        return None
-    path = Path(result.dataset) / RUN_RECORD_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result.as_json(), indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    """Save how the run ended beside its images, in the raw and the processed
+    dataset (returns the first written; None: no dataset)."""
+    first: Path | None = None
+    for dataset in (result.dataset, result.processed_dataset):
+        if dataset is None:
+            continue
+        path = Path(dataset) / RUN_RECORD_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(result.as_json(), indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+        first = first or path
+    return first
 
 
 def frame_record(event: MDAEvent, meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -195,6 +237,7 @@ class _FrameRelay:
         self.engine = engine
         self.settings = dict(settings)
         self.error: BaseException | None = None
+        self.pipeline: ProcessingPipeline | None = None
 
     def sequenceStarted(self, sequence: MDASequence, meta: Mapping) -> None:
         summary = {"mmapp": self.settings, "pymmcore_plus": dict(meta or {})}
@@ -202,15 +245,35 @@ class _FrameRelay:
             summary["sequence"] = sequence.model_dump(mode="json", exclude_unset=True)
         self.sink.set_summary_metadata(json_safe(summary))
 
+    def frameReadyProcessing(
+        self, img: np.ndarray, event: MDAEvent, meta: Mapping
+    ) -> None:
+        """frameReady with a pipeline: it copies the frame first (the raw
+        frame's ring slot may be released as soon as it is queued)."""
+        if self.error is None and isinstance(img, np.ndarray) and img.ndim == 2:
+            record = frame_record(event, meta)
+            coords = coordinates_for(event)
+            self.pipeline.submit(coords, img, record)  # type: ignore[union-attr]
+            self._put(coords, img, record, meta.pop(RELEASE_KEY, None))
+        else:
+            self.frameReady(img, event, meta)
+
     def frameReady(self, img: np.ndarray, event: MDAEvent, meta: Mapping) -> None:
         release = meta.pop(RELEASE_KEY, None)
         if self.error is not None:  # the run is ending: this frame cannot be kept
             self._drop(release, lost=True)
             return
+        self._put(coordinates_for(event), img, frame_record(event, meta), release)
+
+    def _put(
+        self,
+        coords: dict[str, int | str],
+        img: np.ndarray,
+        record: dict[str, Any],
+        release: Callable[[], None] | None,
+    ) -> None:
         try:
-            self.handler.put(
-                coordinates_for(event), img, frame_record(event, meta), release
-            )
+            self.handler.put(coords, img, record, release)
         except Exception as exc:
             # an invalid frame is already counted as rejected by the handler
             self._drop(release, lost=not isinstance(exc, InvalidFrameError))
@@ -259,8 +322,10 @@ class RunController:
         self._thread: threading.Thread | None = None
         self._engine: StreamingEngine | None = None
         self._handler: DataHandler | None = None
+        self._pipeline: ProcessingPipeline | None = None
         self._result: RunResult | None = None
         self._stop_requested_at: float | None = None
+        self._stop_reason = "stopped by the operator"
         # re-entrant: a Ctrl-C handler may call stop() inside start() (same thread)
         self._lock = threading.RLock()
         self._done = threading.Event()
@@ -275,8 +340,10 @@ class RunController:
             daq = self._daq_link(request.program)
             self._done.clear()
             self._handler = None  # stats and frames are the new run's from now on
+            self._pipeline = None
             self._result = None
             self._stop_requested_at = None
+            self._stop_reason = "stopped by the operator"
             self._engine = StreamingEngine(
                 self.rig.core,
                 abort_hooks=self.rig.abort_hooks,
@@ -335,14 +402,16 @@ class RunController:
             raise DaqProgramError("no waveform program is playing")
         daq.check_change(program)
 
-    def stop(self) -> None:
-        """Stop now, from any state (thread-safe, idempotent)."""
+    def stop(self, reason: str = "stopped by the operator") -> None:
+        """Stop now, from any state (thread-safe, idempotent; the first
+        reason is the run's message)."""
         with self._lock:
             engine = self._engine
             if engine is None or self._done.is_set():
                 return
             if self._stop_requested_at is None:
                 self._stop_requested_at = time.perf_counter()
+                self._stop_reason = reason
         engine.request_abort()
         handler = self._handler
         if handler is not None:  # an engine waiting for queue room sees Stop now
@@ -386,12 +455,32 @@ class RunController:
             return None
         if self.running:
             handler.stats.buffer_fill = self._buffer_fill()
-        return handler.stats.snapshot()
+        snap = handler.stats.snapshot()
+        pipeline = self._pipeline
+        if pipeline is not None:
+            snap = dataclasses.replace(snap, processing=pipeline.snapshot())
+        return snap
 
     def latest_frame(self) -> Frame | None:
         """The newest frame (for a display polling on a timer)."""
         handler = self._handler
         return handler.latest() if handler is not None else None
+
+    def latest_processed(self) -> Frame | None:
+        """The newest processed image (the live view's Processed mode; None:
+        no chain, or nothing processed yet). The image is the display's own."""
+        pipeline = self._pipeline
+        return pipeline.latest() if pipeline is not None else None
+
+    def processing_stats(self) -> ProcessingSnapshot | None:
+        """The processing counters of the current or last run (None: no chain)."""
+        pipeline = self._pipeline
+        return pipeline.snapshot() if pipeline is not None else None
+
+    @property
+    def pipeline(self) -> ProcessingPipeline | None:
+        """The processing pipeline of the current or last run (None: no chain)."""
+        return self._pipeline
 
     @property
     def handler(self) -> DataHandler | None:
@@ -416,6 +505,8 @@ class RunController:
         t0 = time.perf_counter()
         sink: NDTiffSink | _DiscardSink | None = None
         handler: DataHandler | None = None
+        pipeline: ProcessingPipeline | None = None
+        events: EventQueue | None = None
         error: BaseException | None = None
         settings = dict(request.settings)
         with contextlib.suppress(Exception):  # the RAM between camera and disk
@@ -424,15 +515,27 @@ class RunController:
             )
         if request.program is not None:
             settings["daq_program"] = request.program.model_dump(mode="json")
+        chain = request.processing
+        processing = chain is not None and chain.active and request.save
         try:
+            save_raw = request.save and not (processing and not chain.save_raw)  # type: ignore[union-attr]
             sink = (
                 NDTiffSink(request.out_dir, request.name, {"mmapp": settings})
-                if request.save
+                if save_raw
                 else _DiscardSink()
             )
             handler = DataHandler(sink, max_queue_bytes=request.queue_bytes)
             self._handler = handler
+            if processing:  # after the raw handler: it is finished on every path
+                assert chain is not None
+                events = EventQueue(self._processor_ended)
+                pipeline = self._pipeline_for(
+                    request, chain, settings, sink, events, engine
+                )
+                settings["processed_dataset"] = pipeline.output.storage.path.name
+            self._pipeline = pipeline
             relay = _FrameRelay(handler, sink, engine, settings)
+            relay.pipeline = pipeline
             engine.zero_copy = True  # the relay releases every frame it gets
             core = self.rig.core
             core.mda.set_engine(engine)
@@ -444,14 +547,23 @@ class RunController:
                     "the acquisition needs psygnal MDA signals; set "
                     "PYMM_SIGNALS_BACKEND=psygnal before creating the core"
                 )
+            on_frame = (
+                relay.frameReady if pipeline is None else relay.frameReadyProcessing
+            )
             signals.sequenceStarted.connect(relay.sequenceStarted)
-            signals.frameReady.connect(relay.frameReady)
+            signals.frameReady.connect(on_frame)
             try:
-                core.mda.run(request.events)
+                planned = request.events
+                if pipeline is not None and pipeline.takes_events:
+                    assert events is not None
+                    planned = self._with_added_events(  # type: ignore[assignment]
+                        planned, request, engine, pipeline, events
+                    )
+                core.mda.run(planned)
             except Exception as exc:
                 error = exc
             finally:
-                signals.frameReady.disconnect(relay.frameReady)
+                signals.frameReady.disconnect(on_frame)
                 signals.sequenceStarted.disconnect(relay.sequenceStarted)
             error = relay.error or error
         except Exception as exc:
@@ -471,6 +583,12 @@ class RunController:
                 unsafe.append(str(exc) or type(exc).__name__)
             if unsafe and engine.unsafe:
                 unsafe = list(dict.fromkeys([*engine.unsafe, *unsafe]))
+            if pipeline is not None:  # drained, then the processed dataset
+                try:
+                    pipeline.finish()
+                except Exception as exc:
+                    error = error or exc
+                error = pipeline.error or error
             if handler is not None:
                 try:
                     handler.finish()
@@ -479,7 +597,7 @@ class RunController:
             if handler is not None and handler.error is not None:
                 error = error or handler.error
             result = self._result_for(
-                engine, handler, sink, _detached(error), t0, unsafe
+                engine, handler, sink, _detached(error), t0, unsafe, pipeline
             )
             try:
                 write_run_record(result)
@@ -499,6 +617,81 @@ class RunController:
             logger.error("acquisition ended with an error: %s", result.summary())
         self.finished.emit(result)
 
+    def _pipeline_for(
+        self,
+        request: RunRequest,
+        chain: ProcessingChain,
+        settings: dict[str, Any],
+        raw: NDTiffSink | _DiscardSink,
+        events: EventQueue,
+        engine: StreamingEngine,
+    ) -> ProcessingPipeline:
+        """The run's processors, writing to `<raw dataset>_processed`."""
+        context = chain_context(self.rig.spec, request.program, settings)
+        stages = build_stages(chain, context, events)
+        raw_path = raw.path or next_dataset_path(request.out_dir, request.name)
+        summary = {
+            "mmapp": {
+                **settings,
+                "raw_dataset": raw.path.name if raw.path is not None else None,
+                "processing": chain.model_dump(mode="json"),
+            }
+        }
+        out = NDTiffSink(
+            raw_path.parent, raw_path.name + PROCESSED_SUFFIX, summary, exact=True
+        )
+        output = DataHandler(out, max_queue_bytes=chain.queue_mb * 1024 * 1024)
+
+        def fatal(exc: ProcessorError) -> None:
+            engine.request_abort()  # the relay sees the error as the run's
+            self.rig.core.mda.cancel()
+
+        return ProcessingPipeline(
+            stages,
+            output,
+            max_bytes=chain.queue_mb * 1024 * 1024,
+            workers=chain.workers,
+            on_fatal=fatal,
+        )
+
+    def _processor_ended(self, processor: str) -> None:
+        """An adaptive processor put None: end the acquisition as Stop does."""
+        self.stop(f"the processor {processor!r} ended the acquisition")
+
+    def _with_added_events(
+        self,
+        planned: MDASequence | Sequence[MDAEvent],
+        request: RunRequest,
+        engine: StreamingEngine,
+        pipeline: ProcessingPipeline,
+        events: EventQueue,
+    ) -> Iterator[MDAEvent]:
+        """The planned events, then what adaptive processors added once every
+        frame so far is processed; again until nothing more is added.
+
+        A barrier event (acquires nothing) comes before each wait: the runner
+        merges events into hardware sequences looking one event ahead, so
+        everything before the barrier has run when the event after it is asked.
+        """
+        yield from planned
+        while True:
+            yield barrier_event()
+            while not pipeline.wait_idle(0.05):  # Stop is seen while waiting
+                if engine.abort_event.is_set():
+                    return
+            added = events.take()
+            if not added or events.ended or engine.abort_event.is_set():
+                return
+            if pipeline.error is not None:
+                return
+            if request.program is not None:
+                pipeline.warnings.append(
+                    f"{len(added)} events added by processors were not run: the "
+                    f"run plays a DAQ waveform program"
+                )
+                return
+            yield from added
+
     def _result_for(
         self,
         engine: StreamingEngine,
@@ -507,6 +700,7 @@ class RunController:
         error: BaseException | None,
         t0: float,
         unsafe: Sequence[str] = (),
+        pipeline: ProcessingPipeline | None = None,
     ) -> RunResult:
         stats = handler.stats.snapshot() if handler is not None else None
         saved = stats.frames_written if stats and isinstance(sink, NDTiffSink) else 0
@@ -523,9 +717,13 @@ class RunController:
         elif error is not None:
             outcome, message = RunOutcome.ERROR, str(error)
         elif self._stop_requested_at is not None:
-            outcome, message = RunOutcome.STOPPED, "stopped by the operator"
+            outcome, message = RunOutcome.STOPPED, self._stop_reason
         else:
             outcome, message = RunOutcome.COMPLETED, ""
+        processing = pipeline.snapshot() if pipeline is not None else None
+        processed = None
+        if pipeline is not None and processing and processing.outputs_written:
+            processed = pipeline.output.storage.path
         return RunResult(
             outcome=outcome,
             message=message,
@@ -538,4 +736,7 @@ class RunController:
             stop_latency_s=latency,
             error=error,
             program_changes=tuple(engine.daq.changes) if engine.daq else (),
+            processed_dataset=processed,
+            processing=processing,
+            warnings=tuple(pipeline.warnings) if pipeline is not None else (),
         )

@@ -31,7 +31,7 @@ from mmapp.engine.errors import (
     CameraTimeoutError,
     DeviceError,
 )
-from mmapp.engine.events import is_stream_event
+from mmapp.engine.events import is_barrier_event, is_stream_event
 from mmapp.engine.ring import RingLease, fit_ring_to_frames
 from mmapp.rig.triggers import GENERIC as GENERIC_TRIGGER
 from mmapp.rig.triggers import CameraTriggerError, CameraTriggerSpec, trigger_value
@@ -290,6 +290,8 @@ class StreamingEngine(MDAEngine):
 
     def setup_event(self, event: MDAEvent) -> None:
         """The stream event needs no per-event hardware setup beyond exposure."""
+        if is_barrier_event(event):
+            return
         if is_stream_event(event):
             if event.exposure is not None:
                 self.mmcore.setExposure(event.exposure)
@@ -298,7 +300,7 @@ class StreamingEngine(MDAEngine):
 
     def exec_event(self, event: MDAEvent) -> Iterator[Any]:
         """Run the stream event here; everything else as the stock engine."""
-        if self.abort_event.is_set():
+        if self.abort_event.is_set() or is_barrier_event(event):
             return
         if is_stream_event(event):
             yield from self._exec_stream(event)

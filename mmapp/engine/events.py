@@ -7,6 +7,7 @@ from typing import Any
 from useq import CustomAction, MDAEvent
 
 STREAM_ACTION = "mmapp.stream"
+BARRIER_ACTION = "mmapp.barrier"  # does nothing; ends the sequence before it
 
 # MDAEvent.index key -> NDTiff axis name
 AXIS_NAMES = {"t": "time", "z": "z", "c": "channel", "p": "position", "g": "grid"}
@@ -46,3 +47,15 @@ def coordinates_for(event: MDAEvent) -> dict[str, int | str]:
     if not coords:
         coords["time"] = 0
     return coords
+
+
+def barrier_event() -> MDAEvent:
+    """An event that acquires nothing: the engine has run everything before it
+    when the event after it is asked for (adaptive processors' added events)."""
+    return MDAEvent(action=CustomAction(name=BARRIER_ACTION))
+
+
+def is_barrier_event(event: MDAEvent) -> bool:
+    """Whether this is a barrier (see barrier_event)."""
+    action = event.action
+    return isinstance(action, CustomAction) and action.name == BARRIER_ACTION

@@ -41,6 +41,8 @@ from mmapp.presets.model import (
     StreamAcquisition,
 )
 from mmapp.presets.naming import render_name
+from mmapp.processing import build_stages
+from mmapp.processing.pipeline import chain_context
 from mmapp.resources import default_rig_file
 from mmapp.rig import Rig, load_rig
 from mmapp.rig.triggers import CameraTriggerError, trigger_value
@@ -161,6 +163,7 @@ def build_run_request(
         queue_bytes=preset.storage.queue_mb * MIB,
         first_frame_timeout_s=preset.acquisition.first_frame_timeout_s,
         program=preset.program,
+        processing=preset.processing if preset.processing.active else None,
     )
 
 
@@ -294,9 +297,26 @@ def check_run(preset: Preset, rig: Rig) -> None:
     Raises RunRefusedError naming what the camera or the DAQ would refuse
     (the run would stop there with an error); touches no device.
     """
-    problems = [*_exposure_problems(preset, rig), *_program_problems(preset, rig)]
+    problems = [
+        *_exposure_problems(preset, rig),
+        *_program_problems(preset, rig),
+        *_processing_problems(preset, rig),
+    ]
     if problems:
         raise RunRefusedError("; ".join(problems))
+
+
+def _processing_problems(preset: Preset, rig: Rig) -> list[str]:
+    """What making the chain's processors for this rig and program refuses
+    (deskew without a program, a dark frame that cannot be read...)."""
+    if not preset.processing.active:
+        return []
+    context = chain_context(rig.spec, preset.program)
+    try:
+        build_stages(preset.processing, context)
+    except (ValueError, ImportError, OSError) as exc:
+        return [f"processing: {exc}"]
+    return []
 
 
 def _exposures(preset: Preset) -> list[tuple[str, float]]:

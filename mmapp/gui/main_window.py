@@ -593,6 +593,7 @@ class MainWindow(QMainWindow):
             rig=rig.source or rig.name,
             details=plan.settings,
         )
+        chain = self.preset_extras.processing
         request = RunRequest(
             plan.events,
             plan.out_dir,
@@ -601,6 +602,7 @@ class MainWindow(QMainWindow):
             queue_bytes=self.preset_extras.queue_mb * 1024 * 1024,
             first_frame_timeout_s=self.preset_extras.first_frame_timeout_s,
             program=program,
+            processing=chain if chain.active else None,
         )
         self.plan = plan
         self._run_preset = preset
@@ -639,6 +641,10 @@ class MainWindow(QMainWindow):
             self.report_error("Could not start", str(exc))
             self._set_state("idle")
             return
+        processed = request.processing is not None and request.save
+        self.live_view.set_processed_source(
+            self.controller.latest_processed if processed else None
+        )
         self.program_link.playing = request.program is not None
         self.program_link.saving = request.save
         self.run_kind = kind

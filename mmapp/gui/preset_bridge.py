@@ -26,7 +26,8 @@ from mmapp.gui.acquisition_panel import (
     AcquisitionPanel,
 )
 from mmapp.presets import MDAAcquisition, Preset, StreamAcquisition, preset_from_data
-from mmapp.presets.model import PropertySetting
+from mmapp.presets.model import SCHEMA_VERSION, PropertySetting
+from mmapp.processing import ProcessingChain
 from mmapp.resources import default_rig_file
 from mmapp.rig import Rig
 
@@ -46,7 +47,7 @@ class PresetExtras:
     stream_exposure_ms: float | None = None
     if_exists: str = "increment"
     queue_mb: int = 512
-    processing: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    processing: ProcessingChain = field(default_factory=ProcessingChain)
     program: WaveformProgram | None = None  # kept for a rig without a DAQ card
 
     @classmethod
@@ -60,7 +61,7 @@ class PresetExtras:
             stream_exposure_ms=getattr(acq, "exposure_ms", None),
             if_exists=preset.storage.if_exists,
             queue_mb=preset.storage.queue_mb,
-            processing=tuple(preset.processing),
+            processing=preset.processing,
             program=preset.program,
         )
 
@@ -274,7 +275,7 @@ def window_preset(window: MainWindow, name: str | None = None) -> Preset:
     extras = window.preset_extras
     panel = window.acquisition
     data = {
-        "schema_version": 2,
+        "schema_version": SCHEMA_VERSION,
         "name": name or window.preset_name or UNTITLED,
         "description": extras.description,
         "rig": rig_data(rig),
@@ -293,6 +294,6 @@ def window_preset(window: MainWindow, name: str | None = None) -> Preset:
             "queue_mb": extras.queue_mb,
         },
         "display": window.live_view.display_settings(),
-        "processing": list(extras.processing),
+        "processing": extras.processing.model_dump(mode="json"),
     }
     return preset_from_data(data, "the window's settings")

@@ -12,6 +12,9 @@ Version history:
 2. `rig` is an object (`{"kind": "simulated", "file", "camera"}` or
    `{"kind": "mm_config", "path"}`); `storage.name_template` takes
    placeholders (`{name}`, `{date}`, `{time}`); `processing` is reserved.
+3. `processing` is the chain: `{"steps": [{"name", "params", "enabled",
+   "on_error"}], "save_raw", "on_error", "workers", "queue_mb"}` (version 2
+   allowed only an empty list: it becomes the default, empty chain).
 """
 
 from __future__ import annotations
@@ -59,7 +62,18 @@ def _v1_to_v2(data: Raw, source: str) -> Raw:
     return out
 
 
-MIGRATIONS: dict[int, Callable[[Raw, str], Raw]] = {1: _v1_to_v2}
+def _v2_to_v3(data: Raw, source: str) -> Raw:
+    out = dict(data)
+    processing = out.pop("processing", [])
+    if processing != []:
+        raise PresetError.one(
+            source, "processing", "schema version 2 allows only an empty list"
+        )
+    out["schema_version"] = 3
+    return out
+
+
+MIGRATIONS: dict[int, Callable[[Raw, str], Raw]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(data: Raw, source: str = "preset") -> Raw:

@@ -29,8 +29,9 @@ from useq import Channel, MDASequence
 from mmapp.daq.program import WaveformProgram
 from mmapp.presets.errors import NESTED_ERRORS, UNKNOWN_FIELD, error_reasons
 from mmapp.presets.naming import check_template
+from mmapp.processing.spec import ProcessingChain
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PRESET_SUFFIX = ".mmpreset"
 MAX_MDA_EVENTS = 10**8
 
@@ -287,13 +288,12 @@ class Display(_Model):
 # --- the preset ---------------------------------------------------------------
 class Preset(_Model):
     """An experiment: rig, device settings, acquisition, waveform program
-    (with its trigger topology), storage and display.
-
-    `processing` is reserved for the on-the-fly processing chain of a later
-    schema version; in version 2 it must be empty.
+    (with its trigger topology), storage, display and the on-the-fly
+    processing chain (processors named with their parameters, never code;
+    see mmapp.processing.spec).
     """
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     name: Annotated[str, Field(min_length=1, max_length=200)]
     description: Annotated[str, Field(max_length=10_000)] = ""
     rig: RigRef = SimulatedRig()
@@ -302,14 +302,4 @@ class Preset(_Model):
     program: WaveformProgram | None = None
     storage: Storage = Storage()
     display: Display = Display()
-    processing: list[dict[str, Any]] = Field(default_factory=list)
-
-    @field_validator("processing")
-    @classmethod
-    def _reserved(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if value:
-            raise ValueError(
-                "processing steps are not supported yet (reserved for a later "
-                "schema version); use []"
-            )
-        return value
+    processing: ProcessingChain = ProcessingChain()
