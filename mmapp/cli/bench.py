@@ -44,6 +44,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(seek+write), or both alternately (default: what this OS uses)",
     )
     stream.add_argument("--keep", action="store_true", help="keep the dataset")
+    stream.add_argument(
+        "--deskew",
+        action="store_true",
+        help="the rig's OPM program at --rate with on-the-fly deskew + MIP "
+        "(see mmapp.bench.stream_deskew)",
+    )
+    stream.add_argument(
+        "--rows", type=positive_int, help="with --deskew: camera rows (default --size)"
+    )
+    stream.add_argument(
+        "--volumes", type=positive_int, default=10, help="with --deskew: volumes"
+    )
+    stream.add_argument(
+        "--chain",
+        action="append",
+        choices=("deskew", "empty", "none"),
+        help="with --deskew: the chains to run, interleaved (default: deskew)",
+    )
     stream.add_argument("--json", action="store_true", help="one JSON object")
 
     stop = bench_sub.add_parser("stop", help="Stop latency in each run state")
@@ -99,6 +117,10 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from mmapp.bench.stop import run_stop_bench
 
         return run_stop_bench(args)
+    if args.deskew:
+        from mmapp.bench.stream_deskew import run_stream_deskew_bench
+
+        return run_stream_deskew_bench(args)
     from mmapp.bench.stream import run_stream_bench
 
     return run_stream_bench(args)
