@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ndstorage import Dataset
 
+INDEX_FILE = "NDTiff.index"
+
 
 def _numbered(directory: Path, name: str) -> list[tuple[int, str]]:
     """(number, folder name) of every entry ndstorage counts as `name`."""
@@ -37,6 +39,33 @@ def next_dataset_path(directory: Path, name: str) -> Path:
     it adds _1, _2, ... one past the highest existing number)."""
     highest = max((n for n, _ in _numbered(directory, name)), default=0)
     return directory / f"{name}_{highest + 1}"
+
+
+def create_dataset_folder(directory: Path, name: str) -> Path:
+    """Make the next `name_N` folder as ndstorage would (never an existing one)."""
+    while True:
+        path = next_dataset_path(directory, name)
+        try:
+            path.mkdir()
+        except FileExistsError:  # made by someone else meanwhile: the next one
+            continue
+        return path
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write a file so that it is either absent (or the old one) or whole:
+    a temporary file beside it, synced, renamed over it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def open_dataset_quietly(path: str | Path) -> Dataset:
