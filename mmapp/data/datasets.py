@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from ndstorage import Dataset
 
 INDEX_FILE = "NDTiff.index"
+# the copy of the run's preset in the dataset folder (engine's PRESET_FILE_NAME)
+PRESET_COPY = "preset.mmpreset"
 
 
 def _numbered(directory: Path, name: str) -> list[tuple[int, str]]:
