@@ -129,6 +129,15 @@ class RunResult:
 RUN_RECORD_FILE = "run.json"  # in the dataset folder: how its run ended
 
 
+def _preset_copy(settings: Mapping[str, Any]) -> dict[str, str]:
+    """preset.mmpreset for the dataset folder, written before any image (a run
+    killed later still says how it was set up); the text preset_to_json gives."""
+    preset = settings.get("preset")
+    if not isinstance(preset, dict):
+        return {}
+    return {"preset.mmpreset": json.dumps(preset, indent=2, ensure_ascii=False) + "\n"}
+
+
 def write_run_record(result: RunResult) -> Path | None:
     """Save how the run ended beside its images (None: no dataset)."""
     if result.dataset is None:
@@ -426,7 +435,12 @@ class RunController:
             settings["daq_program"] = request.program.model_dump(mode="json")
         try:
             sink = (
-                NDTiffSink(request.out_dir, request.name, {"mmapp": settings})
+                NDTiffSink(
+                    request.out_dir,
+                    request.name,
+                    {"mmapp": settings},
+                    start_files=_preset_copy(settings),
+                )
                 if request.save
                 else _DiscardSink()
             )
