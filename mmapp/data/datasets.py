@@ -10,6 +10,9 @@ import contextlib
 import io
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,15 +46,33 @@ def next_dataset_path(directory: Path, name: str) -> Path:
     return directory / f"{name}_{highest + 1}"
 
 
-def create_dataset_folder(directory: Path, name: str) -> Path:
-    """Make the next `name_N` folder as ndstorage would (never an existing one)."""
-    while True:
-        path = next_dataset_path(directory, name)
-        try:
-            path.mkdir()
-        except FileExistsError:  # made by someone else meanwhile: the next one
-            continue
-        return path
+def create_dataset_folder(
+    directory: Path, name: str, files: Mapping[str, str] | None = None
+) -> Path:
+    """Make the next `name_N` folder as ndstorage names them, holding `files`
+    ({name: text}) and an empty index from the moment it appears: it is built
+    under a hidden name and renamed into place, so a process killed at any
+    moment never leaves an empty folder that nothing opens."""
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{name}.", suffix=".starting", dir=directory)
+    )
+    try:
+        for file_name, text in {INDEX_FILE: "", **(files or {})}.items():
+            write_text_atomically(staging / file_name, text)
+        while True:
+            path = next_dataset_path(directory, name)
+            if path.exists():  # made by someone else meanwhile: the next one
+                continue
+            try:
+                os.rename(staging, path)
+            except OSError:
+                if not path.exists():
+                    raise
+                continue
+            return path
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def write_text_atomically(path: Path, text: str) -> None:

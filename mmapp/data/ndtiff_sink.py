@@ -26,11 +26,7 @@ from ndstorage.ndtiff_file import SingleNDTiffWriter
 
 from mmapp.data import file_io
 from mmapp.data.coordinate_set import CoordinateSet
-from mmapp.data.datasets import (
-    INDEX_FILE,
-    create_dataset_folder,
-    write_text_atomically,
-)
+from mmapp.data.datasets import INDEX_FILE, create_dataset_folder
 from mmapp.data.errors import DuplicateCoordinatesError, StorageWriteError
 from mmapp.data.ndtiff_index import IndexEntry, find_entry
 from mmapp.data.validation import validate_frame
@@ -204,20 +200,18 @@ class NDTiffSink:
         self.name = name
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            self.path = create_dataset_folder(directory, name)
         except OSError as exc:
             raise StorageWriteError(
                 f"cannot create the save directory {directory}: {exc.strerror}"
             ) from exc
         self._start_files = tuple(start_files or {})
         try:
-            for file_name, text in (start_files or {}).items():
-                write_text_atomically(self.path / file_name, text)
-            # an index from the start: a run killed before its first image
-            # leaves a folder that opens (as an empty dataset)
+            # the folder appears with its index and start files: a run killed
+            # before its first image leaves a folder that opens (empty)
+            self.path = create_dataset_folder(directory, name, start_files)
             self._index_file: Any = open(self.path / INDEX_FILE, "wb")  # noqa: SIM115
         except OSError as exc:
-            raise _storage_error(exc, self.path, 0) from exc
+            raise _storage_error(exc, directory / name, 0) from exc
         self._writer: GatheredWriter | None = None
         self._file_index = 0
         self._written = CoordinateSet()
