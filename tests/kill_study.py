@@ -66,11 +66,22 @@ def kill_acquire(
     recover the dataset."""
     out.mkdir(parents=True, exist_ok=True)
     before = _folders(out)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mmapp", "acquire", "--out", str(out), *args, *PROGRESS],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    errors = out / ".stderr.log"
+    with errors.open("wb") as stderr:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mmapp",
+                "acquire",
+                "--out",
+                str(out),
+                *args,
+                *PROGRESS,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
     seen = 0
     deadline = time.monotonic() + timeout
     try:
@@ -84,7 +95,8 @@ def kill_acquire(
             while seen < after_frames:
                 chunk = proc.stdout.read1(4096)  # type: ignore[union-attr]
                 if not chunk or time.monotonic() > deadline:
-                    raise AssertionError(f"the run ended at {seen} frames written")
+                    said = errors.read_text(errors="replace")[-500:]
+                    raise AssertionError(f"the run ended at {seen} written: {said}")
                 tail = (tail + chunk)[-200:]
                 found = _WRITTEN.findall(tail)
                 seen = int(found[-1]) if found else seen
@@ -95,6 +107,7 @@ def kill_acquire(
             proc.kill()
             proc.wait()
         proc.stdout.close()  # type: ignore[union-attr]
+    errors.unlink()
     [dataset] = _folders(out) - before
     indexed = read_frames(dataset)
     report = recover_dataset(dataset)
@@ -137,9 +150,9 @@ def line(kill: Kill) -> str:
 if __name__ == "__main__":  # the 2048x2048 study (writes GBs; run by hand)
     root = Path(sys.argv[1])
     kills = int(sys.argv[2]) if len(sys.argv) > 2 else 12
-    big = ["--size", "2048", "--exposure", "1", "--loop"]
+    big = ["--size", "2048", "--exposure", "5", "--loop"]
     for i in range(kills):
-        kill = kill_acquire(f"2048 loop #{i + 1}", root / f"k{i}", big, 20 + 37 * i)
+        kill = kill_acquire(f"2048 loop #{i + 1}", root / f"k{i}", big, 15 + 11 * i)
         check(kill)
         print(line(kill), flush=True)
         for child in kill.dataset.iterdir():

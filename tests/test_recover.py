@@ -272,3 +272,13 @@ def test_cli_recover_refuses_what_is_not_a_dataset(tmp, capsys):
     code, _, err = mmapp(capsys, "recover", str(tmp))
     assert code == 2
     assert "holds no dataset files" in err
+
+
+def test_the_preset_copy_is_the_one_the_engine_names():
+    from mmapp.data.datasets import PRESET_COPY
+    from mmapp.engine.controller import _preset_copy
+    from mmapp.engine.preset_run import PRESET_FILE_NAME
+
+    assert PRESET_COPY == PRESET_FILE_NAME
+    assert list(_preset_copy({"preset": {"name": "x"}})) == [PRESET_FILE_NAME]
+    assert _preset_copy({"preset": None}) == {}
