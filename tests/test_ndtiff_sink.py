@@ -459,7 +459,7 @@ class DiskFullWrites:
         if self.failures == 0:
             data = b"".join(chunks)[: bytes_before_stop(self.stop, lengths)]
             assert file_io.write_at(fd, memoryview(data), offset) == len(data)
-            filename = self.sink._dataset.current_writer.filename if self.sink else ""
+            filename = self.sink._writer.filename if self.sink else ""
             self.partial = (filename, offset, data)
         self.failures += 1
         raise enospc()
@@ -712,7 +712,7 @@ def test_disk_full_on_first_image_of_a_new_file(tmp, monkeypatch, stop):
     monkeypatch.setattr(
         ndtiff_sink.GatheredWriter,
         "has_space_to_write",
-        lambda self, pixels, metadata: len(self.index_map) < 2,
+        lambda self, pixels, metadata: self.images < 2,
     )
     frames = _frames(4)
     sink = NDTiffSink(tmp / "data", "run")
@@ -720,7 +720,7 @@ def test_disk_full_on_first_image_of_a_new_file(tmp, monkeypatch, stop):
     monkeypatch.setattr(ndtiff_sink, "write_gathered", disk)
     for coords, image, md in frames[:2]:
         sink.put(coords, image, md)
-    first_file = sink._dataset.current_writer.filename
+    first_file = sink._writer.filename
 
     with pytest.raises(StorageWriteError, match="the disk is full") as exc:
         sink.put(*frames[2])
@@ -760,13 +760,12 @@ def test_disk_full_while_writing_the_index_keeps_earlier_images(tmp, room):
     sink = NDTiffSink(tmp / "data", "run")
     for coords, image, md in frames[:2]:
         sink.put(coords, image, md)
-    ds = sink._dataset
-    old = ds._index_file
+    old = sink._index_file
     old.flush()
     raw = FullDiskRaw(str(sink.path / "NDTiff.index"), "r+")
     raw.seek(old.tell())
     raw.limit = raw.tell() + (10 if room == "partial-entry" else 0)
-    ds._index_file = io.BufferedWriter(raw)
+    sink._index_file = io.BufferedWriter(raw)
     old.close()
 
     with pytest.raises(StorageWriteError, match="the disk is full") as exc:

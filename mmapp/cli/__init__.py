@@ -1,7 +1,9 @@
 """Command line: `mmapp` (the main window), `mmapp --selftest`, `mmapp acquire
-[PRESET]`, `mmapp preset`, `mmapp sim-daq`, `mmapp bench`, `mmapp info`.
+[PRESET]`, `mmapp preset`, `mmapp sim-daq`, `mmapp bench`, `mmapp info`,
+`mmapp recover`.
 
-One module per command (`acquire`, `info`, `preset`, `bench`, `sim_daq`, and
+One module per command (`acquire`, `info`, `preset`, `bench`, `sim_daq`,
+`recover`, and
 `gui` for the window); each adds its sub-parser (`add_parser`) and runs it
 (`run`). They are imported when the parser is built, so `mmapp --version`
 loads none of the engine.
@@ -68,7 +70,7 @@ non_negative_float = _number_type(
 
 def build_parser() -> argparse.ArgumentParser:
     """The `mmapp` argument parser."""
-    from mmapp.cli import acquire, bench, gui, info, preset, sim_daq
+    from mmapp.cli import acquire, bench, gui, info, preset, recover, sim_daq
 
     parser = argparse.ArgumentParser(
         prog="mmapp", description="DAQ-coordinated acquisition into NDTiff."
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     info.add_parser(sub)
     preset.add_parser(sub)
+    recover.add_parser(sub)
     return parser
 
 
@@ -105,7 +108,7 @@ def entry() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mmapp` command."""
-    from mmapp.cli import acquire, bench, gui, info, preset, sim_daq
+    from mmapp.cli import acquire, bench, gui, info, preset, recover, sim_daq
     from mmapp.console import setup_console_logging
 
     parser = build_parser()
@@ -117,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": bench.run,
         "info": info.run,
         "preset": preset.run,
+        "recover": recover.run,
         "sim-daq": sim_daq.run,
     }
     if args.command not in commands:

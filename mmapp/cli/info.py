@@ -1,13 +1,15 @@
-"""`mmapp info DATASET`: what a dataset holds, how its run ended, its settings."""
+"""`mmapp info DATASET`: what a dataset holds, how its run ended, its settings,
+and whether a killed run left it unfinished (then `mmapp recover` finishes it)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
-from mmapp.cli import EXIT_OK, EXIT_USAGE, note_program_changes
+from mmapp.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, note_program_changes
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,19 +59,26 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import numpy as np
 
     from mmapp.data.datasets import open_dataset_quietly
+    from mmapp.data.recover import dataset_status
     from mmapp.engine.daq_link import program_change_volumes
 
     path: Path = args.dataset
     problem = None
+    status = dataset_status(path) if path.is_dir() else None
     if not path.exists():
         problem = f"no such folder: {path}"
     elif not path.is_dir():
         problem = f"{path} is a file, not a dataset folder"
+    elif status is not None and status.is_dataset and not status.finished:
+        _say_unfinished(path, status.problems)
+        if not (path / "NDTiff.index").is_file():
+            return EXIT_ERROR  # nothing reads it before `mmapp recover`
     elif not (path / "NDTiff.index").is_file():
         problem = f"{path} is not an NDTiff dataset (it has no NDTiff.index)"
     if problem is not None:
         print(f"mmapp: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    finished = status is not None and status.finished
     ds = open_dataset_quietly(path)
     try:
         coords = ds.get_image_coordinates_list()
@@ -103,6 +112,9 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             "program_changed_at_volumes": changes,
             "processed_dataset": _linked(path, settings.get("processed_dataset")),
             "raw_dataset": _linked(path, settings.get("raw_dataset")),
+            "finished": finished,
+            "unfinished_because": [] if finished or status is None else status.problems,
+            "recovery": _recovery_record(path),
         }
         print(json.dumps(info))
         note_program_changes(path)
@@ -115,6 +127,14 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"run: {run.get('summary', run)}")
     elif run_problem:
         print(f"run: {run_problem}")
+    recovery = _recovery_record(path)
+    if recovery is not None:
+        print(
+            f"recovered: {recovery.get('frames_recovered')} of "
+            f"{recovery.get('frames_found_on_disk')} frames found on disk, "
+            f"{recovery.get('frames_left_out')} left out "
+            f"({recovery.get('recovered_at')}; recovery.json)"
+        )
     print(f"images: {len(coords)}")
     print(f"axes: {', '.join(f'{k} {n}' for k, n in axes.items()) or 'none'}")
     if frame is not None:
@@ -129,6 +149,26 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         )
     note_program_changes(path)
     return EXIT_OK
+
+
+def _say_unfinished(path: Path, problems: list[str]) -> None:
+    """Tell the operator the run did not finish the dataset, and what to do."""
+    print(
+        f"mmapp: note: {path} is unfinished (its run was killed or crashed: "
+        f"{'; '.join(problems)}); `mmapp recover {path}` rebuilds a finished "
+        "dataset from what reached the disk",
+        file=sys.stderr,
+    )
+
+
+def _recovery_record(path: Path) -> dict | None:
+    """What `mmapp recover` did to the dataset (recovery.json), if it ran."""
+    from mmapp.data.recover import RECOVERY_FILE
+
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads((path / RECOVERY_FILE).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else None
+    return None
 
 
 def _run_record(path: Path) -> tuple[dict | None, str | None]:

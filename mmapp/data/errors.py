@@ -21,3 +21,7 @@ class StorageWriteError(DataPathError):
 
 class HandlerClosedError(DataPathError):
     """The data handler was finished or its writer died."""
+
+
+class NotADatasetError(DataPathError, ValueError):
+    """A folder that holds no dataset (nothing mmapp or ndstorage wrote)."""

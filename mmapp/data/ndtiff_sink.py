@@ -1,9 +1,11 @@
-"""NDTiff storage on `ndstorage`, made safe for streaming.
+"""NDTiff storage in `ndstorage`'s format, made safe for streaming.
 
-ndstorage's writer is fast but unforgiving (see DESIGN.md): this wrapper
-validates every frame first, flushes the index after every image (a crash
-loses at most the frame being written), rolls a failed write back so earlier
-frames stay readable, and always finishes the dataset.
+ndstorage's writer is fast but unforgiving (see DESIGN.md): this sink drives
+its file writer itself, validates every frame first, flushes the index after
+every image (a crash loses at most the frame being written), rolls a failed
+write back so earlier frames stay readable, always finishes the dataset, and
+keeps memory and open files bounded however long the run (ndstorage's
+dataset keeps every image's index entry in RAM and every file open).
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ import json
 import os
 import struct
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ndstorage import NDTiffDataset, ndtiff_dataset
 from ndstorage.ndtiff_file import SingleNDTiffWriter
 
 from mmapp.data import file_io
+from mmapp.data.coordinate_set import CoordinateSet
+from mmapp.data.datasets import INDEX_FILE, create_dataset_folder
 from mmapp.data.errors import DuplicateCoordinatesError, StorageWriteError
+from mmapp.data.ndtiff_index import IndexEntry, find_entry
 from mmapp.data.validation import validate_frame
 
 # Every image's axes in one order: tifffile compares each index entry's axes
@@ -125,12 +130,17 @@ class GatheredWriter(SingleNDTiffWriter):
     The stock writer issues three writes and a flush per image; each releases
     and re-takes the GIL, which the engine thread holds much of the time at
     high frame rates. It also tags 8-bit frames as 16 bits per sample, which
-    tifffile then cannot read. Layout and offsets stay ndstorage's own.
+    tifffile then cannot read, keeps an index entry of every image of its
+    file in RAM and a reader of the file open for ever. Here only a count of
+    the file's images is kept, and the file is closed once finished.
+    Layout and offsets stay ndstorage's own.
     """
 
     def __init__(self, directory: str, filename: str, summary_md: Any) -> None:
         super().__init__(directory, filename, summary_md)
+        self.reader.close()  # never read through: one descriptor per file, not two
         self.file = _PositionedFile(self.file)
+        self.images = 0
 
     def write_image(
         self,
@@ -155,16 +165,26 @@ class GatheredWriter(SingleNDTiffWriter):
         total = sum(len(c) for c in chunks)
         write_gathered(self.file.fileno(), chunks, position)
         self.file.seek(position + total)
-        self.index_map[index_key] = entry
+        self.images += 1
         return entry
 
 
-# ndstorage creates its file writers by this module-level name: give it ours.
-ndtiff_dataset.SingleNDTiffWriter = GatheredWriter
+# Index entries of the most recent images kept for get(); older ones are read
+# back from NDTiff.index on disk.
+RECENT_ENTRIES = 1024
+TIFF_SUFFIX = "NDTiffStack"  # ndstorage's file names: NAME_NDTiffStack[_N].tif
 
 
 class NDTiffSink:
-    """One NDTiff dataset; every call from one writer thread (or under its lock)."""
+    """One NDTiff dataset; every call from one writer thread (or under its lock).
+
+    Files and index are ndstorage's format, written here so that memory and
+    open files stay bounded however long the run: a finished .tif file is
+    closed, the coordinates written are kept as runs of integers
+    (:class:`CoordinateSet`), and only the latest index entries stay in RAM.
+    `start_files` ({name: text}) are written into the dataset folder at once,
+    each atomically (e.g. the run's preset), before any image.
+    """
 
     def __init__(
         self,
@@ -173,29 +193,32 @@ class NDTiffSink:
         summary_metadata: Mapping[str, Any] | None = None,
         *,
         exact: bool = False,
+        start_files: Mapping[str, str] | None = None,
     ) -> None:
         """A new dataset `directory/name_N` (ndstorage's next free N), or with
         `exact` the new folder `directory/name` itself (refused if it exists)."""
         directory = Path(directory)
+        self._lock = threading.RLock()
+        self._summary: dict[str, Any] = json_safe(dict(summary_metadata or {}))
+        self.name = name
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            if exact:
-                (directory / name).mkdir()
         except OSError as exc:
             raise StorageWriteError(
                 f"cannot create the save directory {directory}: {exc.strerror}"
             ) from exc
-        self._lock = threading.RLock()
-        self._summary: dict[str, Any] = json_safe(dict(summary_metadata or {}))
-        if exact:
-            self._dataset = NDTiffDataset(
-                str(directory / name), writable=True, summary_metadata=self._summary
-            )
-        else:
-            self._dataset = NDTiffDataset(
-                str(directory), name=name, writable=True, summary_metadata=self._summary
-            )
-        self.path = Path(self._dataset.path)
+        self._start_files = tuple(start_files or {})
+        try:
+            # the folder appears with its index and start files: a run killed
+            # before its first image leaves a folder that opens (empty)
+            self.path = create_dataset_folder(directory, name, start_files, exact=exact)
+            self._index_file: Any = open(self.path / INDEX_FILE, "wb")  # noqa: SIM115
+        except OSError as exc:
+            raise _storage_error(exc, directory / name, 0) from exc
+        self._writer: GatheredWriter | None = None
+        self._file_index = 0
+        self._written = CoordinateSet()
+        self._recent: OrderedDict[frozenset, IndexEntry] = OrderedDict()
         self.images_written = 0
         self.failed: StorageWriteError | None = None
         self.finished = False
@@ -206,7 +229,14 @@ class NDTiffSink:
             if self.images_written:
                 raise RuntimeError("summary metadata is fixed once images are written")
             self._summary = json_safe(dict(summary))
-            self._dataset.initialize(self._summary)
+
+    def _new_writer(self) -> GatheredWriter:
+        """The next .tif file (ndstorage's names: NAME_NDTiffStack.tif, then _1...)."""
+        suffix = f"_{self._file_index}" if self._file_index else ""
+        filename = f"{self.name}_{TIFF_SUFFIX}{suffix}.tif"
+        self._file_index += 1
+        self._writer = GatheredWriter(str(self.path), filename, self._summary)
+        return self._writer
 
     def put(
         self,
@@ -227,89 +257,115 @@ class NDTiffSink:
                 raise self.failed
             if self.finished:
                 raise StorageWriteError(f"dataset {self.path} is already finished")
-            ds = self._dataset
-            if frozenset(axes.items()) in ds.index:
+            if axes in self._written:
                 raise DuplicateCoordinatesError(
                     f"an image with coordinates {axes} is already in {self.path}"
                 )
-            writer = ds.current_writer
+            writer = self._writer
             rollback = (
                 (writer, writer.file.tell(), writer.next_ifd_offset_location)
                 if writer is not None
                 else None
             )
-            index_file = ds._index_file
-            index_length = index_file.tell() if index_file is not None else 0
+            index_length = self._index_file.tell()
+            key = frozenset(axes.items())
             try:
-                ds.put_image(axes, image, md)
-                index_file = getattr(ds, "_index_file", None)
-                if index_file is not None:
-                    index_file.flush()
+                if writer is None:
+                    writer = self._new_writer()
+                elif not writer.has_space_to_write(image, md):
+                    writer.finished_writing()  # the full file is closed
+                    writer = self._new_writer()
+                entry = writer.write_image(key, image, md)
+                self._index_file.write(entry.as_byte_buffer().getvalue())
+                self._index_file.flush()
             except Exception as exc:
                 with contextlib.suppress(OSError):  # the original error matters
-                    self._roll_back(rollback, axes, index_length)
+                    self._roll_back(rollback, index_length)
                 self.failed = _storage_error(exc, self.path, self.images_written)
                 raise self.failed from exc
+            self._written.add(axes)
+            self._recent[key] = IndexEntry(
+                axes,
+                entry.filename,
+                entry.pix_offset,
+                entry.image_width,
+                entry.image_height,
+                entry.pixel_type,
+                entry.metadata_offset,
+                entry.metadata_length,
+            )
+            if len(self._recent) > RECENT_ENTRIES:
+                self._recent.popitem(last=False)
             self.images_written += 1
 
-    def _roll_back(self, rollback: tuple | None, axes: dict, index_length: int) -> None:
+    def _roll_back(self, rollback: tuple | None, index_length: int) -> None:
         """Forget a half-written image: files end at the last good one."""
-        ds = self._dataset
-        key = frozenset(axes.items())
-        ds._write_pending_images.pop(key, None)
-        ds.index.pop(key, None)
-        current = ds.current_writer
-        if current is not None:
-            current.index_map.pop(key, None)
+        current = self._writer
         self._truncate_index(index_length)
+        if current is None:
+            return
         if rollback is not None and current is rollback[0]:
             _, position, next_ifd_location = rollback
             current.file.seek(position)  # finish() truncates here
             current.next_ifd_offset_location = next_ifd_location
-        elif current is not None and not current.index_map:
+        elif current.images == 0:
             # the first image of a new file failed: that file holds no image
-            current.reader.close()
             current.file.close()
             Path(current.filename).unlink(missing_ok=True)
-            ds.current_writer = None
+            self._writer = None
 
     def _truncate_index(self, length: int) -> None:
         """Cut NDTiff.index back to `length` bytes, dropping unwritten entries."""
-        ds = self._dataset
-        index_file = ds._index_file
-        if index_file is None:
-            return
+        index_file = self._index_file
         # Closing the descriptor first drops the entry still in Python's buffer
         # (flushing it could fail again, or write an entry without its image).
         with contextlib.suppress(OSError):
             os.close(index_file.fileno())
         with contextlib.suppress(OSError, ValueError):
             index_file.close()
-        path = self.path / "NDTiff.index"
+        path = self.path / INDEX_FILE
         os.truncate(path, length)
-        ds._index_file = open(path, "ab")  # noqa: SIM115 - ndstorage closes it
+        self._index_file = open(path, "ab")  # noqa: SIM115 - closed by finish()
 
     def has(self, coords: Mapping[str, int | str]) -> bool:
         """Whether an image with these coordinates is on disk."""
         with self._lock:
-            return frozenset(dict(coords).items()) in self._dataset.index
+            return dict(coords) in self._written
+
+    def _entry(self, axes: dict[str, int | str]) -> IndexEntry | None:
+        """Where the image lies: a recent one from RAM, older ones from the index."""
+        entry = self._recent.get(frozenset(axes.items()))
+        if entry is not None:
+            return entry
+        if axes not in self._written:
+            return None
+        self._index_file.flush()
+        return find_entry(self.path / INDEX_FILE, ordered_axes(axes))
 
     def get(self, coords: Mapping[str, int | str]) -> tuple[np.ndarray, dict]:
-        """Read one image and its metadata back from disk (also while writing)."""
+        """Read one image and its metadata back from disk (also while writing).
+
+        The file is opened for this read only (finished files stay closed).
+        """
         with self._lock:
             axes = dict(coords)
-            entry = self._dataset.index.get(frozenset(axes.items()))
+            entry = self._entry(axes)
             if entry is None:
                 raise KeyError(f"no image with coordinates {axes} in {self.path}")
-            depth = entry.get_byte_depth()
-            n_bytes = entry.image_width * entry.image_height * depth
+            depth, width, height = entry.byte_depth, entry.width, entry.height
+            n_bytes = width * height * depth
             with open(self.path / entry.filename, "rb") as f:
                 fd = f.fileno()
                 pixels = file_io.read_at(fd, n_bytes, entry.pix_offset)
-                md = file_io.read_at(fd, entry.metadata_length, entry.metadata_offset)
+                md = file_io.read_at(fd, entry.md_length, entry.md_offset)
             image = np.frombuffer(pixels, np.uint8 if depth == 1 else np.uint16)
-            image = image.reshape(entry.image_height, entry.image_width).copy()
-            return image, json.loads(md)
+            return image.reshape(height, width).copy(), json.loads(md)
+
+    def open_files(self) -> int:
+        """How many of the dataset's files this sink holds open (at most 2)."""
+        writer_open = self._writer is not None and not self._writer.file._file.closed
+        index_open = not self._index_file.closed
+        return int(writer_open) + int(index_open)
 
     def finish(self) -> None:
         """Finish the dataset: last file truncated, index closed. Idempotent."""
@@ -318,20 +374,28 @@ class NDTiffSink:
                 return
             self.finished = True
             try:
-                self._dataset.finish()
+                if self._writer is not None:
+                    self._writer.finished_writing()
             except OSError as exc:
                 raise _storage_error(exc, self.path, self.images_written) from exc
             finally:
-                self._dataset.close()
-                if self.images_written == 0:
-                    self._remove_if_empty()
+                self._writer = None
+                try:
+                    self._index_file.close()
+                except OSError as exc:
+                    raise _storage_error(exc, self.path, self.images_written) from exc
+                finally:
+                    if self.images_written == 0:
+                        self._remove_if_empty()
 
     def _remove_if_empty(self) -> None:
         """A run that saved nothing leaves no empty dataset folder behind."""
-        index = self.path / "NDTiff.index"
+        index = self.path / INDEX_FILE
         with contextlib.suppress(OSError):
             if index.is_file() and index.stat().st_size == 0:
                 index.unlink()
+            for name in self._start_files:
+                (self.path / name).unlink(missing_ok=True)
             self.path.rmdir()
 
 

@@ -167,6 +167,15 @@ class RunResult:
 RUN_RECORD_FILE = "run.json"  # in the dataset folder: how its run ended
 
 
+def _preset_copy(settings: Mapping[str, Any]) -> dict[str, str]:
+    """preset.mmpreset for the dataset folder, written before any image (a run
+    killed later still says how it was set up); the text preset_to_json gives."""
+    preset = settings.get("preset")
+    if not isinstance(preset, dict):
+        return {}
+    return {"preset.mmpreset": json.dumps(preset, indent=2, ensure_ascii=False) + "\n"}
+
+
 def write_run_record(result: RunResult) -> Path | None:
     """Save how the run ended beside its images, in the raw and the processed
     dataset (returns the first written; None: no dataset)."""
@@ -520,7 +529,12 @@ class RunController:
         try:
             save_raw = request.save and not (processing and not chain.save_raw)  # type: ignore[union-attr]
             sink = (
-                NDTiffSink(request.out_dir, request.name, {"mmapp": settings})
+                NDTiffSink(
+                    request.out_dir,
+                    request.name,
+                    {"mmapp": settings},
+                    start_files=_preset_copy(settings),
+                )
                 if save_raw
                 else _DiscardSink()
             )
