@@ -132,3 +132,41 @@ def test_bench_deskew_refuses_one_position() -> None:
     proc = run_mmapp("bench", "deskew", "--positions", "1", "--json", timeout=60)
     assert proc.returncode == 2
     assert "at least 2" in proc.stdout
+
+
+def test_bench_stream_deskew_json(tmp_path: Path) -> None:
+    """The pipeline with deskew + MIP on the rig's OPM program (tiny frames)."""
+    proc = run_mmapp(
+        "bench", "stream", "--deskew", "--dir", str(tmp_path), "--size", "64",
+        "--rate", "200", "--volumes", "2", "--repeats", "1",
+        "--chain", "deskew", "--chain", "empty", "--json",
+        timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    deskew = report["chains"]["deskew"]["runs"][0]
+    empty = report["chains"]["empty"]["runs"][0]
+    assert deskew["frames"] == empty["frames"] == 2 * 50
+    assert deskew["frames_saved"] == deskew["frames"], deskew
+    assert deskew["volumes_deskewed"] == 2 and deskew["kept_up"], deskew
+    assert empty["volumes_deskewed"] == 0 and empty["frames_saved"] == 100
+    assert deskew["deskewed_shape"][2] == 64
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_endurance_json(tmp_path: Path) -> None:
+    """A short endurance run: samples of every resource in each phase."""
+    proc = run_mmapp(
+        "bench", "endurance", "--dir", str(tmp_path), "--size", "32",
+        "--cycles", "2", "--gui-cycles", "2", "--minutes", "0", "--json",
+        timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    for phase in ("api", "gui"):
+        samples = report[phase]["samples"]
+        assert [s["cycle"] for s in samples] == [1]  # cycle 1 (then every 10th)
+        for key in ("rss_mb", "threads", "open_files", "grpc_channels", "daq_tasks"):
+            assert key in samples[0]
+        assert samples[0]["daq_tasks"] == 0  # no task left on the card
+    assert list(tmp_path.iterdir()) == []

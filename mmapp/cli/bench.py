@@ -101,6 +101,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--ref-repeats", type=positive_int, default=3, help="scipy runs (median)"
     )
     deskew.add_argument("--json", action="store_true", help="one JSON object")
+    _add_endurance(bench_sub)
+
+
+def _add_endurance(bench_sub: argparse._SubParsersAction) -> None:
+    endurance = bench_sub.add_parser(
+        "endurance",
+        help="Start/Stop cycles (API, GUI) and a long paced loop: no resource grows",
+    )
+    endurance.add_argument("--dir", type=Path, required=True, help="where to write")
+    endurance.add_argument("--cycles", type=positive_int, default=100)
+    endurance.add_argument(
+        "--gui-cycles", type=int, default=100, help="0: no GUI phase"
+    )
+    endurance.add_argument(
+        "--minutes", type=float, default=30.0, help="the paced loop (0: none)"
+    )
+    endurance.add_argument("--rate", type=positive_float, default=200.0, help="fps")
+    endurance.add_argument("--size", type=positive_int, default=256, help="pixels")
+    endurance.add_argument("--json", action="store_true", help="one JSON object")
 
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -109,6 +128,10 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from mmapp.bench.gui import run_gui_bench
 
         return run_gui_bench(args)
+    if args.bench_command == "endurance":
+        from mmapp.bench.endurance import run_endurance_bench
+
+        return run_endurance_bench(args)
     if args.bench_command == "deskew":
         from mmapp.bench.deskew import run_deskew_bench
 
