@@ -471,7 +471,8 @@ def test_live_view_draws_only_new_frames(qtbot, tmp):
 
     view = LiveView(lambda: frames[0], lambda: None)
     qtbot.addWidget(view)
-    view.show()
+    with qtbot.waitExposed(view):  # nothing is drawn into a window not on screen
+        view.show()
     view.timer.stop()  # ticks by hand
     view.poll()
     assert view.frames_drawn == 0
@@ -484,7 +485,17 @@ def test_live_view_draws_only_new_frames(qtbot, tmp):
     view.poll()
     assert view.frames_drawn == 2
     assert view.image[0, 0] == 999
-    assert view.image is not frames[0].image  # a copy, not the ring buffer
+    # a frame that owns its pixels (DataHandler.latest()'s copy) is kept as
+    # it is; a view into a ring buffer is copied before the slot is reused
+    assert view.image is frames[0].image
+    ring = np.zeros((2, HEIGHT, WIDTH), np.uint16)
+    slot = F(0)
+    slot.image = ring[1]
+    ring[1] = 7
+    frames[0] = slot
+    view.poll()
+    ring[1] = 8  # the camera reuses the slot
+    assert view.frames_drawn == 3 and view.image[5, 5] == 7
 
 
 def test_selftest_command_exits_zero():
@@ -529,7 +540,8 @@ def test_live_view_yields_when_the_pipeline_is_behind(qtbot):
     info = [(0, 0.0)]
     view = LiveView(F, lambda: info[0])  # a new frame at every tick
     qtbot.addWidget(view)
-    view.show()
+    with qtbot.waitExposed(view):
+        view.show()
     view.timer.stop()
     view.poll()
     view.poll()

@@ -63,7 +63,8 @@ def test_auto_contrast_of_a_dark_frame_ignores_the_stamp(live_view, shape):
     assert lo == DARK_LEVEL and hi <= DARK_LEVEL + 1
     assert live_view.histogram.getLevels() == pytest.approx((lo, hi))
     # the dark frame shows dark, not white
-    assert live_view._shown8[shape[0] // 2, shape[1] // 2] == 0
+    shown = live_view._shown
+    assert shown[shown.shape[0] // 2, shown.shape[1] // 2] == 0xFF000000  # black
     h_lo, h_hi = live_view.histogram_view_range
     assert h_lo >= 0 and h_hi < 200  # the stamp does not stretch the histogram
 

@@ -2,8 +2,17 @@
 
 A QTimer (at most 60 Hz) asks a source for the latest frame and draws it only
 if it is new, so the display costs the same at 1 and at 1000 frames per second
-and holds one frame of memory. The histogram is refreshed a few times a second,
-the view range only when the frame shape changes.
+and holds one frame of memory. What a draw costs is kept small, because every
+millisecond of it is taken from the acquisition (same process, same GIL):
+
+- a frame larger than the view's pixels is drawn from a strided view of it
+  (every n-th row and column, n image pixels per screen pixel), never copied;
+- contrast levels and the histogram look at a strided subsample of at most
+  SUBSAMPLE_PIXELS pixels; the histogram is refreshed a few times a second,
+  once a second while the pipeline is behind;
+- while the pipeline is behind the timer itself slows to BUSY_DISPLAY_HZ;
+- nothing is drawn while the view is hidden, its window minimised or not
+  exposed (covered), or its image area clipped away.
 """
 
 from __future__ import annotations
@@ -13,7 +22,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QPointF, QTimer
+from PyQt6 import sip
+from PyQt6.QtCore import QPointF, QRectF, QTimer
+from PyQt6.QtGui import QImage, QPainter, QShowEvent
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,14 +37,18 @@ from PyQt6.QtWidgets import (
 
 MAX_DISPLAY_HZ = 60
 HISTOGRAM_HZ = 4
-AUTO_CONTRAST_SAMPLES = 65536  # pixels looked at per auto-contrast
+BUSY_HISTOGRAM_HZ = 1  # while the pipeline is behind (see PRESSURE_LIMIT)
+IDLE_POLL_HZ = 4  # the timer while nothing can be seen (readouts only)
+SUBSAMPLE_PIXELS = 16384  # pixels looked at per auto contrast or histogram
 AUTO_CONTRAST_PERCENTILES = (0.1, 99.9)
 MIN_TRIMMED = 8  # extreme pixels auto contrast ignores at least (hot pixels, stamp)
 HISTOGRAM_BINS = 256
 HISTOGRAM_MARGIN = 0.25  # of the display range, shown each side of it
 
 # The frame source returns any object with an `image` attribute (a
-# mmapp.data.handler.Frame) or None; a new object means a new frame.
+# mmapp.data.handler.Frame) or None; a new object means a new frame. An image
+# that owns its memory is kept as it is (DataHandler.latest() hands out its
+# own copy); a view into another buffer (a camera ring slot) is copied.
 FrameSource = Callable[[], object | None]
 # (frames received so far, pipeline pressure 0..1) of the running acquisition
 RunInfoSource = Callable[[], tuple[int, float] | None]
@@ -54,10 +69,19 @@ COLORMAPS: dict[str, tuple[int, int, int]] = {
 
 
 def _subsample(image: np.ndarray) -> np.ndarray:
-    """About AUTO_CONTRAST_SAMPLES pixels spread over the image (a strided view:
-    cheap at 2048x2048)."""
-    step = max(1, int(np.sqrt(image.size / AUTO_CONTRAST_SAMPLES)))
+    """At most about SUBSAMPLE_PIXELS pixels spread over the image (a strided
+    view: as cheap at 2048x2048 as at 128x128)."""
+    step = max(1, int(np.ceil(np.sqrt(image.size / SUBSAMPLE_PIXELS))))
     return image[::step, ::step]
+
+
+def display_step(pixel_size: tuple[float, float], device_ratio: float = 1.0) -> int:
+    """Image pixels per device pixel (at least 1) for a view whose screen pixel
+    spans `pixel_size` image pixels: the stride of the rows and columns drawn."""
+    finite = [abs(p) for p in pixel_size if np.isfinite(p) and p > 0]
+    if not finite:
+        return 1
+    return max(1, int(min(finite) / max(device_ratio, 1.0)))
 
 
 def auto_levels(image: np.ndarray) -> tuple[float, float]:
@@ -102,12 +126,72 @@ def histogram_counts(
     return (edges[:-1] + edges[1:]) / 2, counts
 
 
-def display_table(dtype: np.dtype, lo: float, hi: float) -> np.ndarray:
-    """uint8 lookup table mapping every pixel value to its display grey level."""
+def display_table(
+    dtype: np.dtype, lo: float, hi: float, palette: np.ndarray
+) -> np.ndarray:
+    """Lookup table mapping every pixel value (uint8 or uint16) to its display
+    colour: `lo` and below the palette's first colour, `hi` and above its last,
+    linear between. Only the values between the levels are computed (the
+    levels change with every frame under continuous auto contrast)."""
     n = 256 if dtype == np.uint8 else 65536
-    values = np.arange(n, dtype=np.float32)
+    first = int(min(max(np.floor(lo), 0), n))
+    last = int(min(max(np.ceil(hi), first), n))
+    table = np.empty(n, np.uint32)
+    table[:first] = palette[0]
+    table[last:] = palette[255]
+    values = np.arange(first, last, dtype=np.float32)
     scale = 255.0 / max(hi - lo, 1e-6)
-    return np.clip((values - lo) * scale, 0, 255).astype(np.uint8)
+    grey = np.clip((values - lo) * scale, 0, 255).astype(np.uint8)
+    table[first:last] = palette[grey]
+    return table
+
+
+def rgb32_palette(colours: np.ndarray | None) -> np.ndarray:
+    """256 opaque 0xAARRGGBB colours (QImage.Format_RGB32) for grey levels
+    0..255: `colours` (256 x 3 uint8) or, without it, grey."""
+    if colours is None:
+        grey = np.arange(256, dtype=np.uint32)
+        return 0xFF000000 | (grey << 16) | (grey << 8) | grey
+    c = np.asarray(colours, dtype=np.uint32)[:, :3]
+    return 0xFF000000 | (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+
+
+class _FrameItem(pg.GraphicsObject):
+    """The frame on screen: 32-bit RGB pixels drawn as they are.
+
+    Painting holds the GIL (PyQt), so it is kept cheap: Qt scales an RGB32
+    image onto the window's RGB32 backing store 3-4x faster than the 8-bit
+    grey (or indexed, with a colour map) image pyqtgraph's ImageItem makes, and
+    nothing is converted at paint time. The pixels are shared, not copied."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pixels: np.ndarray | None = None
+        self._qimage: QImage | None = None
+        self._rect = QRectF()
+
+    def set_pixels(self, pixels: np.ndarray, rect: QRectF) -> None:
+        """Show `pixels` (uint32 0xAARRGGBB, C-contiguous) over `rect` (in
+        image pixels); the same array refilled in place is shown again."""
+        if rect != self._rect:
+            self.prepareGeometryChange()
+            self._rect = QRectF(rect)
+        if pixels is not self._pixels:
+            h, w = pixels.shape
+            self._qimage = QImage(
+                sip.voidptr(pixels), w, h, w * 4, QImage.Format.Format_RGB32
+            )
+            self._pixels = pixels
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        """The frame's extent in image pixels."""
+        return QRectF(self._rect)
+
+    def paint(self, painter: QPainter, *args: object) -> None:
+        """Draw the pixels, scaled to the frame's extent."""
+        if self._qimage is not None:
+            painter.drawImage(self._rect, self._qimage)
 
 
 class _HistogramSource(pg.ImageItem):
@@ -177,12 +261,17 @@ class LiveView(QWidget):
         self._source = source
         self._processed_source: FrameSource | None = None
         self._run_info = run_info
-        self._last_draw_t = 0.0
+        self._clock: Callable[[], float] = time.perf_counter  # tests drive it
+        self._last_draw_t = -np.inf
+        self._last_histogram_t = -np.inf
         self.pressure = 0.0
         self._last_frame: object | None = None
         self._image: np.ndarray | None = None
         self._new_since_histogram = False
         self.frames_drawn = 0  # frames put on screen (the display frame rate)
+        self.histograms_computed = 0  # histograms binned (each costs CPU)
+        self.display_step = 1  # rows and columns of the image per drawn pixel
+        self._rate_text = ""
         self._display_rate = _RateMeter()
         self._camera_rate = _RateMeter()
 
@@ -190,12 +279,14 @@ class LiveView(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.view_box = self.graphics.addViewBox(lockAspect=True, invertY=True)
         self.view_box.setMenuEnabled(True)
-        self.image_item = pg.ImageItem()  # shows 8-bit frames made by display_table
+        self.image_item = _FrameItem()  # RGB32 pixels made by the display table
         self.view_box.addItem(self.image_item)
+        self.view_box.sigRangeChanged.connect(self._on_range_changed)
         self._levels: tuple[float, float] = (0.0, 1.0)
-        self._table: np.ndarray | None = None
+        self._palette = rgb32_palette(None)  # grey level -> colour of the map
+        self._table: np.ndarray | None = None  # pixel value -> RGB32 colour
         self._table_key: tuple | None = None
-        self._shown8: np.ndarray | None = None
+        self._shown: np.ndarray | None = None  # what is on screen (RGB32)
         self._histogram_range = histogram_range(self._levels)
         self._source_item = _HistogramSource(self._on_levels, self._on_lut)
         # its own view: a new frame repaints the image, not the histogram's axes
@@ -254,6 +345,7 @@ class LiveView(QWidget):
         self.histogram_timer = QTimer(self)
         self.histogram_timer.setInterval(round(1000 / HISTOGRAM_HZ))
         self.histogram_timer.timeout.connect(self._refresh_histogram)
+        self._interval_ms = self.timer.interval()
         self.timer.start()
         self.histogram_timer.start()
 
@@ -279,6 +371,20 @@ class LiveView(QWidget):
             self.mode.setCurrentIndex(0)
 
     # --- drawing ---------------------------------------------------------------------
+    def can_be_seen(self) -> bool:
+        """Whether a draw could reach the screen: the view is shown, its window
+        neither minimised nor unexposed (e.g. covered), the image area not
+        clipped away."""
+        if not self.isVisible():
+            return False
+        window = self.window()
+        if window.isMinimized():
+            return False
+        handle = window.windowHandle()
+        if handle is not None and not handle.isExposed():
+            return False
+        return not self.graphics.viewport().visibleRegion().isEmpty()
+
     def poll(self) -> None:
         """Timer tick: draw the newest frame if there is one (cheap when not)."""
         info = self._run_info() if self._run_info is not None else None
@@ -290,26 +396,48 @@ class LiveView(QWidget):
             self.pressure = info[1]
         self._display_rate.update(self.frames_drawn)
         self._update_rate_label()
-        if not self.isVisible():
+        busy = self.pressure >= PRESSURE_LIMIT
+        seen = self.can_be_seen()
+        self._pace_timer(busy, seen)
+        if not seen:
             return
         source = (
             self._processed_source
             if self.mode.currentIndex() == 1 and self._processed_source is not None
             else self._source
         )
-        now = time.perf_counter()
-        if (
-            self.pressure >= PRESSURE_LIMIT
-            and now - self._last_draw_t < 1 / BUSY_DISPLAY_HZ
-        ):
+        now = self._clock()
+        if busy and now - self._last_draw_t < 1 / BUSY_DISPLAY_HZ:
             return  # the pipeline is behind: leave it the CPU
         frame = source() if source is not None else None
         if frame is None or frame is self._last_frame:
             return
         self._last_frame = frame
         self._last_draw_t = now
-        # a copy: the frame may still be a view into the camera's ring buffer
-        self.show_image(np.array(frame.image, copy=True))  # type: ignore[attr-defined]
+        image = frame.image  # type: ignore[attr-defined]
+        if not image.flags.owndata:  # a view into someone's buffer: ours now
+            image = np.array(image, copy=True)
+        self.show_image(image)
+
+    def _pace_timer(self, busy: bool, seen: bool) -> None:
+        """Fewer ticks while nothing can be seen or the pipeline is behind."""
+        if not seen:
+            hz = IDLE_POLL_HZ
+        elif busy:
+            hz = min(BUSY_DISPLAY_HZ, self.refresh_hz)
+        else:
+            hz = self.refresh_hz
+        interval = max(1, round(1000 / hz))
+        if interval != self._interval_ms:
+            self._interval_ms = interval
+            self.timer.setInterval(interval)
+
+    def showEvent(self, event: QShowEvent | None) -> None:
+        """Shown again: back to the display rate at the next tick."""
+        super().showEvent(event)
+        if self.timer.isActive():
+            self.timer.start(max(1, round(1000 / self.refresh_hz)))
+            self._interval_ms = self.timer.interval()
 
     def show_image(self, image: np.ndarray) -> None:
         """Draw one image now (also used for Snap)."""
@@ -317,29 +445,51 @@ class LiveView(QWidget):
         self._image = image
         if self.auto_continuous.isChecked() or shape_changed:
             self._levels = auto_levels(image)
+        if shape_changed:
+            self.fit()  # first: the zoom sets the stride the image is drawn at
         self._draw()
         if shape_changed:
-            self.fit()
             self._refresh_histogram(force=True)
         self._new_since_histogram = True
         self.frames_drawn += 1
 
+    def _wanted_step(self) -> int:
+        """The display stride the view's current zoom calls for."""
+        try:
+            size = self.view_box.viewPixelSize()
+        except Exception:  # not laid out yet
+            return 1
+        return display_step(size, self.devicePixelRatioF())
+
     def _draw(self) -> None:
-        """Map the current image through the display table and put it on screen."""
+        """Map the current image through the display table and put it on screen
+        (every `display_step`-th row and column when the view shows fewer
+        pixels than the image has)."""
         image = self._image
         if image is None:
             return
-        key = (image.dtype, *self._levels)
+        dtype = np.dtype(np.uint8 if image.dtype == np.uint8 else np.uint16)
+        key = (dtype, *self._levels, id(self._palette))
         if key != self._table_key:
-            self._table = display_table(image.dtype, *self._levels)
+            self._table = display_table(dtype, *self._levels, self._palette)
             self._table_key = key
         assert self._table is not None
-        shown = self._shown8
-        if shown is None or shown.shape != image.shape:
-            shown = self._shown8 = np.empty(image.shape, np.uint8)
-        # one pass, in place; pyqtgraph re-renders from it at the next paint
-        np.take(self._table, image, out=shown, mode="clip")
-        self.image_item.setImage(shown, autoLevels=False)
+        step = self.display_step = self._wanted_step()
+        sampled = image[::step, ::step] if step > 1 else image  # a view, no copy
+        if sampled.dtype not in (np.uint8, np.uint16):  # e.g. a float processed frame
+            sampled = np.clip(sampled, 0, 65535).astype(np.uint16)
+        shown = self._shown
+        if shown is None or shown.shape != sampled.shape:
+            shown = self._shown = np.empty(sampled.shape, np.uint32)
+        # one pass, in place (numpy releases the GIL); painted at the next paint
+        np.take(self._table, sampled, out=shown, mode="clip")
+        h, w = shown.shape  # the extent in image pixels, whatever the stride
+        self.image_item.set_pixels(shown, QRectF(0, 0, w * step, h * step))
+
+    def _on_range_changed(self, *_: object) -> None:
+        """Zoomed or resized: redraw if the stride no longer fits the zoom."""
+        if self._image is not None and self._wanted_step() != self.display_step:
+            self._draw()
 
     def _on_levels(self, levels: tuple[float, float]) -> None:
         """The operator moved the histogram's range (or auto contrast set it)."""
@@ -348,10 +498,13 @@ class LiveView(QWidget):
             self._draw()
 
     def _on_lut(self, lut: object) -> None:
-        """The operator chose a colour map in the histogram."""
-        self.image_item.setLookupTable(
+        """The operator chose a colour map in the histogram: folded into the
+        display table (no colour lookup at paint time)."""
+        colours = (
             None if lut is None else self.histogram.getLookupTable(n=256, alpha=False)
         )
+        self._palette = rgb32_palette(colours)
+        self._draw()
 
     def auto_contrast(self) -> None:
         """Set the display range from the current image once."""
@@ -408,27 +561,41 @@ class LiveView(QWidget):
 
     def fit(self) -> None:
         """Show the whole frame."""
-        self.view_box.autoRange(padding=0.0)
+        if self._image is None:
+            self.view_box.autoRange(padding=0.0)
+        else:
+            h, w = self._image.shape[:2]
+            self.view_box.setRange(QRectF(0, 0, w, h), padding=0.0)
         self.view_box.disableAutoRange()  # no range work per frame
 
     def _refresh_histogram(self, force: bool = False) -> None:
-        """The histogram of the current image around the display range.
+        """Timer tick: the histogram of the current image around the display
+        range, at most HISTOGRAM_HZ (BUSY_HISTOGRAM_HZ while the pipeline is
+        behind) times a second unless forced, and only when it can be seen.
 
         Computed here rather than by pyqtgraph, which bins from the image's
         minimum to its maximum (a frame stamp or a hot pixel then squeezes the
         picture's values into one bin) and resets the levels on every image."""
-        if (self._new_since_histogram or force) and self.isVisible():
-            self._new_since_histogram = False
-            if self._image is None:
-                return
-            follow = self.auto_continuous.isChecked() or force
-            if follow:
-                self._histogram_range = histogram_range(self._levels)
-            self.histogram.plot.setData(
-                *histogram_counts(self._image, self._histogram_range)
-            )
-            if follow:
-                self._show_levels()
+        if not (self._new_since_histogram or force) or not self.can_be_seen():
+            return
+        now = self._clock()
+        hz = BUSY_HISTOGRAM_HZ if self.pressure >= PRESSURE_LIMIT else HISTOGRAM_HZ
+        # (a little slack: timer ticks arrive a few ms early or late)
+        if not force and now - self._last_histogram_t < 0.9 / hz:
+            return
+        self._new_since_histogram = False
+        if self._image is None:
+            return
+        self._last_histogram_t = now
+        self.histograms_computed += 1
+        follow = self.auto_continuous.isChecked() or force
+        if follow:
+            self._histogram_range = histogram_range(self._levels)
+        self.histogram.plot.setData(
+            *histogram_counts(self._image, self._histogram_range)
+        )
+        if follow:
+            self._show_levels()
 
     def _show_levels(self) -> None:
         """The histogram's region at the levels, its axis around them."""
@@ -459,9 +626,12 @@ class LiveView(QWidget):
         return self._image
 
     def _update_rate_label(self) -> None:
-        self.rate_label.setText(
+        text = (
             f"display {self.display_fps:4.0f} fps | camera {self.camera_fps:6.0f} fps"
         )
+        if text != self._rate_text:  # a new text lays the bar out again
+            self._rate_text = text
+            self.rate_label.setText(text)
 
     def _on_mouse_moved(self, pos: QPointF) -> None:
         if self._image is None:
