@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from helpers import HEIGHT, WIDTH, open_dataset
 from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QApplication
 from test_gui import RUN_TIMEOUT_MS, _make_window
 
 from mmapp.gui.main_window import MainWindow
@@ -176,6 +177,12 @@ def test_start_with_deskew_shows_the_mip_of_each_volume(qtbot, window, tmp):
     finally:
         ds.close()
     if os.environ.get("MMAPP_SCREENSHOTS"):  # refresh the README's picture
-        window.docks["processing"].raise_()
+        window.resizeDocks([window.docks["log"]], [110], Qt.Orientation.Vertical)
+        window.resizeDocks(
+            [window.docks["acquisition"], window.docks["processing"]],
+            [260, 520],
+            Qt.Orientation.Vertical,
+        )
+        QApplication.processEvents()  # the docks take their new sizes
         SCREENSHOT.mkdir(parents=True, exist_ok=True)
         assert window.grab().save(str(SCREENSHOT / "processing.png"))
