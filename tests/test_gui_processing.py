@@ -186,3 +186,15 @@ def test_start_with_deskew_shows_the_mip_of_each_volume(qtbot, window, tmp):
         QApplication.processEvents()  # the docks take their new sizes
         SCREENSHOT.mkdir(parents=True, exist_ok=True)
         assert window.grab().save(str(SCREENSHOT / "processing.png"))
+
+
+def test_dragging_a_step_reorders_the_chain(window):
+    from PyQt6.QtCore import QModelIndex
+
+    panel = window.processing_panel
+    panel.add_step("bin")
+    panel.add_step("mip")
+    model = panel.steps.model()
+    assert model.moveRow(QModelIndex(), 1, QModelIndex(), 0)  # what a drop does
+    assert _names(window) == [("mip", True), ("bin", True)]
+    assert [panel.steps.item(i).text() for i in range(2)] == ["mip", "bin"]
