@@ -21,6 +21,7 @@ from PyQt6.QtWidgets import QApplication
 from test_gui import RUN_TIMEOUT_MS, _make_window
 
 from mmapp.gui.main_window import MainWindow
+from mmapp.gui.preset_bridge import window_preset
 from mmapp.processing import ProcessingChain, geometry_for
 from mmapp.resources import resources_dir
 from mmapp.rig.simulated import is_lit
@@ -85,6 +86,7 @@ def test_add_order_enable_and_params_edit_the_chain(window):
     panel.on_error.setCurrentText("disable")
     chain = window.preset_extras.processing
     assert (chain.save_raw, chain.on_error) == (False, "disable")
+    assert window_preset(window).processing == chain  # what Save writes
 
     panel.remove_selected()  # save_raw off and no step enabled: refused
     assert "nothing would be saved" in panel.message.text()
