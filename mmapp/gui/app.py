@@ -75,6 +75,8 @@ def run_gui(rig_path: str | None = None, preset_path: str | None = None) -> int:
     window.show()
     if preset_path:  # a preset that does not open says why; the window stays
         window.preset_files.open(preset_path)
+    # a run killed last time: its dataset is named and recovery offered
+    QTimer.singleShot(0, window.recovery.offer)
     # Ctrl-C in the terminal, SIGTERM (kill, logout) and SIGHUP (the terminal
     # closed) close the window cleanly: shutdown() stops a run and finishes its
     # dataset (Python needs a tick to see a signal)

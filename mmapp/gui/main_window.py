@@ -58,6 +58,7 @@ from mmapp.gui.menus import build_menus
 from mmapp.gui.preset_bridge import PresetExtras, window_preset
 from mmapp.gui.preset_files import PresetFiles
 from mmapp.gui.processing_panel import ProcessingPanel
+from mmapp.gui.recovery import DatasetRecovery
 from mmapp.gui.scroll import FormScrollArea
 from mmapp.gui.settings import AppSettings
 from mmapp.presets import ApplyError, Preset, RecentPresets
@@ -160,6 +161,7 @@ class MainWindow(QMainWindow):
         self.acquisition.live_toggled.connect(self.set_live)
         self.acquisition.start_clicked.connect(self.start)
         self.acquisition.stop_clicked.connect(self.stop)
+        self.recovery = DatasetRecovery(self, self.acquisition.save_dir.text)
         self.menus = build_menus(self)
         # names the tests and the presets work use
         self.actions_by_name = self.menus.acquire
