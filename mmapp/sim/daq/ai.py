@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmapp.sim.daq.device import AI_RANGES_V, expand_channels, physical
+from mmapp.sim.daq.device import ai_range, expand_channels, physical
 from mmapp.sim.daq.errors import INVALID_ATTRIBUTE_VALUE, DaqmxError
 
 if TYPE_CHECKING:
@@ -41,8 +41,7 @@ class AnalogInput:
                 f"Property: DAQmx_AI_Min\nRequested Value: {min_v:g}\n"
                 f"Maximum Value: {max_v:g}",
             )
-        span = max(abs(min_v), abs(max_v))
-        rng = next((r for r in AI_RANGES_V if r >= span - 1e-12), None)
+        rng = ai_range(min_v, max_v)
         if rng is None:
             raise DaqmxError(
                 INVALID_ATTRIBUTE_VALUE,

@@ -84,8 +84,8 @@ CHANNEL: dict[int, Attr] = {
         _a(0x130, "ao_dac_ref_conn_to_gnd", "bool", False, kinds=AO),
         _a(0x1832, "ao_dac_ref_val", "f64", 10.0, kinds=AO),
         # AI
-        _a(0x17DD, "ai_max", "f64", kinds=AI, field="max_v"),
-        _a(0x17DE, "ai_min", "f64", kinds=AI, field="min_v"),
+        _a(0x17DD, "ai_max", "f64", kinds=AI, field="ai_max"),
+        _a(0x17DE, "ai_min", "f64", kinds=AI, field="ai_min"),
         _a(0x695, "ai_meas_type", "i32", 10322, kinds=AI, readonly=True),
         _a(0x1094, "ai_voltage_units", "i32", 10348, kinds=AI),
         _a(0x17E0, "ai_custom_scale", "str", "", kinds=AI),

@@ -28,6 +28,7 @@ from mmapp.sim.daq.device import (
     MAX_AO_RATE_HZ,
     MAX_DO_RATE_HZ,
     DeviceSpec,
+    ai_range,
     expand_channels,
 )
 from mmapp.sim.daq.dio import DigitalIO
@@ -120,6 +121,31 @@ class Channel:
     def low_time(self, value: float) -> None:
         high = self.high_time
         self.freq_hz, self.duty = 1.0 / (high + value), high / (high + value)
+
+    @property
+    def ai_max(self) -> float:
+        """AI maximum as DAQmx reports it: coerced to the range's top."""
+        return self.rng_high
+
+    @ai_max.setter
+    def ai_max(self, value: float) -> None:
+        self.max_v = value
+        self._coerce_ai_range()
+
+    @property
+    def ai_min(self) -> float:
+        """AI minimum as DAQmx reports it: coerced to the range's bottom."""
+        return self.rng_low
+
+    @ai_min.setter
+    def ai_min(self, value: float) -> None:
+        self.min_v = value
+        self._coerce_ai_range()
+
+    def _coerce_ai_range(self) -> None:
+        rng = ai_range(self.min_v, self.max_v)
+        if rng is not None:
+            self.rng_high, self.rng_low = rng, -rng
 
     def reset_field(self, name: str) -> None:
         """Attribute reset: fields keep what the channel was created with."""

@@ -65,9 +65,12 @@ class DigitalIO:
             return
         all_lines = [ln for g in groups for ln in g]
         phys = lines.strip().lstrip("/")
-        if "," in phys or ":" in phys:  # DAQmx names a line range 'first...last'
+        default_name = phys
+        entries = expand_channels(phys)
+        if len(entries) > 1:  # DAQmx names a multi-entry channel 'first...'
             phys = f"{all_lines[0]}...{all_lines[-1]}"
-        self._add(task, Channel(name or phys, phys, kind, lines=all_lines))  # type: ignore[attr-defined]
+            default_name = f"{entries[0].lstrip('/')}..."
+        self._add(task, Channel(name or default_name, phys, kind, lines=all_lines))  # type: ignore[attr-defined]
 
     def add_do_lines(self, task: SimTask, lines: str, name: str) -> None:
         """Add digital output lines (one channel per line)."""
