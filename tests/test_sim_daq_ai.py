@@ -6,9 +6,11 @@ from collections.abc import Iterator
 
 import grpc
 import nidaqmx
+import numpy as np
 import pytest
-from nidaqmx.constants import LineGrouping
+from nidaqmx.constants import AcquisitionType, LineGrouping
 from nidaqmx.grpc_session_options import GrpcSessionOptions
+from nidaqmx.stream_readers import AnalogUnscaledReader
 
 from mmapp.rig.simulated import SimDaqDevice, SimDaqServer
 
@@ -47,3 +49,26 @@ def test_a_multi_line_digital_channel_is_named_first_line_dots(opts) -> None:
         task.di_channels.add_di_chan("Dev1/port1")
         assert task.channel_names == ["Dev1/port0/line0...", "Dev1/port1"]
         assert task.di_channels["Dev1/port0/line0..."].di_num_lines == 4
+
+
+def test_binary_and_raw_reads_give_the_adc_codes_of_the_range(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as ao, nidaqmx.Task(grpc_options=opts) as ai:
+        ao.ao_channels.add_ao_voltage_chan("Dev1/ao0")
+        ai.ai_channels.add_ai_voltage_chan("Dev1/_ao0_vs_aognd", min_val=-5, max_val=5)
+        ao.write(2.5)
+        assert ai.ai_channels.all.ai_raw_samp_size == 16
+        codes = np.zeros((1, 3), dtype=np.int16)
+        AnalogUnscaledReader(ai.in_stream).read_int16(codes, 3)
+        np.testing.assert_array_equal(codes, [[16384, 16384, 16384]])
+        raw = ai.in_stream.read(2)
+        assert raw.dtype == np.int16
+        np.testing.assert_array_equal(raw, [16384, 16384])
+
+
+def test_a_finite_read_of_more_than_acquired_returns_what_is_left(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as task:
+        task.ai_channels.add_ai_voltage_chan("Dev1/ai0", min_val=0.5, max_val=1.5)
+        task.timing.cfg_samp_clk_timing(
+            1000.0, sample_mode=AcquisitionType.FINITE, samps_per_chan=5
+        )
+        assert len(task.read(10)) == 5

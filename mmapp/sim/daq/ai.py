@@ -68,3 +68,11 @@ class AnalogInput:
                 mid, half = (ch.max_v + ch.min_v) / 2, (ch.max_v - ch.min_v) / 2
                 out[i] = mid + 0.5 * half * np.sin(2 * np.pi * samples / 50.0)
         return out
+
+
+def ai_codes(task: SimTask, volts: np.ndarray) -> np.ndarray:
+    """Volts (channel rows) as the ADC's 16-bit codes: full scale is each
+    channel's range (+/-32767 at +/-rng_high)."""
+    rng = np.array([ch.rng_high for ch in task.channels], dtype=np.float64)[:, None]
+    codes = np.round(volts * (32767.0 / rng))
+    return np.clip(codes, -32768, 32767).astype(np.int16)

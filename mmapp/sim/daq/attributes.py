@@ -93,6 +93,8 @@ CHANNEL: dict[int, Attr] = {
         _a(0x1815, "ai_rng_high", "f64", kinds=AI, field="rng_high"),
         _a(0x1816, "ai_rng_low", "f64", kinds=AI, field="rng_low"),
         _a(0x1818, "ai_gain", "f64", 1.0, kinds=AI),
+        _a(0x22DA, "ai_raw_samp_size", "u32", 16, kinds=AI, readonly=True),
+        _a(0x1765, "ai_resolution", "f64", 16.0, kinds=AI, readonly=True),
         # DO / DI
         _a(0x2179, "do_num_lines", "u32", _lines, kinds=DO, readonly=True),
         _a(0x2178, "di_num_lines", "u32", _lines, kinds=DI, readonly=True),
@@ -266,6 +268,7 @@ READ: dict[int, Attr] = {
     a.id: a
     for a in (
         _a(0x1826, "auto_start", "bool", True),
+        _a(0x1215, "read_all_avail_samp", "bool", False),
         _a(0x1223, "avail_samp_per_chan", "u32", field="avail_samples", readonly=True),
         _a(
             0x192A,

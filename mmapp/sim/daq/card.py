@@ -915,6 +915,9 @@ class SimDaqDevice(AnalogInput, DigitalIO):
                     if n < 0:
                         want = task.samps_per_chan if task.finite else have
                         want = max(want - task.read_pos, 0)
+                    elif task.finite and not task.retriggerable:
+                        # more than the acquisition holds: what is left
+                        want = min(n, max(task.samps_per_chan - task.read_pos, 0))
                     else:
                         want = n
                     if have >= task.read_pos + want:

@@ -22,6 +22,7 @@ from nidaqmx._stubs import nidaqmx_pb2_grpc as pb_grpc
 from session_pb2 import Session
 
 from mmapp.sim.daq import attributes
+from mmapp.sim.daq.ai import ai_codes
 from mmapp.sim.daq.card import SimDaqDevice, SimTask
 from mmapp.sim.daq.device import (
     DEVICE_ARRAYS,
@@ -495,6 +496,51 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
     def ReadAnalogScalarF64(self, request, context):  # noqa: ANN001, ANN201
         _, data = self._read(request)
         return pb.ReadAnalogScalarF64Response(value=float(data[0, 0]))
+
+    def _codes(self, request: Any) -> tuple[SimTask, np.ndarray]:
+        task, data = self._read(request)
+        if task.kind != "ai":
+            raise DaqmxError(
+                ATTR_NOT_SUPPORTED, "Binary reads need an analog input task."
+            )
+        return task, ai_codes(task, data)
+
+    def _read_binary(self, request: Any, response: Any, dtype: Any) -> Any:
+        _, codes = self._codes(request)
+        size = int(request.array_size_in_samps)
+        if codes.size > size:
+            raise DaqmxError(READ_BUFFER_TOO_SMALL, f"Array size: {size}")
+        return response(
+            read_array=self._group(request, codes.astype(dtype)).tolist(),
+            samps_per_chan_read=codes.shape[1],
+        )
+
+    @_rpc
+    def ReadBinaryI16(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_binary(request, pb.ReadBinaryI16Response, np.int16)
+
+    @_rpc
+    def ReadBinaryU16(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_binary(request, pb.ReadBinaryU16Response, np.uint16)
+
+    @_rpc
+    def ReadBinaryI32(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_binary(request, pb.ReadBinaryI32Response, np.int32)
+
+    @_rpc
+    def ReadBinaryU32(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_binary(request, pb.ReadBinaryU32Response, np.uint32)
+
+    @_rpc
+    def ReadRaw(self, request, context):  # noqa: ANN001, ANN201
+        _, codes = self._codes(request)
+        raw = codes.T.reshape(-1).tobytes()  # interleaved, as the ADC delivers
+        size = int(request.array_size_in_bytes)
+        if len(raw) > size:
+            raise DaqmxError(READ_BUFFER_TOO_SMALL, f"Array size: {size}")
+        return pb.ReadRawResponse(
+            read_array=raw, samps_read=codes.shape[1], num_bytes_per_samp=2
+        )
 
     def _ports(self, task: SimTask, lines: np.ndarray) -> np.ndarray:
         """Per-line rows -> one integer row per channel (bit k: k-th line)."""
