@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import grpc
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 from nidaqmx.constants import AcquisitionType, LineGrouping
 from nidaqmx.grpc_session_options import GrpcSessionOptions
-from nidaqmx.stream_readers import AnalogUnscaledReader
+from nidaqmx.stream_readers import AnalogSingleChannelReader, AnalogUnscaledReader
+from nitypes.waveform import AnalogWaveform
 
 from mmapp.rig.simulated import SimDaqDevice, SimDaqServer
 
@@ -72,3 +74,21 @@ def test_a_finite_read_of_more_than_acquired_returns_what_is_left(opts) -> None:
             1000.0, sample_mode=AcquisitionType.FINITE, samps_per_chan=5
         )
         assert len(task.read(10)) == 5
+
+
+def test_a_waveform_read_carries_timing_name_and_units(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as ao, nidaqmx.Task(grpc_options=opts) as ai:
+        ao.ao_channels.add_ao_voltage_chan("Dev1/ao1")
+        ai.ai_channels.add_ai_voltage_chan("Dev1/_ao1_vs_aognd", "probe")
+        ai.timing.cfg_samp_clk_timing(
+            2000.0, sample_mode=AcquisitionType.FINITE, samps_per_chan=4
+        )
+        ao.write(-1.5)
+        wfm = AnalogWaveform(4)
+        assert AnalogSingleChannelReader(ai.in_stream).read_waveform(wfm, 4) == 4
+        np.testing.assert_array_equal(wfm.scaled_data, [-1.5] * 4)
+        assert wfm.timing.sample_interval == dt.timedelta(seconds=1 / 2000)
+        assert abs(wfm.timing.timestamp - dt.datetime.now(dt.UTC)) < dt.timedelta(
+            seconds=5
+        )
+        assert (wfm.channel_name, wfm.units) == ("probe", "Volts")

@@ -891,6 +891,15 @@ class SimDaqDevice(AnalogInput, DigitalIO):
         )
 
     # --- input --------------------------------------------------------------------
+    def sample_time(self, name: str, k: int) -> float:
+        """Wall-clock time (s since the epoch) of sample `k` of a task (now for
+        on-demand tasks or one whose start has no clock time)."""
+        task = self.task(name)
+        now = time.time()
+        if task.on_demand or not task.rate or task.started_at is None:
+            return now
+        return now - (self.clock() - (task.started_at + k / task.rate))
+
     def read(self, name: str, n: int, timeout: float) -> np.ndarray:
         """Read `n` samples per channel (-1: all of a finite task, or what is
         available); rows as `task.rows()` (AI: channels, DI: lines)."""

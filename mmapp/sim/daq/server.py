@@ -21,7 +21,7 @@ from nidaqmx._stubs import nidaqmx_pb2 as pb
 from nidaqmx._stubs import nidaqmx_pb2_grpc as pb_grpc
 from session_pb2 import Session
 
-from mmapp.sim.daq import attributes
+from mmapp.sim.daq import attributes, waveforms
 from mmapp.sim.daq.ai import ai_codes
 from mmapp.sim.daq.card import SimDaqDevice, SimTask
 from mmapp.sim.daq.device import (
@@ -540,6 +540,28 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             raise DaqmxError(READ_BUFFER_TOO_SMALL, f"Array size: {size}")
         return pb.ReadRawResponse(
             read_array=raw, samps_read=codes.shape[1], num_bytes_per_samp=2
+        )
+
+    def _read_waveforms(self, request: Any, make: Callable, response: Any) -> Any:
+        task = self._task(request.task)
+        first = task.read_pos
+        task, data = self._read(request)
+        t0 = self.device.sample_time(task.name, first)
+        mode = _raw(request, "waveform_attribute_mode")
+        return response(
+            waveforms=make(task, data, t0, mode), samps_per_chan_read=data.shape[1]
+        )
+
+    @_rpc
+    def ReadAnalogWaveforms(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_waveforms(
+            request, waveforms.analog, pb.ReadAnalogWaveformsResponse
+        )
+
+    @_rpc
+    def ReadDigitalWaveforms(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_waveforms(
+            request, waveforms.digital, pb.ReadDigitalWaveformsResponse
         )
 
     def _ports(self, task: SimTask, lines: np.ndarray) -> np.ndarray:
