@@ -92,3 +92,14 @@ def test_a_waveform_read_carries_timing_name_and_units(opts) -> None:
             seconds=5
         )
         assert (wfm.channel_name, wfm.units) == ("probe", "Volts")
+
+
+def test_read_all_reads_a_finite_task_whole_or_what_is_available(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as task:
+        task.ai_channels.add_ai_voltage_chan("Dev1/ai0", min_val=0.5, max_val=1.5)
+        task.timing.cfg_samp_clk_timing(
+            1000.0, sample_mode=AcquisitionType.FINITE, samps_per_chan=7
+        )
+        assert task.read_waveform().sample_count == 7
+        task.in_stream.read_all_avail_samp = True
+        assert task.in_stream.read_all_avail_samp is True

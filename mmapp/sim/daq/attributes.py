@@ -264,6 +264,17 @@ TRIGGER: dict[int, Attr] = {
     )
 }
 
+
+def _default_read(task: Any) -> int:
+    """Samples per channel a 'read all' reads: a finite task's whole
+    acquisition (unless read_all_avail_samp), else what is available."""
+    if task.on_demand:
+        return 1
+    if task.finite and not task.attrs.get(0x1215, False):
+        return int(task.samps_per_chan)
+    return int(task.avail_samples)
+
+
 READ: dict[int, Attr] = {
     a.id: a
     for a in (
@@ -308,7 +319,7 @@ READ: dict[int, Attr] = {
         _a(0x2A0A, "open_current_loop_chans", "str", "", readonly=True),
         _a(0x2A09, "open_current_loop_chans_exist", "bool", False, readonly=True),
         _a(0x1224, "read_all_avail_samp", "bool", False),
-        _a(0x31E8, "triggers", "u32", 0, readonly=True),
+        _a(0x31E8, "default_num_samps_to_read", "u32", _default_read, readonly=True),
         _a(
             0x217C,
             "di_num_booleans_per_chan",
