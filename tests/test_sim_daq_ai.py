@@ -103,3 +103,12 @@ def test_read_all_reads_a_finite_task_whole_or_what_is_available(opts) -> None:
         assert task.read_waveform().sample_count == 7
         task.in_stream.read_all_avail_samp = True
         assert task.in_stream.read_all_avail_samp is True
+
+
+def test_a_written_analog_waveform_is_what_the_loopback_reads(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as ao, nidaqmx.Task(grpc_options=opts) as ai:
+        ao.ao_channels.add_ao_voltage_chan("Dev1/ao0")
+        ai.ai_channels.add_ai_voltage_chan("Dev1/_ao0_vs_aognd")
+        wfm = AnalogWaveform.from_array_1d(np.array([0.5, -2.25]))
+        assert ao.write_waveform(wfm) == 2
+        assert ai.read() == -2.25

@@ -263,6 +263,20 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         return pb.WriteAnalogF64Response(samps_per_chan_written=n)
 
     @_rpc
+    def WriteAnalogWaveforms(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        data = waveforms.analog_rows(task, request.waveforms)
+        n = self.device.write(task, data, request.auto_start)
+        return pb.WriteAnalogWaveformsResponse(samps_per_chan_written=n)
+
+    @_rpc
+    def WriteDigitalWaveforms(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        data = waveforms.digital_rows(task, request.waveforms)
+        n = self.device.write(task, data, request.auto_start)
+        return pb.WriteDigitalWaveformsResponse(samps_per_chan_written=n)
+
+    @_rpc
     def WriteAnalogScalarF64(self, request, context):  # noqa: ANN001, ANN201
         data = np.array([[request.value]], dtype=np.float64)
         self.device.write(self._task(request.task), data, request.auto_start)

@@ -1,5 +1,6 @@
-"""Samples the card read, as the waveforms DAQmx's waveform reads return
-(timing of the first sample, channel name, units; per the attribute mode)."""
+"""Waveform reads and writes: samples the card read as the waveforms DAQmx
+returns (timing of the first sample, channel name, units; per the attribute
+mode), and the waveforms a client writes as rows of samples."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ni.protobuf.types.waveform_conversion import (
+    digital_waveform_from_protobuf,
     digital_waveform_to_protobuf,
+    float64_analog_waveform_from_protobuf,
     float64_analog_waveform_to_protobuf,
 )
 from nitypes.waveform import AnalogWaveform, DigitalWaveform, Timing
+
+from mmapp.sim.daq.errors import INVALID_NUM_SAMPS_TO_WRITE, DaqmxError
 
 if TYPE_CHECKING:
     from mmapp.sim.daq.card import Channel, SimTask
@@ -68,3 +73,38 @@ def digital(task: SimTask, lines: np.ndarray, t0: float | None, mode: int) -> li
         )
         out.append(digital_waveform_to_protobuf(wfm))
     return out
+
+
+def _check_counts(task: SimTask, counts: list[int]) -> int:
+    if len(counts) != len(task.channels) or len(set(counts)) != 1 or counts[0] < 1:
+        raise DaqmxError(
+            INVALID_NUM_SAMPS_TO_WRITE,
+            f"Waveforms: {len(counts)} with samples {counts} for "
+            f"{len(task.channels)} channels (Task Name: {task.name})",
+        )
+    return counts[0]
+
+
+def analog_rows(task: SimTask, protos: Any) -> np.ndarray:
+    """Channels x samples (volts) from the analog waveforms a client wrote."""
+    wfms = [float64_analog_waveform_from_protobuf(p) for p in protos]
+    _check_counts(task, [w.sample_count for w in wfms])
+    return np.array([w.scaled_data for w in wfms], dtype=np.float64)
+
+
+def digital_rows(task: SimTask, protos: Any) -> np.ndarray:
+    """A row per line (0/1) from the digital waveforms a client wrote; column
+    k of a waveform drives the channel's k-th line."""
+    wfms = [digital_waveform_from_protobuf(p) for p in protos]
+    _check_counts(task, [w.sample_count for w in wfms])
+    rows = []
+    for ch, w in zip(task.channels, wfms, strict=True):
+        data = np.asarray(w.data)
+        if data.shape[1] != len(ch.lines):
+            raise DaqmxError(
+                INVALID_NUM_SAMPS_TO_WRITE,
+                f"Waveform signals: {data.shape[1]}\nChannel lines: {len(ch.lines)}"
+                f"\nChannel Name: {ch.name}",
+            )
+        rows += [data[:, k] > 0 for k in range(len(ch.lines))]
+    return np.array(rows, dtype=np.float64)
