@@ -10,9 +10,10 @@ import nidaqmx
 import numpy as np
 import pytest
 from nidaqmx.constants import AcquisitionType, LineGrouping
+from nidaqmx.errors import DaqError
 from nidaqmx.grpc_session_options import GrpcSessionOptions
 from nidaqmx.stream_readers import AnalogSingleChannelReader, AnalogUnscaledReader
-from nitypes.waveform import AnalogWaveform
+from nitypes.waveform import AnalogWaveform, DigitalWaveform
 
 from mmapp.rig.simulated import SimDaqDevice, SimDaqServer
 
@@ -112,3 +113,18 @@ def test_a_written_analog_waveform_is_what_the_loopback_reads(opts) -> None:
         wfm = AnalogWaveform.from_array_1d(np.array([0.5, -2.25]))
         assert ao.write_waveform(wfm) == 2
         assert ai.read() == -2.25
+
+
+def test_a_port_waveform_has_line0_in_its_rightmost_column(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as do, nidaqmx.Task(grpc_options=opts) as di:
+        do.do_channels.add_do_chan("Dev1/port1")
+        di.di_channels.add_di_chan("Dev1/port1")
+        wfm = DigitalWaveform.from_port(np.array([0b1000_0001], dtype=np.uint8), 0xFF)
+        assert do.write_waveform(wfm) == 1
+        got = di.read_waveform(1)
+        assert got.signals[0].name == "Dev1/port1/line0"
+        assert got.data[0].tolist() == [1, 0, 0, 0, 0, 0, 0, 1]
+        with pytest.raises(DaqError) as err:
+            do.write_waveform(DigitalWaveform(1, 3))
+        assert err.value.error_code == -200463
+        assert "number of lines in the data" in err.value.args[0]

@@ -87,6 +87,7 @@ class Channel:
     high_ticks: int = 0
     low_ticks: int = 0
     lines: list[str] = field(default_factory=list)  # digital: its lines, in order
+    columns: list[str] = field(default_factory=list)  # digital: waveform columns
     term_cfg: int = 10083  # AI terminal configuration (RSE on internal channels)
     rng_high: float = 10.0
     rng_low: float = -10.0

@@ -16,7 +16,12 @@ from ni.protobuf.types.waveform_conversion import (
 )
 from nitypes.waveform import AnalogWaveform, DigitalWaveform, Timing
 
-from mmapp.sim.daq.errors import INVALID_NUM_SAMPS_TO_WRITE, DaqmxError
+from mmapp.sim.daq.errors import (
+    INVALID_NUM_SAMPS_TO_WRITE,
+    NUM_LINES_MISMATCH_IN_READ_OR_WRITE,
+    WRITE_BUFFER_TOO_SMALL,
+    DaqmxError,
+)
 
 if TYPE_CHECKING:
     from mmapp.sim.daq.card import Channel, SimTask
@@ -44,6 +49,10 @@ def _props(ch: Channel, mode: int, units: str | None) -> dict[str, Any]:
     return props
 
 
+def _columns(ch: Channel) -> list[str]:
+    return ch.columns if len(ch.columns) == len(ch.lines) else list(ch.lines)
+
+
 def analog(task: SimTask, data: np.ndarray, t0: float | None, mode: int) -> list[Any]:
     """One protobuf analog waveform per channel (rows of `data`, volts)."""
     out = []
@@ -62,12 +71,13 @@ def digital(task: SimTask, lines: np.ndarray, t0: float | None, mode: int) -> li
     column k holds the channel's k-th line, as DAQmx orders them."""
     out, row = [], 0
     for ch in task.channels:
-        k = len(ch.lines)
-        data = np.ascontiguousarray(lines[row : row + k].T.astype(np.uint8))
+        k, cols = len(ch.lines), _columns(ch)
+        order = [ch.lines.index(c) for c in cols]
+        data = np.ascontiguousarray(lines[row : row + k][order].T.astype(np.uint8))
         row += k
         props = _props(ch, mode, None)
         if props:
-            props["NI_LineNames"] = ", ".join(ch.lines)
+            props["NI_LineNames"] = ", ".join(cols)
         wfm = DigitalWaveform.from_lines(
             data, extended_properties=props, timing=_timing(task, t0, mode)
         )
@@ -76,11 +86,16 @@ def digital(task: SimTask, lines: np.ndarray, t0: float | None, mode: int) -> li
 
 
 def _check_counts(task: SimTask, counts: list[int]) -> int:
-    if len(counts) != len(task.channels) or len(set(counts)) != 1 or counts[0] < 1:
+    if len(counts) != len(task.channels):
+        raise DaqmxError(
+            WRITE_BUFFER_TOO_SMALL,
+            f"Number of Channels in Data: {len(counts)}\n"
+            f"Number of Channels in Task: {len(task.channels)}\nTask Name: {task.name}",
+        )
+    if len(set(counts)) != 1 or counts[0] < 1:
         raise DaqmxError(
             INVALID_NUM_SAMPS_TO_WRITE,
-            f"Waveforms: {len(counts)} with samples {counts} for "
-            f"{len(task.channels)} channels (Task Name: {task.name})",
+            f"Samples per waveform: {counts}\nTask Name: {task.name}",
         )
     return counts[0]
 
@@ -102,9 +117,10 @@ def digital_rows(task: SimTask, protos: Any) -> np.ndarray:
         data = np.asarray(w.data)
         if data.shape[1] != len(ch.lines):
             raise DaqmxError(
-                INVALID_NUM_SAMPS_TO_WRITE,
+                NUM_LINES_MISMATCH_IN_READ_OR_WRITE,
                 f"Waveform signals: {data.shape[1]}\nChannel lines: {len(ch.lines)}"
                 f"\nChannel Name: {ch.name}",
             )
-        rows += [data[:, k] > 0 for k in range(len(ch.lines))]
+        cols = _columns(ch)
+        rows += [data[:, cols.index(ln)] > 0 for ln in ch.lines]
     return np.array(rows, dtype=np.float64)
