@@ -13,6 +13,7 @@ from nidaqmx.constants import AcquisitionType, LineGrouping
 from nidaqmx.errors import DaqError
 from nidaqmx.grpc_session_options import GrpcSessionOptions
 from nidaqmx.stream_readers import AnalogSingleChannelReader, AnalogUnscaledReader
+from nidaqmx.stream_writers import AnalogUnscaledWriter
 from nitypes.waveform import AnalogWaveform, DigitalWaveform
 
 from mmapp.rig.simulated import SimDaqDevice, SimDaqServer
@@ -128,3 +129,12 @@ def test_a_port_waveform_has_line0_in_its_rightmost_column(opts) -> None:
             do.write_waveform(DigitalWaveform(1, 3))
         assert err.value.error_code == -200463
         assert "number of lines in the data" in err.value.args[0]
+
+
+def test_unscaled_ao_writes_are_dac_codes_of_plus_minus_10_v(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as ao, nidaqmx.Task(grpc_options=opts) as ai:
+        ao.ao_channels.add_ao_voltage_chan("Dev1/ao0")
+        ai.ai_channels.add_ai_voltage_chan("Dev1/_ao0_vs_aognd")
+        codes = np.array([[0, -32767]], dtype=np.int16)
+        assert AnalogUnscaledWriter(ao.out_stream).write_int16(codes) == 2
+        assert ai.read() == -10.0

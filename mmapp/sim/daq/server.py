@@ -25,6 +25,7 @@ from mmapp.sim.daq import attributes, waveforms
 from mmapp.sim.daq.ai import ai_codes
 from mmapp.sim.daq.card import SimDaqDevice, SimTask
 from mmapp.sim.daq.device import (
+    AO_RANGE_V,
     DEVICE_ARRAYS,
     DEVICE_SCALARS,
     check_device,
@@ -275,6 +276,34 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         data = waveforms.digital_rows(task, request.waveforms)
         n = self.device.write(task, data, request.auto_start)
         return pb.WriteDigitalWaveformsResponse(samps_per_chan_written=n)
+
+    def _write_binary(self, request: Any, response: Any) -> Any:
+        """Unscaled AO writes: DAC codes, +/-32767 at the DAC's +/-10 V."""
+        task = self._task(request.task)
+        if task.kind != "ao":
+            raise DaqmxError(
+                ATTR_NOT_SUPPORTED, "Binary writes need an analog output task."
+            )
+        codes = self._layout(request, np.asarray(request.write_array, np.float64))
+        volts = codes * (AO_RANGE_V / 32767.0)
+        n = self.device.write(task, volts, request.auto_start)
+        return response(samps_per_chan_written=n)
+
+    @_rpc
+    def WriteBinaryI16(self, request, context):  # noqa: ANN001, ANN201
+        return self._write_binary(request, pb.WriteBinaryI16Response)
+
+    @_rpc
+    def WriteBinaryU16(self, request, context):  # noqa: ANN001, ANN201
+        return self._write_binary(request, pb.WriteBinaryU16Response)
+
+    @_rpc
+    def WriteBinaryI32(self, request, context):  # noqa: ANN001, ANN201
+        return self._write_binary(request, pb.WriteBinaryI32Response)
+
+    @_rpc
+    def WriteBinaryU32(self, request, context):  # noqa: ANN001, ANN201
+        return self._write_binary(request, pb.WriteBinaryU32Response)
 
     @_rpc
     def WriteAnalogScalarF64(self, request, context):  # noqa: ANN001, ANN201
