@@ -84,8 +84,8 @@ CHANNEL: dict[int, Attr] = {
         _a(0x130, "ao_dac_ref_conn_to_gnd", "bool", False, kinds=AO),
         _a(0x1832, "ao_dac_ref_val", "f64", 10.0, kinds=AO),
         # AI
-        _a(0x17DD, "ai_max", "f64", kinds=AI, field="max_v"),
-        _a(0x17DE, "ai_min", "f64", kinds=AI, field="min_v"),
+        _a(0x17DD, "ai_max", "f64", kinds=AI, field="ai_max"),
+        _a(0x17DE, "ai_min", "f64", kinds=AI, field="ai_min"),
         _a(0x695, "ai_meas_type", "i32", 10322, kinds=AI, readonly=True),
         _a(0x1094, "ai_voltage_units", "i32", 10348, kinds=AI),
         _a(0x17E0, "ai_custom_scale", "str", "", kinds=AI),
@@ -93,6 +93,8 @@ CHANNEL: dict[int, Attr] = {
         _a(0x1815, "ai_rng_high", "f64", kinds=AI, field="rng_high"),
         _a(0x1816, "ai_rng_low", "f64", kinds=AI, field="rng_low"),
         _a(0x1818, "ai_gain", "f64", 1.0, kinds=AI),
+        _a(0x22DA, "ai_raw_samp_size", "u32", 16, kinds=AI, readonly=True),
+        _a(0x1765, "ai_resolution", "f64", 16.0, kinds=AI, readonly=True),
         # DO / DI
         _a(0x2179, "do_num_lines", "u32", _lines, kinds=DO, readonly=True),
         _a(0x2178, "di_num_lines", "u32", _lines, kinds=DI, readonly=True),
@@ -262,10 +264,22 @@ TRIGGER: dict[int, Attr] = {
     )
 }
 
+
+def _default_read(task: Any) -> int:
+    """Samples per channel a 'read all' reads: a finite task's whole
+    acquisition (unless read_all_avail_samp), else what is available."""
+    if task.on_demand:
+        return 1
+    if task.finite and not task.attrs.get(0x1215, False):
+        return int(task.samps_per_chan)
+    return int(task.avail_samples)
+
+
 READ: dict[int, Attr] = {
     a.id: a
     for a in (
         _a(0x1826, "auto_start", "bool", True),
+        _a(0x1215, "read_all_avail_samp", "bool", False),
         _a(0x1223, "avail_samp_per_chan", "u32", field="avail_samples", readonly=True),
         _a(
             0x192A,
@@ -305,7 +319,7 @@ READ: dict[int, Attr] = {
         _a(0x2A0A, "open_current_loop_chans", "str", "", readonly=True),
         _a(0x2A09, "open_current_loop_chans_exist", "bool", False, readonly=True),
         _a(0x1224, "read_all_avail_samp", "bool", False),
-        _a(0x31E8, "triggers", "u32", 0, readonly=True),
+        _a(0x31E8, "default_num_samps_to_read", "u32", _default_read, readonly=True),
         _a(
             0x217C,
             "di_num_booleans_per_chan",

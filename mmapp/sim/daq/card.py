@@ -28,6 +28,7 @@ from mmapp.sim.daq.device import (
     MAX_AO_RATE_HZ,
     MAX_DO_RATE_HZ,
     DeviceSpec,
+    ai_range,
     expand_channels,
 )
 from mmapp.sim.daq.dio import DigitalIO
@@ -86,6 +87,7 @@ class Channel:
     high_ticks: int = 0
     low_ticks: int = 0
     lines: list[str] = field(default_factory=list)  # digital: its lines, in order
+    columns: list[str] = field(default_factory=list)  # digital: waveform columns
     term_cfg: int = 10083  # AI terminal configuration (RSE on internal channels)
     rng_high: float = 10.0
     rng_low: float = -10.0
@@ -120,6 +122,31 @@ class Channel:
     def low_time(self, value: float) -> None:
         high = self.high_time
         self.freq_hz, self.duty = 1.0 / (high + value), high / (high + value)
+
+    @property
+    def ai_max(self) -> float:
+        """AI maximum as DAQmx reports it: coerced to the range's top."""
+        return self.rng_high
+
+    @ai_max.setter
+    def ai_max(self, value: float) -> None:
+        self.max_v = value
+        self._coerce_ai_range()
+
+    @property
+    def ai_min(self) -> float:
+        """AI minimum as DAQmx reports it: coerced to the range's bottom."""
+        return self.rng_low
+
+    @ai_min.setter
+    def ai_min(self, value: float) -> None:
+        self.min_v = value
+        self._coerce_ai_range()
+
+    def _coerce_ai_range(self) -> None:
+        rng = ai_range(self.min_v, self.max_v)
+        if rng is not None:
+            self.rng_high, self.rng_low = rng, -rng
 
     def reset_field(self, name: str) -> None:
         """Attribute reset: fields keep what the channel was created with."""
@@ -865,6 +892,15 @@ class SimDaqDevice(AnalogInput, DigitalIO):
         )
 
     # --- input --------------------------------------------------------------------
+    def sample_time(self, name: str, k: int) -> float:
+        """Wall-clock time (s since the epoch) of sample `k` of a task (now for
+        on-demand tasks or one whose start has no clock time)."""
+        task = self.task(name)
+        now = time.time()
+        if task.on_demand or not task.rate or task.started_at is None:
+            return now
+        return now - (self.clock() - (task.started_at + k / task.rate))
+
     def read(self, name: str, n: int, timeout: float) -> np.ndarray:
         """Read `n` samples per channel (-1: all of a finite task, or what is
         available); rows as `task.rows()` (AI: channels, DI: lines)."""
@@ -889,6 +925,9 @@ class SimDaqDevice(AnalogInput, DigitalIO):
                     if n < 0:
                         want = task.samps_per_chan if task.finite else have
                         want = max(want - task.read_pos, 0)
+                    elif task.finite and not task.retriggerable:
+                        # more than the acquisition holds: what is left
+                        want = min(n, max(task.samps_per_chan - task.read_pos, 0))
                     else:
                         want = n
                     if have >= task.read_pos + want:

@@ -26,6 +26,7 @@ INVALID_PHYS_CHAN_TYPE = -200430
 SAMPLES_NOT_YET_AVAILABLE = -200284
 WRITE_NUM_CHANS_MISMATCH = -200524
 READ_BUFFER_TOO_SMALL = -200229
+NUM_LINES_MISMATCH_IN_READ_OR_WRITE = -200463
 INVALID_CHANNEL = -200087  # no such virtual channel in the task
 CHAN_ALREADY_IN_TASK = -200489
 FUNCTION_NOT_SUPPORTED_FOR_DEVICE_TASKS = -200092
@@ -83,6 +84,9 @@ MESSAGES = {
     WRITE_NUM_CHANS_MISMATCH: "Number of channels in the data does not match the "
     "number of channels in the task.",
     READ_BUFFER_TOO_SMALL: "Buffer is too small to fit read data.",
+    NUM_LINES_MISMATCH_IN_READ_OR_WRITE: "Specified read or write operation failed, "
+    "because the number of lines in the data for a channel does not match the "
+    "number of lines in the channel.",
     INVALID_CHANNEL: "Specified channel cannot be found in the task.",
     CHAN_ALREADY_IN_TASK: "Channel is already in the task.",
     FUNCTION_NOT_SUPPORTED_FOR_DEVICE_TASKS: "Function is not supported for "

@@ -21,9 +21,11 @@ from nidaqmx._stubs import nidaqmx_pb2 as pb
 from nidaqmx._stubs import nidaqmx_pb2_grpc as pb_grpc
 from session_pb2 import Session
 
-from mmapp.sim.daq import attributes
+from mmapp.sim.daq import attributes, waveforms
+from mmapp.sim.daq.ai import ai_codes
 from mmapp.sim.daq.card import SimDaqDevice, SimTask
 from mmapp.sim.daq.device import (
+    AO_RANGE_V,
     DEVICE_ARRAYS,
     DEVICE_SCALARS,
     check_device,
@@ -262,6 +264,48 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         return pb.WriteAnalogF64Response(samps_per_chan_written=n)
 
     @_rpc
+    def WriteAnalogWaveforms(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        data = waveforms.analog_rows(task, request.waveforms)
+        n = self.device.write(task, data, request.auto_start)
+        return pb.WriteAnalogWaveformsResponse(samps_per_chan_written=n)
+
+    @_rpc
+    def WriteDigitalWaveforms(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        data = waveforms.digital_rows(task, request.waveforms)
+        n = self.device.write(task, data, request.auto_start)
+        return pb.WriteDigitalWaveformsResponse(samps_per_chan_written=n)
+
+    def _write_binary(self, request: Any, response: Any) -> Any:
+        """Unscaled AO writes: DAC codes, +/-32767 at the DAC's +/-10 V."""
+        task = self._task(request.task)
+        if task.kind != "ao":
+            raise DaqmxError(
+                ATTR_NOT_SUPPORTED, "Binary writes need an analog output task."
+            )
+        codes = self._layout(request, np.asarray(request.write_array, np.float64))
+        volts = codes * (AO_RANGE_V / 32767.0)
+        n = self.device.write(task, volts, request.auto_start)
+        return response(samps_per_chan_written=n)
+
+    @_rpc
+    def WriteBinaryI16(self, request, context):  # noqa: ANN001, ANN201
+        return self._write_binary(request, pb.WriteBinaryI16Response)
+
+    @_rpc
+    def WriteBinaryU16(self, request, context):  # noqa: ANN001, ANN201
+        return self._write_binary(request, pb.WriteBinaryU16Response)
+
+    @_rpc
+    def WriteBinaryI32(self, request, context):  # noqa: ANN001, ANN201
+        return self._write_binary(request, pb.WriteBinaryI32Response)
+
+    @_rpc
+    def WriteBinaryU32(self, request, context):  # noqa: ANN001, ANN201
+        return self._write_binary(request, pb.WriteBinaryU32Response)
+
+    @_rpc
     def WriteAnalogScalarF64(self, request, context):  # noqa: ANN001, ANN201
         data = np.array([[request.value]], dtype=np.float64)
         self.device.write(self._task(request.task), data, request.auto_start)
@@ -495,6 +539,73 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
     def ReadAnalogScalarF64(self, request, context):  # noqa: ANN001, ANN201
         _, data = self._read(request)
         return pb.ReadAnalogScalarF64Response(value=float(data[0, 0]))
+
+    def _codes(self, request: Any) -> tuple[SimTask, np.ndarray]:
+        task, data = self._read(request)
+        if task.kind != "ai":
+            raise DaqmxError(
+                ATTR_NOT_SUPPORTED, "Binary reads need an analog input task."
+            )
+        return task, ai_codes(task, data)
+
+    def _read_binary(self, request: Any, response: Any, dtype: Any) -> Any:
+        _, codes = self._codes(request)
+        size = int(request.array_size_in_samps)
+        if codes.size > size:
+            raise DaqmxError(READ_BUFFER_TOO_SMALL, f"Array size: {size}")
+        return response(
+            read_array=self._group(request, codes.astype(dtype)).tolist(),
+            samps_per_chan_read=codes.shape[1],
+        )
+
+    @_rpc
+    def ReadBinaryI16(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_binary(request, pb.ReadBinaryI16Response, np.int16)
+
+    @_rpc
+    def ReadBinaryU16(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_binary(request, pb.ReadBinaryU16Response, np.uint16)
+
+    @_rpc
+    def ReadBinaryI32(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_binary(request, pb.ReadBinaryI32Response, np.int32)
+
+    @_rpc
+    def ReadBinaryU32(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_binary(request, pb.ReadBinaryU32Response, np.uint32)
+
+    @_rpc
+    def ReadRaw(self, request, context):  # noqa: ANN001, ANN201
+        _, codes = self._codes(request)
+        raw = codes.T.reshape(-1).tobytes()  # interleaved, as the ADC delivers
+        size = int(request.array_size_in_bytes)
+        if len(raw) > size:
+            raise DaqmxError(READ_BUFFER_TOO_SMALL, f"Array size: {size}")
+        return pb.ReadRawResponse(
+            read_array=raw, samps_read=codes.shape[1], num_bytes_per_samp=2
+        )
+
+    def _read_waveforms(self, request: Any, make: Callable, response: Any) -> Any:
+        task = self._task(request.task)
+        first = task.read_pos
+        task, data = self._read(request)
+        t0 = self.device.sample_time(task.name, first)
+        mode = _raw(request, "waveform_attribute_mode")
+        return response(
+            waveforms=make(task, data, t0, mode), samps_per_chan_read=data.shape[1]
+        )
+
+    @_rpc
+    def ReadAnalogWaveforms(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_waveforms(
+            request, waveforms.analog, pb.ReadAnalogWaveformsResponse
+        )
+
+    @_rpc
+    def ReadDigitalWaveforms(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_waveforms(
+            request, waveforms.digital, pb.ReadDigitalWaveformsResponse
+        )
 
     def _ports(self, task: SimTask, lines: np.ndarray) -> np.ndarray:
         """Per-line rows -> one integer row per channel (bit k: k-th line)."""
