@@ -55,7 +55,10 @@ def _small_preset(tmp: Path) -> Path:
 
 def test_add_order_enable_and_params_edit_the_chain(window):
     panel = window.processing_panel
-    assert window.docks["processing"].isVisible()
+    # a tab beside Devices (the whole height for its form)
+    assert window.docks["processing"] in window.tabifiedDockWidgets(
+        window.docks["devices"]
+    )
     assert window.preset_extras.processing == ProcessingChain()
     assert panel.add_step("bin")
     assert panel.add_step("background")  # defaults refused: starts with value 0
@@ -180,11 +183,7 @@ def test_start_with_deskew_shows_the_mip_of_each_volume(qtbot, window, tmp):
         ds.close()
     if os.environ.get("MMAPP_SCREENSHOTS"):  # refresh the README's picture
         window.resizeDocks([window.docks["log"]], [110], Qt.Orientation.Vertical)
-        window.resizeDocks(
-            [window.docks["acquisition"], window.docks["processing"]],
-            [260, 520],
-            Qt.Orientation.Vertical,
-        )
+        window.docks["processing"].raise_()
         QApplication.processEvents()  # the docks take their new sizes
         SCREENSHOT.mkdir(parents=True, exist_ok=True)
         assert window.grab().save(str(SCREENSHOT / "processing.png"))

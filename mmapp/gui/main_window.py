@@ -146,14 +146,18 @@ class MainWindow(QMainWindow):
             "acquisition": self._dock(
                 "Acquisition", FormScrollArea(self.acquisition), "right"
             ),
+            # a tab beside Devices: the whole height for its form, and the
+            # Acquisition dock keeps the right column (Start always in view)
             "processing": self._dock(
-                "Processing", FormScrollArea(self.processing_panel), "right"
+                "Processing", FormScrollArea(self.processing_panel), "left"
             ),
             "log": self._dock("Log", self.log_panel, "bottom"),
             "daq": self._dock("DAQ program", self.designer, "bottom"),
         }
         self.tabifyDockWidget(self.docks["log"], self.docks["daq"])
         self.docks["log"].raise_()
+        self.tabifyDockWidget(self.docks["devices"], self.docks["processing"])
+        self.docks["devices"].raise_()
         self.acquisition.save_dir.setText(str(self.settings.save_dir))
         self.acquisition.name_template.setText(self.settings.name_template)
         self.device_panel.camera_changed.connect(self._on_camera_changed)
