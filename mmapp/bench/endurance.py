@@ -284,4 +284,6 @@ def run_endurance_bench(args: argparse.Namespace) -> int:
         for phase in ("api", "gui", "loop"):
             if phase in report:
                 say(f"  growth over the {phase} phase: {report[phase]['growth']}")
+        if "loop" in report:
+            say(f"  the loop: {report['loop']['summary']}")
     return 0
