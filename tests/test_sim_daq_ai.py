@@ -9,7 +9,12 @@ import grpc
 import nidaqmx
 import numpy as np
 import pytest
-from nidaqmx.constants import AcquisitionType, LineGrouping
+from nidaqmx.constants import (
+    AcquisitionType,
+    ExcitationSource,
+    LineGrouping,
+    UsageTypeAI,
+)
 from nidaqmx.errors import DaqError
 from nidaqmx.grpc_session_options import GrpcSessionOptions
 from nidaqmx.stream_readers import AnalogSingleChannelReader, AnalogUnscaledReader
@@ -138,3 +143,23 @@ def test_unscaled_ao_writes_are_dac_codes_of_plus_minus_10_v(opts) -> None:
         codes = np.array([[0, -32767]], dtype=np.int16)
         assert AnalogUnscaledWriter(ao.out_stream).write_int16(codes) == 2
         assert ai.read() == -10.0
+
+
+def test_a_voltage_channel_with_excitation_keeps_its_excitation(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as task:
+        chan = task.ai_channels.add_ai_voltage_chan_with_excit(
+            "Dev1/ai0",
+            voltage_excit_source=ExcitationSource.EXTERNAL,
+            voltage_excit_val=0.1,
+        )
+        assert chan.ai_meas_type == UsageTypeAI.VOLTAGE_CUSTOM_WITH_EXCITATION
+        assert chan.ai_excit_src == ExcitationSource.EXTERNAL
+        assert chan.ai_excit_val == 0.1
+        assert not chan.ai_excit_use_for_scaling
+        chan.ai_excit_use_for_scaling = True
+        assert chan.ai_excit_use_for_scaling
+        del chan.ai_excit_use_for_scaling
+        assert not chan.ai_excit_use_for_scaling
+        assert chan.ai_lossy_lsb_removal_compressed_samp_size == 16
+        plain = task.ai_channels.add_ai_voltage_chan("Dev1/ai1")
+        assert plain.ai_meas_type == UsageTypeAI.VOLTAGE

@@ -59,6 +59,8 @@ def _enum(cls: Any) -> tuple[int, ...]:
     return tuple(int(m.value) for m in cls)
 
 
+AI_MEAS_TYPE, VOLTAGE_WITH_EXCIT, AI_CUSTOM_SCALE = 0x695, 10323, 0x17E0
+AI_EXCIT_SRC, AI_EXCIT_VAL, AI_EXCIT_USE_FOR_SCALING = 0x17F4, 0x17F5, 0x17FC
 AO, AI, DO, DI, CO = ("ao",), ("ai",), ("do",), ("di",), ("co",)
 _lines: Callable[[Any], int] = lambda ch: len(ch.lines)  # noqa: E731
 
@@ -95,6 +97,11 @@ CHANNEL: dict[int, Attr] = {
         _a(0x1818, "ai_gain", "f64", 1.0, kinds=AI),
         _a(0x22DA, "ai_raw_samp_size", "u32", 16, kinds=AI, readonly=True),
         _a(0x1765, "ai_resolution", "f64", 16.0, kinds=AI, readonly=True),
+        _a(0x17F4, "ai_excit_src", "i32", 10230, kinds=AI),  # none
+        _a(0x17F5, "ai_excit_val", "f64", 0.0, kinds=AI),
+        _a(0x17F6, "ai_excit_voltage_or_current", "i32", 10322, kinds=AI),
+        _a(0x17FC, "ai_excit_use_for_scaling", "bool", False, kinds=AI),
+        _a(0x22D9, "ai_lossy_lsb_removal_compressed_samp_size", "u32", 16, kinds=AI),
         # DO / DI
         _a(0x2179, "do_num_lines", "u32", _lines, kinds=DO, readonly=True),
         _a(0x2178, "di_num_lines", "u32", _lines, kinds=DI, readonly=True),

@@ -475,7 +475,35 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             request.max_val,
             _raw(request, "terminal_config"),
         )
+        if request.custom_scale_name:
+            for ch in self._task(request.task).channels:
+                ch.attrs.setdefault(
+                    attributes.AI_CUSTOM_SCALE, request.custom_scale_name
+                )
         return pb.CreateAIVoltageChanResponse()
+
+    @_rpc
+    def CreateAIVoltageChanWithExcit(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        before = len(task.channels)
+        self.device.add_ai_voltage(
+            task,
+            request.physical_channel,
+            request.name_to_assign_to_channel,
+            request.min_val,
+            request.max_val,
+            _raw(request, "terminal_config"),
+        )
+        for ch in task.channels[before:]:
+            ch.attrs.update(
+                {
+                    attributes.AI_MEAS_TYPE: attributes.VOLTAGE_WITH_EXCIT,
+                    attributes.AI_EXCIT_SRC: _raw(request, "voltage_excit_source"),
+                    attributes.AI_EXCIT_VAL: request.voltage_excit_val,
+                    attributes.AI_EXCIT_USE_FOR_SCALING: request.use_excit_for_scaling,
+                }
+            )
+        return pb.CreateAIVoltageChanWithExcitResponse()
 
     @_rpc
     def CreateDIChan(self, request, context):  # noqa: ANN001, ANN201
