@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,7 @@ from mmapp.sim.daq.errors import (
     WRITE_BUFFER_TOO_SMALL,
     DaqmxError,
 )
+from mmapp.sim.daq.events import TaskEvents
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +210,8 @@ class SimTask:
     write_pos: int = 0
     input_buf_size: int = 0
     output_buf_size: int = 0
-    events: dict[str, object] = field(default_factory=dict)
+    events: dict[tuple[str, int], Any] = field(default_factory=dict)
+    runs: int = 0  # starts so far (events count samples per run)
     attrs: dict[int, object] = field(default_factory=dict)
     generated_now: int = 0  # refreshed by the card before attribute reads
     acquired: int = 0
@@ -360,7 +363,7 @@ class SimTask:
         return bool(self.channels) and self.channels[0].counts_ticks
 
 
-class SimDaqDevice(AnalogInput, DigitalIO):
+class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
     """The card: tasks, their real-time playback and the lines' held values."""
 
     def __init__(self, spec: DeviceSpec | None = None) -> None:
@@ -448,6 +451,8 @@ class SimDaqDevice(AnalogInput, DigitalIO):
                 self.stop_task(name)
             self.release_lines(task)
             del self.tasks[name]
+        for reg in task.events.values():
+            reg.closed.set()
 
     def add_ao_channels(
         self, task: SimTask, physical: str, name: str, min_v: float, max_v: float
@@ -700,6 +705,7 @@ class SimDaqDevice(AnalogInput, DigitalIO):
                     None if task.trigger_source is not None else self.clock()
                 )
             task.running = True
+            task.runs += 1
             if task.started_at is not None and task.kind != "co":
                 self._fire_start_trigger(task)
             self._attach_followers(task)

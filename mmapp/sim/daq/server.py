@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -534,6 +534,63 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             ch.output_type = 10269
         return pb.CreateCOPulseChanTimeResponse()
 
+    # --- events (server streams) ---------------------------------------------------
+    def _events(
+        self, context: grpc.ServicerContext, request: Any, key: tuple[str, int], n: int
+    ) -> Iterator[int]:
+        """Register an event, confirm with initial metadata (a refusal closes
+        the stream first, as NI's server does) and stream what the card raises."""
+        name = request.task.name
+        self.device.calls.append(f"Register:{key[0]}")
+        try:
+            reg = self.device.register_event(name, key, n)
+        except DaqmxError as exc:
+            context.set_trailing_metadata((("ni-error", str(exc.code)),))
+            context.abort(grpc.StatusCode.UNKNOWN, str(exc))
+        context.add_callback(reg.closed.set)
+        context.send_initial_metadata(())
+        try:
+            yield from self.device.watch(name, reg)
+        finally:
+            reg.closed.set()
+            with self.device.lock:
+                task = self.device.tasks.get(name)
+                if task is not None and task.events.get(key) is reg:
+                    del task.events[key]
+
+    def RegisterDoneEvent(self, request, context):  # noqa: ANN001, ANN201
+        for status in self._events(context, request, ("done", 0), 0):
+            yield pb.RegisterDoneEventResponse(status=status)
+
+    def RegisterEveryNSamplesEvent(self, request, context):  # noqa: ANN001, ANN201
+        which = _raw(request, "every_n_samples_event_type")
+        for n in self._events(context, request, ("every_n", which), request.n_samples):
+            yield pb.RegisterEveryNSamplesEventResponse(
+                every_n_samples_event_type_raw=which, n_samples=n
+            )
+
+    def RegisterSignalEvent(self, request, context):  # noqa: ANN001, ANN201
+        signal = _raw(request, "signal_id")
+        for value in self._events(context, request, ("signal", signal), 0):
+            yield pb.RegisterSignalEventResponse(signal_id=value)
+
+    @_rpc
+    def UnregisterDoneEvent(self, request, context):  # noqa: ANN001, ANN201
+        self.device.unregister_event(request.task.name, ("done", 0))
+        return pb.UnregisterDoneEventResponse()
+
+    @_rpc
+    def UnregisterEveryNSamplesEvent(self, request, context):  # noqa: ANN001, ANN201
+        which = _raw(request, "every_n_samples_event_type")
+        self.device.unregister_event(request.task.name, ("every_n", which))
+        return pb.UnregisterEveryNSamplesEventResponse()
+
+    @_rpc
+    def UnregisterSignalEvent(self, request, context):  # noqa: ANN001, ANN201
+        signal = _raw(request, "signal_id")
+        self.device.unregister_event(request.task.name, ("signal", signal))
+        return pb.UnregisterSignalEventResponse()
+
     # --- reads ------------------------------------------------------------------------
     def _read(self, request: Any) -> tuple[SimTask, np.ndarray]:
         task = self._task(request.task)
@@ -862,7 +919,7 @@ class SimDaqServer:
     ) -> None:
         self.device = device
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="simdaq"),
+            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="simdaq"),
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
