@@ -375,3 +375,14 @@ def test_counter_ticks_refuse_what_daqmx_refuses(card: tuple) -> None:
             )
         assert _code(exc) == -200077
         assert co.channel_names == [], "nothing half-created"
+
+
+def test_counter_ticks_default_initial_delay_is_the_least(card: tuple) -> None:
+    device, opts = card
+    with nidaqmx.Task(grpc_options=opts) as co:
+        chan = co.co_channels.add_co_pulse_chan_ticks(
+            "Dev1/ctr0", "/Dev1/ao/SampleClock", low_ticks=3, high_ticks=5
+        )
+        assert chan.co_pulse_ticks_initial_delay == 0
+        task = device.task(co.name)
+        assert [task.channels[0].pulse_tick(k) for k in range(3)] == [2, 10, 18]

@@ -158,9 +158,15 @@ class Channel:
         """A counter pulse train timed in ticks of a source terminal."""
         return self.kind == "co" and self.high_ticks > 0
 
+    @property
+    def delay_ticks(self) -> int:
+        """Ticks before the first pulse: an initial delay of 0 (DAQmx's default)
+        is the counter's minimum."""
+        return max(self.initial_delay, MIN_TICKS)
+
     def pulse_tick(self, k: int) -> int:
         """Source tick of the k-th rising edge (ticks counters)."""
-        return self.initial_delay + k * (self.high_ticks + self.low_ticks)
+        return self.delay_ticks + k * (self.high_ticks + self.low_ticks)
 
 
 @dataclass
@@ -504,7 +510,8 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
         Idle low: `initial_delay` ticks low, then `high_ticks` high and
         `low_ticks` low per pulse; the k-th rising edge is at source tick
         ``initial_delay + k * (high_ticks + low_ticks)``. X-series counters need
-        at least 2 ticks for each of the three.
+        at least 2 ticks for each of the three (an initial delay of 0, the
+        default, is the least).
         """
         source = self.spec.terminal(source) or source
         for phys in expand_channels(counter):
@@ -523,7 +530,8 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
                 ("DAQmx_CO_Pulse_HighTicks", high_ticks),
                 ("DAQmx_CO_Pulse_LowTicks", low_ticks),
             ):
-                if not MIN_TICKS <= value <= MAX_TICKS:
+                low = 0 if prop.endswith("InitialDelay") and value == 0 else MIN_TICKS
+                if not low <= value <= MAX_TICKS:
                     raise DaqmxError(
                         INVALID_ATTRIBUTE_VALUE,
                         f"Property: {prop}\nRequested Value: {value}\nPossible "
@@ -870,9 +878,9 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
                 tb = TIMEBASES.get(ch.source.rsplit("/", 1)[-1].lower())
                 if tb is None or task.started_at is None:
                     return 0.0
-                ticks = int((self.clock() - task.started_at) * tb) - ch.initial_delay
+                ticks = int((self.clock() - task.started_at) * tb) - ch.delay_ticks
             else:
-                ticks = self.ticks(task) - ch.initial_delay
+                ticks = self.ticks(task) - ch.delay_ticks
             n = 0.0 if ticks <= 0 else (ticks - 1) // (ch.high_ticks + ch.low_ticks) + 1
         elif task.master is not None:
             n = self._generated(task.master) - task.origin
