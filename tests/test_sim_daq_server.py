@@ -386,3 +386,18 @@ def test_counter_ticks_default_initial_delay_is_the_least(card: tuple) -> None:
         assert chan.co_pulse_ticks_initial_delay == 0
         task = device.task(co.name)
         assert [task.channels[0].pulse_tick(k) for k in range(3)] == [2, 10, 18]
+
+
+def test_calibration_info_reads_as_an_x_series_card(card: tuple) -> None:
+    _device, opts = card
+    dev = System.remote(opts).devices["Dev1"]
+    assert dev.device_supports_cal and dev.self_cal_supported
+    assert dev.ext_cal_last_date_and_time.year == 2024
+    assert dev.ext_cal_recommended_interval == 24
+    assert dev.cal_dev_temp == 0.0
+    dev.cal_user_defined_info = "rig 3 checked"
+    assert dev.cal_user_defined_info == "rig 3 ch"[: dev.cal_user_defined_info_max_size]
+    with pytest.raises(nidaqmx.DaqError) as exc:
+        _ = dev.cal_acc_connection_count
+    assert _code(exc) == -200197
+    dev.restore_last_ext_cal_const()

@@ -10,7 +10,7 @@ changes what the card does); otherwise the value is kept in the object's
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nidaqmx.constants import (
@@ -407,7 +407,49 @@ EXPORT: dict[int, Attr] = {
     )
 }
 
+
+CAL_USER_INFO_MAX = 8  # characters the card's calibration memory keeps (assumed)
+
+
+@dataclass
+class CalInfo:
+    """The device's calibration information (values set by the client)."""
+
+    attrs: dict[int, Any] = field(default_factory=dict)
+    _user_info: str = ""
+
+    @property
+    def user_info(self) -> str:
+        """User-defined calibration text (longer text is truncated, as DAQmx
+        does with a warning)."""
+        return self._user_info
+
+    @user_info.setter
+    def user_info(self, value: str) -> None:
+        self._user_info = str(value)[:CAL_USER_INFO_MAX]
+
+
+CAL_INFO: dict[int, Attr] = {
+    a.id: a
+    for a in (
+        _a(0x1860, "self_cal_supported", "bool", True, readonly=True),
+        _a(0x1864, "self_cal_last_temp", "f64", 0.0, readonly=True),
+        _a(0x1867, "ext_cal_last_temp", "f64", 0.0, readonly=True),
+        _a(0x1868, "ext_cal_recommended_interval", "u32", 24, readonly=True),  # months
+        _a(0x223B, "cal_dev_temp", "f64", 0.0, readonly=True),
+        _a(0x1861, "cal_user_defined_info", "str", field="user_info"),
+        _a(
+            0x191C,
+            "cal_user_defined_info_max_size",
+            "u32",
+            CAL_USER_INFO_MAX,
+            readonly=True,
+        ),
+    )
+}
+
 GROUPS = {
+    "cal": CAL_INFO,
     "chan": CHANNEL,
     "timing": TIMING,
     "trig": TRIGGER,

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mmapp.sim.daq.ai import AnalogInput
+from mmapp.sim.daq.attributes import CalInfo
 from mmapp.sim.daq.device import (
     AO_RANGE_V,
     MAX_AI_MULTI_RATE_HZ,
@@ -385,6 +386,7 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
         self._players: dict[str, _EdgePlayer] = {}
         self._next_id = 1
         self.calls: list[str] = []  # RPC names, for tests and diagnostics
+        self.cal_info = CalInfo()
         # what the sample clocks count against (tests may step it by hand)
         self.clock: Callable[[], float] = time.monotonic
 

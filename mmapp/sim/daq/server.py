@@ -56,6 +56,7 @@ ALLOW_REGENERATION, DONT_ALLOW_REGENERATION = 10097, 10158
 CHAN_TYPE = {"ao": 10102, "do": 10153, "co": 10132}
 X_SERIES_DAQ = 15858
 BUS_PCIE = 13612
+CAL_DATE = (2024, 1, 15, 9, 30)  # the simulated card's last calibration
 
 
 def _raw(request: Any, name: str) -> int:
@@ -459,6 +460,29 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         return pb.SelfCalResponse()
 
     @_rpc
+    def DeviceSupportsCal(self, request, context):  # noqa: ANN001, ANN201
+        check_device(self.device.spec, request.device_name)
+        return pb.DeviceSupportsCalResponse(cal_supported=True)
+
+    def _cal_date(self, request: Any, response: Any) -> Any:
+        check_device(self.device.spec, request.device_name)
+        y, mo, d, h, mi = CAL_DATE
+        return response(year=y, month=mo, day=d, hour=h, minute=mi)
+
+    @_rpc
+    def GetExtCalLastDateAndTime(self, request, context):  # noqa: ANN001, ANN201
+        return self._cal_date(request, pb.GetExtCalLastDateAndTimeResponse)
+
+    @_rpc
+    def GetSelfCalLastDateAndTime(self, request, context):  # noqa: ANN001, ANN201
+        return self._cal_date(request, pb.GetSelfCalLastDateAndTimeResponse)
+
+    @_rpc
+    def RestoreLastExtCalConst(self, request, context):  # noqa: ANN001, ANN201
+        check_device(self.device.spec, request.device_name)
+        return pb.RestoreLastExtCalConstResponse()
+
+    @_rpc
     def ResetDevice(self, request, context):  # noqa: ANN001, ANN201
         check_device(self.device.spec, request.device_name)
         self.device.close()
@@ -809,7 +833,7 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
 
 _ATTR = re.compile(
     r"^(Get|Set|Reset)(Chan|Timing|Trig|Read|Write|Buffer|ExportedSignal|Device|"
-    r"PhysicalChan)Attribute(Bool|Double|Int32|UInt32|UInt64|String|"
+    r"PhysicalChan|CalInfo)Attribute(Bool|Double|Int32|UInt32|UInt64|String|"
     r"DoubleArray|Int32Array|UInt32Array)?$"
 )
 _GROUP = {
@@ -839,6 +863,14 @@ def _attribute_handler(servicer: SimDaqServicer, name: str) -> Callable | None:
             if group == "Device":
                 check_device(device.spec, request.device_name)
                 return _respond(response, type_, servicer.device_value(attribute))
+            if group == "CalInfo":
+                check_device(device.spec, request.device_name)
+                if verb == "Get":
+                    value = attributes.get("cal", device.cal_info, attribute)
+                    return _respond(response, type_, value)
+                with device.lock:
+                    attributes.set_("cal", device.cal_info, attribute, _value(request))
+                return response()
             if group == "PhysicalChan":
                 value = servicer.physical_value(request.physical_channel, attribute)
                 return _respond(response, type_, value)
