@@ -163,3 +163,22 @@ def test_a_voltage_channel_with_excitation_keeps_its_excitation(opts) -> None:
         assert chan.ai_lossy_lsb_removal_compressed_samp_size == 16
         plain = task.ai_channels.add_ai_voltage_chan("Dev1/ai1")
         assert plain.ai_meas_type == UsageTypeAI.VOLTAGE
+
+
+def test_the_timebase_divisor_sets_the_rate_and_resets_restore_defaults(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as task:
+        task.ai_channels.add_ai_voltage_chan("Dev1/ai0")
+        assert task.timing.samp_clk_rate == 1000.0
+        task.timing.cfg_samp_clk_timing(
+            2000.0, sample_mode=AcquisitionType.FINITE, samps_per_chan=50
+        )
+        assert task.timing.samp_clk_timebase_src == "/Dev1/100MHzTimebase"
+        assert task.timing.samp_clk_timebase_div == 50_000
+        task.timing.samp_clk_timebase_div = 200_000
+        assert task.timing.samp_clk_rate == 500.0
+        del task.timing.samp_quant_samp_mode
+        del task.timing.samp_quant_samp_per_chan
+        del task.timing.samp_clk_rate
+        assert task.timing.samp_quant_samp_mode == AcquisitionType.CONTINUOUS
+        assert task.timing.samp_quant_samp_per_chan == 1000
+        assert task.timing.samp_clk_rate == 1000.0

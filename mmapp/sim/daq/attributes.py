@@ -157,6 +157,9 @@ CHANNEL: dict[int, Attr] = {
     )
 }
 
+SAMP_CLK_TIMEBASE_HZ = 100_000_000.0  # X-series: the sample clock divides 100 MHz
+
+
 TIMING: dict[int, Attr] = {
     a.id: a
     for a in (
@@ -184,10 +187,10 @@ TIMING: dict[int, Attr] = {
             0x1308,
             "samp_clk_timebase_src",
             "str",
-            lambda t: f"/{t.device}/20MHzTimebase",
+            lambda t: f"/{t.device}/100MHzTimebase",
         ),
-        _a(0x1303, "samp_clk_timebase_rate", "f64", 20_000_000.0),
-        _a(0x18EB, "samp_clk_timebase_div", "u32", 20000),
+        _a(0x1303, "samp_clk_timebase_rate", "f64", SAMP_CLK_TIMEBASE_HZ),
+        _a(0x18EB, "samp_clk_timebase_div", "u32", field="samp_clk_timebase_div"),
         _a(0x2EDB, "samp_clk_dig_fltr_enable", "bool", False),
         _a(0x2F1F, "samp_clk_overrun_behavior", "i32", 15859),
         _a(0x21A0, "simultaneous_ao_enable", "bool", False),

@@ -58,6 +58,8 @@ from mmapp.sim.daq.events import TaskEvents
 logger = logging.getLogger(__name__)
 
 MIN_RATE_HZ = 0.1
+DEFAULT_RATE_HZ = 1000.0  # a sample clock's rate until one is configured
+SAMP_CLK_TIMEBASE_HZ = 100_000_000.0  # X-series: the sample clock divides 100 MHz
 MIN_TICKS, MAX_TICKS = 2, 2**32 - 1  # X-series counter pulse ticks and delay
 # A retrigger this much before the burst ends still counts: the simulated
 # camera's exposure-out edges carry thread-wake jitter that real ones do not.
@@ -240,13 +242,22 @@ class SimTask:
     # --- timing as the attribute tables see it -----------------------------
     @property
     def samp_clk_rate(self) -> float:
-        """Sample clock rate (Hz)."""
-        return float(self.rate or 0.0)
+        """Sample clock rate (Hz; DAQmx's 1 kHz before one is configured)."""
+        return float(self.rate or DEFAULT_RATE_HZ)
 
     @samp_clk_rate.setter
     def samp_clk_rate(self, value: float) -> None:
         self.rate = float(value)
         self.on_demand = False
+
+    @property
+    def samp_clk_timebase_div(self) -> int:
+        """Ticks of the 100 MHz timebase per sample."""
+        return round(SAMP_CLK_TIMEBASE_HZ / self.samp_clk_rate)
+
+    @samp_clk_timebase_div.setter
+    def samp_clk_timebase_div(self, value: int) -> None:
+        self.samp_clk_rate = SAMP_CLK_TIMEBASE_HZ / int(value)
 
     @property
     def samp_mode(self) -> int:
@@ -342,6 +353,11 @@ class SimTask:
             "regen_mode": ALLOW_REGENERATION,
             "active_edge": RISING,
             "start_edge": RISING,
+            "samp_mode": CONTINUOUS,
+            "samps_per_chan": 1000,
+            "samp_clk_rate": DEFAULT_RATE_HZ,
+            "samp_clk_timebase_div": round(SAMP_CLK_TIMEBASE_HZ / DEFAULT_RATE_HZ),
+            "samp_clk_src": "",
         }
         if name in defaults:
             setattr(self, name, defaults[name])
