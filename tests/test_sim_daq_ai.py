@@ -13,7 +13,9 @@ from nidaqmx.constants import (
     AcquisitionType,
     ExcitationSource,
     LineGrouping,
+    TerminalConfiguration,
     UsageTypeAI,
+    VoltageUnits,
 )
 from nidaqmx.errors import DaqError
 from nidaqmx.grpc_session_options import GrpcSessionOptions
@@ -182,3 +184,19 @@ def test_the_timebase_divisor_sets_the_rate_and_resets_restore_defaults(opts) ->
         assert task.timing.samp_quant_samp_mode == AcquisitionType.CONTINUOUS
         assert task.timing.samp_quant_samp_per_chan == 1000
         assert task.timing.samp_clk_rate == 1000.0
+
+
+def test_ai_terminals_default_to_differential_and_keep_their_units(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as task:
+        ai0 = task.ai_channels.add_ai_voltage_chan("Dev1/ai0")
+        scaled = task.ai_channels.add_ai_voltage_chan(
+            "Dev1/ai1",
+            units=VoltageUnits.FROM_CUSTOM_SCALE,
+            custom_scale_name="gain",
+        )
+        loop = task.ai_channels.add_ai_voltage_chan("Dev1/_ao0_vs_aognd")
+        assert ai0.ai_term_cfg == TerminalConfiguration.DIFF
+        assert loop.ai_term_cfg == TerminalConfiguration.RSE
+        assert ai0.ai_voltage_units == VoltageUnits.VOLTS
+        assert scaled.ai_voltage_units == VoltageUnits.FROM_CUSTOM_SCALE
+        assert (ai0.ai_custom_scale.name, scaled.ai_custom_scale.name) == ("", "gain")

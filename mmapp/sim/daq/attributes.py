@@ -60,6 +60,7 @@ def _enum(cls: Any) -> tuple[int, ...]:
 
 
 AI_MEAS_TYPE, VOLTAGE_WITH_EXCIT, AI_CUSTOM_SCALE = 0x695, 10323, 0x17E0
+AI_VOLTAGE_UNITS = 0x1094
 AI_EXCIT_SRC, AI_EXCIT_VAL, AI_EXCIT_USE_FOR_SCALING = 0x17F4, 0x17F5, 0x17FC
 AO, AI, DO, DI, CO = ("ao",), ("ai",), ("do",), ("di",), ("co",)
 _lines: Callable[[Any], int] = lambda ch: len(ch.lines)  # noqa: E731

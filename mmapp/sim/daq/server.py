@@ -491,19 +491,22 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
     # --- channels (AI, DI, CO time) ------------------------------------------
     @_rpc
     def CreateAIVoltageChan(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        before = len(task.channels)
         self.device.add_ai_voltage(
-            self._task(request.task),
+            task,
             request.physical_channel,
             request.name_to_assign_to_channel,
             request.min_val,
             request.max_val,
             _raw(request, "terminal_config"),
         )
-        if request.custom_scale_name:
-            for ch in self._task(request.task).channels:
-                ch.attrs.setdefault(
-                    attributes.AI_CUSTOM_SCALE, request.custom_scale_name
-                )
+        units = _raw(request, "units")
+        for ch in task.channels[before:]:
+            if units:
+                ch.attrs[attributes.AI_VOLTAGE_UNITS] = units
+            if request.custom_scale_name:
+                ch.attrs[attributes.AI_CUSTOM_SCALE] = request.custom_scale_name
         return pb.CreateAIVoltageChanResponse()
 
     @_rpc
