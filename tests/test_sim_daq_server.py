@@ -10,7 +10,13 @@ import grpc
 import nidaqmx
 import numpy as np
 import pytest
-from nidaqmx.constants import AcquisitionType, Edge, Level, LineGrouping
+from nidaqmx.constants import (
+    AcquisitionType,
+    Edge,
+    Level,
+    LineGrouping,
+    UsageTypeCO,
+)
 from nidaqmx.grpc_session_options import GrpcSessionOptions
 from nidaqmx.system import System
 
@@ -401,3 +407,19 @@ def test_calibration_info_reads_as_an_x_series_card(card: tuple) -> None:
         _ = dev.cal_acc_connection_count
     assert _code(exc) == -200197
     dev.restore_last_ext_cal_const()
+
+
+def test_counter_channels_keep_their_creation_timing(card: tuple) -> None:
+    _device, opts = card
+    with nidaqmx.Task(grpc_options=opts) as co:
+        freq = co.co_channels.add_co_pulse_chan_freq(
+            "Dev1/ctr0", idle_state=Level.HIGH, initial_delay=0.001, freq=50.0
+        )
+        ticks = co.co_channels.add_co_pulse_chan_ticks(
+            "Dev1/ctr1", "/Dev1/ao/SampleClock", initial_delay=2
+        )
+        assert freq.co_output_type == UsageTypeCO.PULSE_FREQUENCY
+        assert freq.co_pulse_idle_state == Level.HIGH
+        assert freq.co_pulse_freq_initial_delay == 0.001
+        assert ticks.co_output_type == UsageTypeCO.PULSE_TICKS
+        assert ticks.co_pulse_idle_state == Level.LOW

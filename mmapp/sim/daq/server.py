@@ -197,19 +197,33 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
 
     @_rpc
     def CreateCOPulseChanFreq(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        before = len(task.channels)
         self.device.add_co_pulse_freq(
-            self._task(request.task),
+            task,
             request.counter,
             request.name_to_assign_to_channel,
             request.freq,
             request.duty_cycle,
         )
+        self._co_timing(task.channels[before:], request, 10119)
         return pb.CreateCOPulseChanFreqResponse()
+
+    def _co_timing(self, channels: list[Any], request: Any, output_type: int) -> None:
+        """What a CO pulse channel keeps from its creation: output type,
+        initial delay (s) and idle state."""
+        idle = _raw(request, "idle_state") or LEVEL_LOW
+        for ch in channels:
+            ch.output_type = output_type
+            ch.delay_s = float(request.initial_delay)
+            ch.idle_state = idle
 
     @_rpc
     def CreateCOPulseChanTicks(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        before = len(task.channels)
         self.device.add_co_pulse_ticks(
-            self._task(request.task),
+            task,
             request.counter,
             request.name_to_assign_to_channel,
             request.source_terminal,
@@ -218,6 +232,8 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             low_ticks=int(request.low_ticks),
             high_ticks=int(request.high_ticks),
         )
+        for ch in task.channels[before:]:
+            ch.output_type = 10268  # pulse ticks
         return pb.CreateCOPulseChanTicksResponse()
 
     # --- timing and triggers ----------------------------------------------------------
@@ -550,15 +566,16 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             raise DaqmxError(
                 INVALID_ATTRIBUTE_VALUE, f"High time {high} s / low time {low} s"
             )
+        task = self._task(request.task)
+        before = len(task.channels)
         self.device.add_co_pulse_freq(
-            self._task(request.task),
+            task,
             request.counter,
             request.name_to_assign_to_channel,
             1.0 / (high + low),
             high / (high + low),
         )
-        for ch in self._task(request.task).channels:
-            ch.output_type = 10269
+        self._co_timing(task.channels[before:], request, 10269)
         return pb.CreateCOPulseChanTimeResponse()
 
     # --- events (server streams) ---------------------------------------------------
