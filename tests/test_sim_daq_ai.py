@@ -200,3 +200,14 @@ def test_ai_terminals_default_to_differential_and_keep_their_units(opts) -> None
         assert ai0.ai_voltage_units == VoltageUnits.VOLTS
         assert scaled.ai_voltage_units == VoltageUnits.FROM_CUSTOM_SCALE
         assert (ai0.ai_custom_scale.name, scaled.ai_custom_scale.name) == ("", "gain")
+
+
+def test_reference_trigger_pretrigger_samples_default_to_two(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as task:
+        task.ai_channels.add_ai_voltage_chan("Dev1/ai0")
+        ref = task.triggers.reference_trigger
+        assert ref.pretrig_samples == 2
+        ref.pretrig_samples = 500
+        assert ref.pretrig_samples == 500
+        del ref.pretrig_samples
+        assert ref.pretrig_samples == 2

@@ -270,7 +270,7 @@ TRIGGER: dict[int, Attr] = {
         _a(0x1419, "ref_trig_type", "i32", field="ref_type"),
         _a(0x1434, "ref_dig_edge_src", "str", ""),
         _a(0x1430, "ref_dig_edge_edge", "i32", Edge.RISING.value, choices=_enum(Edge)),
-        _a(0x1445, "ref_pretrig_samples", "u32", 0),
+        _a(0x1445, "ref_pretrig_samples", "u32", 2),
         _a(0x311D, "ref_retriggerable", "bool", False),
     )
 }
