@@ -211,3 +211,15 @@ def test_reference_trigger_pretrigger_samples_default_to_two(opts) -> None:
         assert ref.pretrig_samples == 500
         del ref.pretrig_samples
         assert ref.pretrig_samples == 2
+
+
+def test_a_raw_write_plays_interleaved_dac_codes_in_whole_samples(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as ao, nidaqmx.Task(grpc_options=opts) as ai:
+        ao.ao_channels.add_ao_voltage_chan("Dev1/ao0:1")
+        ai.ai_channels.add_ai_voltage_chan("Dev1/_ao0_vs_aognd")
+        ai.ai_channels.add_ai_voltage_chan("Dev1/_ao1_vs_aognd")
+        ao.out_stream.auto_start = True
+        codes = np.array([16384, -16384, 32767], dtype=np.int16)  # ao0, ao1, half
+        assert ao.out_stream.write(codes) == 1
+        volts = ai.read()
+        np.testing.assert_allclose(volts, [16384 * 10 / 32767, -16384 * 10 / 32767])

@@ -80,7 +80,7 @@ CHANNEL: dict[int, Attr] = {
         _a(0x182E, "ao_dac_rng_high", "f64", 10.0, kinds=AO),
         _a(0x182D, "ao_dac_rng_low", "f64", -10.0, kinds=AO),
         _a(0x182C, "ao_resolution", "f64", 16.0, kinds=AO, readonly=True),
-        _a(0x182B, "ao_resolution_units", "i32", 10109, kinds=AO, readonly=True),
+        _a(0x182B, "ao_resolution_units", "i32", 10109, kinds=AO, choices=(10109,)),
         _a(0x188E, "ao_term_cfg", "i32", 10083, kinds=AO),  # RSE
         _a(0x2240, "ao_idle_output_behavior", "i32", 12526, kinds=AO),
         _a(0x1830, "ao_dac_ref_allow_conn_to_gnd", "bool", False, kinds=AO),

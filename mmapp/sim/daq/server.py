@@ -307,6 +307,28 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         return response(samps_per_chan_written=n)
 
     @_rpc
+    def WriteRaw(self, request, context):  # noqa: ANN001, ANN201
+        """Raw AO writes: the DAC's int16 codes, channels interleaved."""
+        task = self._task(request.task)
+        if task.kind != "ao":
+            raise DaqmxError(
+                ATTR_NOT_SUPPORTED, "Raw writes need an analog output task."
+            )
+        n, n_chan = int(request.num_samps), max(len(task.channels), 1)
+        codes = np.frombuffer(request.write_array, dtype="<i2")
+        if n < 1 or codes.size < n * n_chan:
+            raise DaqmxError(
+                INVALID_NUM_SAMPS_TO_WRITE,
+                f"{codes.size} values for {n} samples x {n_chan} channels "
+                f"(Task Name: {task.name})",
+            )
+        rows = codes[: n * n_chan].astype(np.float64).reshape(n, n_chan).T
+        written = self.device.write(
+            task, rows * (AO_RANGE_V / 32767.0), request.auto_start
+        )
+        return pb.WriteRawResponse(samps_per_chan_written=written)
+
+    @_rpc
     def WriteBinaryI16(self, request, context):  # noqa: ANN001, ANN201
         return self._write_binary(request, pb.WriteBinaryI16Response)
 
