@@ -9,7 +9,14 @@ import grpc
 import nidaqmx
 import numpy as np
 import pytest
-from nidaqmx.constants import AcquisitionType, LineGrouping
+from nidaqmx.constants import (
+    AcquisitionType,
+    ExcitationSource,
+    LineGrouping,
+    TerminalConfiguration,
+    UsageTypeAI,
+    VoltageUnits,
+)
 from nidaqmx.errors import DaqError
 from nidaqmx.grpc_session_options import GrpcSessionOptions
 from nidaqmx.stream_readers import AnalogSingleChannelReader, AnalogUnscaledReader
@@ -138,3 +145,81 @@ def test_unscaled_ao_writes_are_dac_codes_of_plus_minus_10_v(opts) -> None:
         codes = np.array([[0, -32767]], dtype=np.int16)
         assert AnalogUnscaledWriter(ao.out_stream).write_int16(codes) == 2
         assert ai.read() == -10.0
+
+
+def test_a_voltage_channel_with_excitation_keeps_its_excitation(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as task:
+        chan = task.ai_channels.add_ai_voltage_chan_with_excit(
+            "Dev1/ai0",
+            voltage_excit_source=ExcitationSource.EXTERNAL,
+            voltage_excit_val=0.1,
+        )
+        assert chan.ai_meas_type == UsageTypeAI.VOLTAGE_CUSTOM_WITH_EXCITATION
+        assert chan.ai_excit_src == ExcitationSource.EXTERNAL
+        assert chan.ai_excit_val == 0.1
+        assert not chan.ai_excit_use_for_scaling
+        chan.ai_excit_use_for_scaling = True
+        assert chan.ai_excit_use_for_scaling
+        del chan.ai_excit_use_for_scaling
+        assert not chan.ai_excit_use_for_scaling
+        assert chan.ai_lossy_lsb_removal_compressed_samp_size == 16
+        plain = task.ai_channels.add_ai_voltage_chan("Dev1/ai1")
+        assert plain.ai_meas_type == UsageTypeAI.VOLTAGE
+
+
+def test_the_timebase_divisor_sets_the_rate_and_resets_restore_defaults(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as task:
+        task.ai_channels.add_ai_voltage_chan("Dev1/ai0")
+        assert task.timing.samp_clk_rate == 1000.0
+        task.timing.cfg_samp_clk_timing(
+            2000.0, sample_mode=AcquisitionType.FINITE, samps_per_chan=50
+        )
+        assert task.timing.samp_clk_timebase_src == "/Dev1/100MHzTimebase"
+        assert task.timing.samp_clk_timebase_div == 50_000
+        task.timing.samp_clk_timebase_div = 200_000
+        assert task.timing.samp_clk_rate == 500.0
+        del task.timing.samp_quant_samp_mode
+        del task.timing.samp_quant_samp_per_chan
+        del task.timing.samp_clk_rate
+        assert task.timing.samp_quant_samp_mode == AcquisitionType.CONTINUOUS
+        assert task.timing.samp_quant_samp_per_chan == 1000
+        assert task.timing.samp_clk_rate == 1000.0
+
+
+def test_ai_terminals_default_to_differential_and_keep_their_units(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as task:
+        ai0 = task.ai_channels.add_ai_voltage_chan("Dev1/ai0")
+        scaled = task.ai_channels.add_ai_voltage_chan(
+            "Dev1/ai1",
+            units=VoltageUnits.FROM_CUSTOM_SCALE,
+            custom_scale_name="gain",
+        )
+        loop = task.ai_channels.add_ai_voltage_chan("Dev1/_ao0_vs_aognd")
+        assert ai0.ai_term_cfg == TerminalConfiguration.DIFF
+        assert loop.ai_term_cfg == TerminalConfiguration.RSE
+        assert ai0.ai_voltage_units == VoltageUnits.VOLTS
+        assert scaled.ai_voltage_units == VoltageUnits.FROM_CUSTOM_SCALE
+        assert (ai0.ai_custom_scale.name, scaled.ai_custom_scale.name) == ("", "gain")
+
+
+def test_reference_trigger_pretrigger_samples_default_to_two(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as task:
+        task.ai_channels.add_ai_voltage_chan("Dev1/ai0")
+        ref = task.triggers.reference_trigger
+        assert ref.pretrig_samples == 2
+        ref.pretrig_samples = 500
+        assert ref.pretrig_samples == 500
+        del ref.pretrig_samples
+        assert ref.pretrig_samples == 2
+
+
+def test_a_raw_write_plays_interleaved_dac_codes_in_whole_samples(opts) -> None:
+    with nidaqmx.Task(grpc_options=opts) as ao, nidaqmx.Task(grpc_options=opts) as ai:
+        ao.ao_channels.add_ao_voltage_chan("Dev1/ao0:1")
+        ai.ai_channels.add_ai_voltage_chan("Dev1/_ao0_vs_aognd")
+        ai.ai_channels.add_ai_voltage_chan("Dev1/_ao1_vs_aognd")
+        ao.out_stream.auto_start = True
+        codes = np.array([16384, -16384, 32767], dtype=np.int16)  # ao0, ao1, half
+        assert ao.out_stream.write(codes) == 1
+        volts = ai.read()
+        np.testing.assert_allclose(volts, [16384 * 10 / 32767, -16384 * 10 / 32767])

@@ -50,7 +50,9 @@ class AnalogInput:
             )
         for p, nm in zip(phys, _names(name, len(phys)), strict=True):
             internal = "/_ao" in p
-            term = RSE if internal or term_cfg == DEFAULT_TERM else term_cfg
+            # the 6363's AI terminals default to differential
+            default = RSE if internal else DIFF
+            term = default if internal or term_cfg == DEFAULT_TERM else term_cfg
             ch = Channel(nm or p, p, "ai", float(min_v), float(max_v), term_cfg=term)
             ch.rng_high, ch.rng_low = rng, -rng
             self._add(task, ch)  # type: ignore[attr-defined]

@@ -36,6 +36,9 @@ DONE_EVENT_ALREADY_REGISTERED = -200950
 EVERY_N_SAMPS_EVENT_ALREADY_REGISTERED = -200966
 EVERY_N_SAMPS_TRANSFERRED_EVENT_ALREADY_REGISTERED = -200967
 INVALID_RANGE_OF_OBJECTS_SYNTAX_IN_STRING = -200498
+SIGNAL_EVENT_ALREADY_REGISTERED = -200949
+EVERY_N_SAMPS_ACQ_EVENT_NOT_SUPPORTED = -200981  # output tasks
+EVERY_N_SAMPS_TRANSFERRED_EVENT_NOT_SUPPORTED = -200980  # input tasks
 CANNOT_WRITE_WHEN_AUTO_START_FALSE_AND_TASK_NOT_RUNNING = -200846
 SAMPLES_CAN_NOT_YET_BE_WRITTEN = -200292
 NO_MORE_SPACE = -200293
@@ -100,6 +103,12 @@ MESSAGES = {
     "event is already registered for this task.",
     EVERY_N_SAMPS_TRANSFERRED_EVENT_ALREADY_REGISTERED: "Every N Samples "
     "Transferred From Buffer event is already registered for this task.",
+    SIGNAL_EVENT_ALREADY_REGISTERED: "Signal event is already registered for "
+    "this task.",
+    EVERY_N_SAMPS_ACQ_EVENT_NOT_SUPPORTED: "Every N Samples Acquired Into Buffer "
+    "event is not supported by the device for this task.",
+    EVERY_N_SAMPS_TRANSFERRED_EVENT_NOT_SUPPORTED: "Every N Samples Transferred "
+    "From Buffer event is not supported by the device for this task.",
     INVALID_RANGE_OF_OBJECTS_SYNTAX_IN_STRING: "Syntax for a range of objects in "
     "the input string is invalid.",
     CANNOT_WRITE_WHEN_AUTO_START_FALSE_AND_TASK_NOT_RUNNING: "Cannot write while "
