@@ -22,6 +22,7 @@ from mmapp.processing import (
     OpmGeometry,
     bin_image,
     deskew,
+    deskew_max_projection,
     deskew_reference,
     geometry_for,
     max_projection,
@@ -288,6 +289,26 @@ def test_deskew_uint8_and_a_constant_volume() -> None:
     assert out.dtype == np.uint8
     assert set(np.unique(out)) == {0, 200}
     np.testing.assert_array_equal(out, deskew_reference(volume, g))
+
+
+@pytest.mark.parametrize(
+    ("step", "angle", "dtype"),
+    [(1.0204, 30.0, np.uint16), (-0.7, 45.0, np.uint16), (2.0, 60.0, np.uint8)],
+)
+def test_deskew_max_projection_is_the_mip_of_the_deskewed_volume(
+    step: float, angle: float, dtype: type
+) -> None:
+    """The fused kernel gives exactly max_projection(deskew(...)), also for
+    random (not smooth) data and saturated voxels."""
+    g = OpmGeometry(0.5, angle, step, 16, scan_start_um=3.0)
+    top = np.iinfo(dtype).max
+    volume = np.random.default_rng(7).integers(0, top, (16, 40, 24), dtype=dtype)
+    volume[3, 5:9, :] = top
+    fused = deskew_max_projection(volume, g)
+    assert fused.dtype == volume.dtype
+    np.testing.assert_array_equal(fused, max_projection(deskew(volume, g)))
+    with pytest.raises(ValueError, match="9 planes but the geometry 16"):
+        deskew_max_projection(volume[:9].copy(), g)
 
 
 @pytest.mark.parametrize(

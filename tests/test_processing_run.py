@@ -26,7 +26,15 @@ from mmapp.engine.controller import (
 )
 from mmapp.engine.events import stream_event
 from mmapp.engine.plans import build_events
-from mmapp.processing import ProcessingChain, ProcessorDefinition, register, unregister
+from mmapp.processing import (
+    ProcessingChain,
+    ProcessorContext,
+    ProcessorDefinition,
+    build_stages,
+    geometry_for,
+    register,
+    unregister,
+)
 from mmapp.rig import Rig
 from mmapp.sim.frames import is_lit, read_stamp
 
@@ -69,6 +77,14 @@ def images(path: Path) -> dict[tuple, np.ndarray]:
             tuple(sorted(c.items())): np.array(ds.read_image(**c))
             for c in ds.get_image_coordinates_list()
         }
+    finally:
+        ds.close()
+
+
+def processed_metadata(path: Path, **coords: int) -> dict:
+    ds = open_dataset(path)
+    try:
+        return dict(ds.read_metadata(**coords))
     finally:
         ds.close()
 
@@ -332,8 +348,9 @@ def test_a_slow_processor_falls_behind_without_slowing_the_raw_path(
 
 
 def test_deskew_and_mip_on_an_opm_run(controller, rig, tmp) -> None:
-    pytest.importorskip("mmapp.processing.kernels")
-    pytest.importorskip("mmapp.processing.geometry")
+    kernels = pytest.importorskip("mmapp.processing.kernels")
+    deskew, max_projection = kernels.deskew, kernels.max_projection
+    subtract_background = kernels.subtract_background
     lasers_on(rig)
     positions = 8
     chain = ProcessingChain(
@@ -359,6 +376,20 @@ def test_deskew_and_mip_on_an_opm_run(controller, rig, tmp) -> None:
     processed = images(result.processed_dataset)
     assert sorted(processed) == [(("time", t),) for t in range(3)]
     assert all(is_lit(i) for i in processed.values())
+    # deskew + mip run as one step; each saved MIP is, pixel for pixel, the
+    # projection of the deskewed volume of the raw frames saved beside it
+    raw = images(result.dataset)
+    geometry = geometry_for(rig.spec, opm_program(positions=positions))
+    for t in range(3):
+        planes = [raw[(("time", t), ("z", z))] for z in range(positions)]
+        volume = np.ascontiguousarray(
+            [subtract_background(p, 100) for p in planes], dtype=np.uint16
+        )
+        expected = max_projection(deskew(volume, geometry))
+        np.testing.assert_array_equal(processed[(("time", t),)], expected)
+    meta = processed_metadata(result.processed_dataset, time=0)
+    assert meta["mip"]["planes"] == geometry.output_shape(HEIGHT, WIDTH)[0]
+    assert meta["mip"]["pixel_um"] == [float(v) for v in geometry.voxel_um][1:]
 
 
 def test_a_chain_that_cannot_be_made_ends_the_run_leaving_nothing(
@@ -372,3 +403,31 @@ def test_a_chain_that_cannot_be_made_ends_the_run_leaving_nothing(
     assert result.outcome is RunOutcome.ERROR
     assert "deskew needs the DAQ waveform program" in result.message
     assert result.frames_acquired == 0 and list(tmp.iterdir()) == []
+
+
+def test_deskew_absorbs_the_mip_that_follows_it(rig) -> None:
+    """deskew -> mip runs as one step (no upright volume is made); a step in
+    between, a different on_error or fuse=False keeps them apart."""
+    context = ProcessorContext(rig_spec=rig.spec, program=opm_program(positions=8))
+
+    def names(steps: list[dict], **kw: Any) -> list[str]:
+        chain = ProcessingChain(steps=steps)
+        return [s.name for s in build_stages(chain, context, **kw)]
+
+    deskew_mip = [{"name": "deskew"}, {"name": "mip"}]
+    assert names(deskew_mip) == ["deskew+mip"]
+    assert names(deskew_mip, fuse=False) == ["deskew", "mip"]
+    binned = [
+        {"name": "deskew"},
+        {"name": "bin", "params": {"factor": 2}},
+        {"name": "mip"},
+    ]
+    assert names(binned) == [
+        "deskew",
+        "bin",
+        "mip",
+    ]
+    assert names([{"name": "deskew"}, {"name": "mip", "on_error": "disable"}]) == [
+        "deskew",
+        "mip",
+    ]

@@ -13,6 +13,7 @@ from mmapp.processing.geometry import GeometryError, OpmGeometry, geometry_for
 from mmapp.processing.kernels import (
     bin_image,
     deskew,
+    deskew_max_projection,
     deskew_reference,
     max_projection,
     subtract_background,
@@ -57,6 +58,7 @@ __all__ = [
     "build_stages",
     "check_params",
     "deskew",
+    "deskew_max_projection",
     "deskew_reference",
     "geometry_for",
     "max_projection",

@@ -14,7 +14,10 @@
 - ``mip``: the maximum projection of one volume along ``z``: a running
   maximum per volume (no volume is held in memory), given out when the
   volume's planes are all in (``metadata["deskew"]["planes"]`` from deskew,
-  else the program's positions per volume).
+  else the program's positions per volume). ``deskew`` directly followed by
+  ``mip`` (same on_error) runs as one step: each volume's projection is
+  computed without making the upright volume (the same numbers; a 2048 x 2048
+  camera's volume would be gigavoxels).
 
 All are thread-safe. The numerical kernels live in
 ``mmapp.processing.kernels`` (numba) and are imported when a run starts;
@@ -194,11 +197,22 @@ class Deskew(VolumeBatches):
 
     thread_safe = True
 
-    def __init__(self, geometry: Any, deskew: Callable) -> None:
+    def __init__(
+        self, geometry: Any, deskew: Callable, project: Callable | None = None
+    ) -> None:
         super().__init__()
         self.geometry = geometry
         self.positions = int(geometry.positions)
         self._deskew = deskew
+        self._project = project  # deskew_max_projection, used once mip is absorbed
+        self.projects = False
+
+    def absorb(self, following: Any) -> bool:
+        """Take over the `mip` step that follows (True: the pipeline drops it)."""
+        if self._project is None or not isinstance(following, MaxProjection):
+            return False
+        self.projects = True
+        return True
 
     def __call__(self, coords: Coords, image: np.ndarray, metadata: dict) -> Any:
         z = int(coords.get("z", -1))
@@ -218,9 +232,7 @@ class Deskew(VolumeBatches):
             if len(volume.seen) < self.positions:
                 return None
             del self._held[key]
-        planes = self._deskew(volume.data, self.geometry)
         base = _without_z(coords)
-        n = planes.shape[0]
         g = self.geometry
         voxel = [float(v) for v in g.voxel_um]  # (z, y, x) in the sample
         upright = {  # the deskewed volume's own frame (not the camera's)
@@ -228,6 +240,13 @@ class Deskew(VolumeBatches):
             "pixel_size_um": voxel[2],
             "event_index": {k: v for k, v in base.items() if isinstance(v, int)},
         }
+        if self.projects and self._project is not None:
+            projection = self._project(volume.data, g)
+            n = g.output_shape(*volume.data.shape[1:])[0]
+            mip = {"planes": n, "axis": "z", "pixel_um": voxel[1:]}
+            return base, projection, {**upright, "mip": mip}
+        planes = self._deskew(volume.data, self.geometry)
+        n = planes.shape[0]
         return [
             (
                 {**base, "z": k},
@@ -253,13 +272,13 @@ def _deskew(params: NoParams, context: ProcessorContext) -> Deskew:
             "deskew needs the DAQ waveform program of an OPM scan (the run has none)"
         )
     from mmapp.processing.geometry import geometry_for
-    from mmapp.processing.kernels import deskew
+    from mmapp.processing.kernels import deskew, deskew_max_projection
 
     try:
         geometry = geometry_for(context.rig_spec, context.program)
     except ValueError as exc:
         raise ProcessorSetupError(f"deskew: {exc}") from None
-    return Deskew(geometry, deskew)
+    return Deskew(geometry, deskew, deskew_max_projection)
 
 
 class _Projection:

@@ -116,6 +116,56 @@ def deskew(volume: np.ndarray, geometry: OpmGeometry) -> np.ndarray:
     return _deskew_kernel(volume, out, r0, wr, k_start, dk_y, dk_z, tol, top)
 
 
+@njit(parallel=True, nogil=True, cache=CACHE)
+def _deskew_mip_kernel(volume, out, r0, wr, k_start, dk_y, dk_z, tol, top):  # noqa: ANN001
+    positions, _, cols = volume.shape
+    nz = r0.shape[0]
+    ny = out.shape[0]
+    last = positions - 1
+    for j in prange(ny):
+        best = out[j]
+        value_of = np.empty_like(best)  # each voxel as deskew stores it
+        for c in range(cols):
+            best[c] = 0  # outside the scanned parallelogram deskew gives 0
+        for i in range(nz):
+            k = k_start + j * dk_y + i * dk_z
+            if k < -tol or k > last + tol:
+                continue
+            k0 = min(max(math.floor(k), 0), last - 1)
+            v1 = np.float32(min(max(k - k0, 0.0), 1.0))
+            v0 = np.float32(1.0) - v1
+            w1 = np.float32(wr[i])
+            w0 = np.float32(1.0) - w1
+            ri = r0[i]
+            for c in range(cols):
+                line0 = np.float32(w0 * volume[k0, ri, c] + w1 * volume[k0, ri + 1, c])
+                line1 = np.float32(
+                    w0 * volume[k0 + 1, ri, c] + w1 * volume[k0 + 1, ri + 1, c]
+                )
+                value = v0 * line0 + v1 * line1 + np.float32(0.5)
+                value_of[c] = min(value, top)
+                if value_of[c] > best[c]:
+                    best[c] = value_of[c]
+    return out
+
+
+def deskew_max_projection(volume: np.ndarray, geometry: OpmGeometry) -> np.ndarray:
+    """`max_projection(deskew(volume, geometry))` (along z) without making the
+    upright volume: the same numbers, (y, x), in the input's dtype.
+
+    A 2048 x 2048 camera's volume deskews to gigavoxels; its projection is one
+    image, computed plane row by plane row in a fraction of the time and memory.
+    """
+    _check_volume(volume, geometry)
+    _, rows, cols = volume.shape
+    _, ny, _ = geometry.output_shape(rows, cols)
+    out = np.empty((ny, cols), dtype=volume.dtype)
+    r0, wr, k_start, dk_y, dk_z = _mapping(geometry, rows)
+    top = np.float32(np.iinfo(volume.dtype).max)
+    tol = EDGE_TOLERANCE * volume.shape[0]
+    return _deskew_mip_kernel(volume, out, r0, wr, k_start, dk_y, dk_z, tol, top)
+
+
 def deskew_reference(volume: np.ndarray, geometry: OpmGeometry) -> np.ndarray:
     """`deskew` by scipy.ndimage.affine_transform (order 1): the same mapping and
     output grid, for tests and the benchmark (scipy is a test dependency)."""

@@ -151,9 +151,12 @@ def build_stages(
     chain: ProcessingChain,
     context: ProcessorContext,
     events: EventQueue | None = None,
+    *,
+    fuse: bool = True,
 ) -> list[_Stage]:
     """A fresh processor per enabled step, for one run (raises ValueError if a
-    step cannot be made, e.g. deskew without a waveform program)."""
+    step cannot be made, e.g. deskew without a waveform program); with `fuse`,
+    a step the one before absorbs runs inside it (see `_fused`)."""
     stages = []
     for step in chain.active_steps:
         found = definition(step.name)
@@ -176,7 +179,28 @@ def build_stages(
                 events=style.events,
             )
         )
-    return stages
+    return _fused(stages) if fuse else stages
+
+
+def _fused(stages: list[_Stage]) -> list[_Stage]:
+    """Stages with each step a processor `absorb`s taken over by it (e.g.
+    deskew computing mip's projection directly); same results, less work."""
+    out: list[_Stage] = []
+    for stage in stages:
+        prev = out[-1] if out else None
+        absorb = getattr(prev.processor, "absorb", None) if prev else None
+        if (
+            prev is not None
+            and callable(absorb)
+            and not prev.events
+            and not stage.events
+            and prev.on_error == stage.on_error
+            and absorb(stage.processor)
+        ):
+            prev.name = f"{prev.name}+{stage.name}"
+            continue
+        out.append(stage)
+    return out
 
 
 def normalise(result: Any, coords: Coords) -> list[Item]:
