@@ -480,3 +480,55 @@ def test_numba_cache_honours_the_users_setting(tmp_path: Path) -> None:
     assert report["env"] == report["numba"] == str(chosen)
     assert _index_files(chosen)
     assert set(_index_files(package)) == before == set()
+
+
+# --- several threads at once ----------------------------------------------------
+THREADS_CHILD = """
+import json, threading
+import numba
+import numpy as np
+from mmapp.processing import (OpmGeometry, bin_image, deskew, deskew_max_projection,
+                              max_projection, subtract_background)
+g = OpmGeometry(0.5, 30.0, 1.0, 12)
+volume = np.random.default_rng(3).integers(0, 4000, (12, 40, 64), dtype=np.uint16)
+want = [deskew(volume, g).sum(), deskew_max_projection(volume, g).sum(),
+        max_projection(volume).sum(), subtract_background(volume[0], 100).sum(),
+        bin_image(volume[0], 2).sum()]
+bad = []
+def work():
+    for _ in range(40):
+        got = [deskew(volume, g).sum(), deskew_max_projection(volume, g).sum(),
+               max_projection(volume).sum(), subtract_background(volume[0], 100).sum(),
+               bin_image(volume[0], 2).sum()]
+        if got != want:
+            bad.append(got)
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({"layer": numba.threading_layer(), "bad": len(bad)}))
+"""
+
+
+@pytest.mark.parametrize("layer", ["workqueue", "default"])
+def test_kernels_from_several_threads_at_once(tmp_path: Path, layer: str) -> None:
+    """The processing pool calls the kernels from several threads: numba's
+    workqueue layer (what a machine without OpenMP or TBB gets) aborts the
+    process on concurrent parallel calls unless they take turns."""
+    env = {"NUMBA_THREADING_LAYER": layer} if layer != "default" else {}
+    environ = {**os.environ, **env}
+    environ["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parent.parent), environ.get("PYTHONPATH", "")]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", THREADS_CHILD],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["bad"] == 0
+    if layer != "default":
+        assert report["layer"] == layer

@@ -186,8 +186,8 @@ def _without_z(coords: Coords) -> dict[str, int | str]:
 
 
 class _Volume:
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.data = np.zeros(shape, dtype)
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data  # planes not yet in are undefined (never read)
         self.seen: set[int] = set()
         self.metadata: dict[str, Any] = {}
 
@@ -206,6 +206,22 @@ class Deskew(VolumeBatches):
         self._deskew = deskew
         self._project = project  # deskew_max_projection, used once mip is absorbed
         self.projects = False
+        # deskewed volumes' buffers, reused: a fresh one costs page faults on
+        # every plane stored (tens of ms per 2048 x 2048 frame on a busy machine)
+        self._spare: list[np.ndarray] = []
+
+    def _buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A volume buffer (the caller holds the lock)."""
+        while self._spare:
+            data = self._spare.pop()
+            if data.shape == shape and data.dtype == dtype:
+                return data
+        return np.empty(shape, dtype)
+
+    def _recycle(self, data: np.ndarray) -> None:
+        with self._lock:
+            if len(self._spare) < MAX_HELD_BATCHES:
+                self._spare.append(data)
 
     def absorb(self, following: Any) -> bool:
         """Take over the `mip` step that follows (True: the pipeline drops it)."""
@@ -224,7 +240,7 @@ class Deskew(VolumeBatches):
         key = volume_key(coords)
         shape = (self.positions, *image.shape)
         with self._lock:
-            volume = self._slot(key, lambda: _Volume(shape, image.dtype))
+            volume = self._slot(key, lambda: _Volume(self._buffer(shape, image.dtype)))
             volume.data[z] = image
             volume.seen.add(z)
             if z == 0:
@@ -242,10 +258,12 @@ class Deskew(VolumeBatches):
         }
         if self.projects and self._project is not None:
             projection = self._project(volume.data, g)
+            self._recycle(volume.data)
             n = g.output_shape(*volume.data.shape[1:])[0]
             mip = {"planes": n, "axis": "z", "pixel_um": voxel[1:]}
             return base, projection, {**upright, "mip": mip}
         planes = self._deskew(volume.data, self.geometry)
+        self._recycle(volume.data)
         n = planes.shape[0]
         return [
             (

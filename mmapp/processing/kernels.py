@@ -1,12 +1,19 @@
 """numba kernels for on-the-fly processing: deskew, MIP, binning, background.
 
-They release the GIL (`nogil`), run on all cores (`parallel`) and cache their
-compiled code in the per-user folder `numba_cache` chose.
+They release the GIL (`nogil`) and cache their compiled code in the per-user
+folder `numba_cache` chose. The volume kernels (deskew, projections) run on all
+cores (`parallel`), one at a time (:data:`PARALLEL_LOCK`): numba's fallback
+threading layer (workqueue, where OpenMP and TBB are missing) aborts the
+process when two threads enter parallel code at once. The per-frame kernels
+(background, binning) are serial: the processing pool already runs frames side
+by side, and idle OpenMP threads spinning after each frame stole CPU from the
+camera and the writer.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +24,8 @@ from mmapp.processing.geometry import EDGE_TOLERANCE, OpmGeometry
 
 # numba caches by the source file; without one (a frozen app) it compiles per run
 CACHE = Path(__file__).is_file()
+# one parallel region at a time, whatever threading layer numba picked
+PARALLEL_LOCK = threading.Lock()
 DESKEW_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 IMAGE_DTYPES = (
     np.dtype(np.uint8),
@@ -113,7 +122,8 @@ def deskew(volume: np.ndarray, geometry: OpmGeometry) -> np.ndarray:
     r0, wr, k_start, dk_y, dk_z = _mapping(geometry, rows)
     top = np.float32(np.iinfo(volume.dtype).max)
     tol = EDGE_TOLERANCE * positions
-    return _deskew_kernel(volume, out, r0, wr, k_start, dk_y, dk_z, tol, top)
+    with PARALLEL_LOCK:
+        return _deskew_kernel(volume, out, r0, wr, k_start, dk_y, dk_z, tol, top)
 
 
 @njit(parallel=True, nogil=True, cache=CACHE)
@@ -163,7 +173,8 @@ def deskew_max_projection(volume: np.ndarray, geometry: OpmGeometry) -> np.ndarr
     r0, wr, k_start, dk_y, dk_z = _mapping(geometry, rows)
     top = np.float32(np.iinfo(volume.dtype).max)
     tol = EDGE_TOLERANCE * volume.shape[0]
-    return _deskew_mip_kernel(volume, out, r0, wr, k_start, dk_y, dk_z, tol, top)
+    with PARALLEL_LOCK:
+        return _deskew_mip_kernel(volume, out, r0, wr, k_start, dk_y, dk_z, tol, top)
 
 
 def deskew_reference(volume: np.ndarray, geometry: OpmGeometry) -> np.ndarray:
@@ -235,14 +246,15 @@ def max_projection(volume: np.ndarray, axis: int = 0) -> np.ndarray:
         raise ValueError(f"max_projection of an empty volume {volume.shape}")
     moved = np.ascontiguousarray(np.moveaxis(volume, axis, 0))
     out = np.empty(moved.shape[1:], dtype=volume.dtype)
-    return _max_first(moved, out)
+    with PARALLEL_LOCK:
+        return _max_first(moved, out)
 
 
-@njit(parallel=True, nogil=True, cache=CACHE)
+@njit(nogil=True, cache=CACHE)
 def _bin_kernel(image, factor, integer, out):  # noqa: ANN001
     rows, cols = out.shape
     area = factor * factor
-    for r in prange(rows):
+    for r in range(rows):
         for c in range(cols):
             total = 0.0
             for dr in range(factor):
@@ -278,10 +290,10 @@ def bin_image(image: np.ndarray, factor: int) -> np.ndarray:
     return _bin_kernel(image, int(factor), integer, out)
 
 
-@njit(parallel=True, nogil=True, cache=CACHE)
+@njit(nogil=True, cache=CACHE)
 def _subtract_kernel(image, background, out):  # noqa: ANN001
     rows, cols = image.shape
-    for r in prange(rows):
+    for r in range(rows):
         for c in range(cols):
             v = image[r, c]
             b = background[r, c]
@@ -289,10 +301,10 @@ def _subtract_kernel(image, background, out):  # noqa: ANN001
     return out
 
 
-@njit(parallel=True, nogil=True, cache=CACHE)
+@njit(nogil=True, cache=CACHE)
 def _subtract_value_kernel(image, b, out):  # noqa: ANN001
     rows, cols = image.shape
-    for r in prange(rows):
+    for r in range(rows):
         for c in range(cols):
             v = image[r, c]
             out[r, c] = v - b if v > b else 0
