@@ -26,6 +26,7 @@ from mmapp.engine.errors import (
     CameraTimeoutError,
     DaqFailedError,
     DeviceError,
+    DiskNearlyFullError,
     UnsafeRigError,
 )
 from mmapp.engine.events import stream_event
@@ -56,6 +57,7 @@ __all__ = [
     "DaqProgramError",
     "DatasetExistsError",
     "DeviceError",
+    "DiskNearlyFullError",
     "RigMismatchError",
     "RunController",
     "RunOutcome",

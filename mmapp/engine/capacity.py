@@ -224,7 +224,8 @@ def check_capacity(
         lasts = usable / rate if rate > 0 else math.inf
         notes.append(
             f"at {_fmt_rate(rate)} the {_fmt_size(free)} free in {directory} last "
-            f"about {_fmt_duration(lasts)}; the run stops cleanly when the disk is full"
+            f"about {_fmt_duration(lasts)}; the run stops cleanly before the disk "
+            f"is full"
         )
     if rate is not None and disk_bytes_per_s is not None and rate > disk_bytes_per_s:
         excess = rate - disk_bytes_per_s

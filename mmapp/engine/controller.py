@@ -48,8 +48,9 @@ from mmapp.engine.daq_link import (
     ProgramChange,
     write_program_changes,
 )
+from mmapp.engine.disk_watch import DiskWatch
 from mmapp.engine.engine import RELEASE_KEY, StreamingEngine
-from mmapp.engine.errors import UnsafeRigError
+from mmapp.engine.errors import DiskNearlyFullError, UnsafeRigError
 from mmapp.engine.events import barrier_event, coordinates_for
 from mmapp.processing import (
     EventQueue,
@@ -515,6 +516,7 @@ class RunController:
         pipeline: ProcessingPipeline | None = None
         events: EventQueue | None = None
         error: BaseException | None = None
+        watch: DiskWatch | None = None
         settings = dict(request.settings)
         with contextlib.suppress(Exception):  # the RAM between camera and disk
             settings["circular_buffer_mb"] = (
@@ -546,6 +548,8 @@ class RunController:
                 )
                 settings["processed_dataset"] = pipeline.output.storage.path.name
             self._pipeline = pipeline
+            if isinstance(sink, NDTiffSink):
+                watch = self._disk_watch(request.out_dir, handler)
             relay = _FrameRelay(handler, sink, engine, settings)
             relay.pipeline = pipeline
             engine.zero_copy = True  # the relay releases every frame it gets
@@ -608,6 +612,10 @@ class RunController:
                     error = error or exc
             if handler is not None and handler.error is not None:
                 error = error or handler.error
+            if watch is not None:
+                watch.close()
+                if watch.message is not None:
+                    error = error or DiskNearlyFullError(watch.message)
             result = self._result_for(
                 engine, handler, sink, _detached(error), t0, unsafe, pipeline
             )
@@ -628,6 +636,22 @@ class RunController:
         elif error is not None:
             logger.error("acquisition ended with an error: %s", result.summary())
         self.finished.emit(result)
+
+    def _disk_watch(self, directory: Path, handler: DataHandler) -> DiskWatch:
+        """Watch the dataset's disk; stop the run before it fills."""
+        stats = handler.stats
+
+        def low(message: str) -> None:
+            self.stop(message)
+
+        watch = DiskWatch(
+            directory,
+            low,
+            bytes_in=lambda: stats.bytes_written + stats.queue_bytes,
+            pending_bytes=lambda: stats.queue_bytes,
+        )
+        watch.start()
+        return watch
 
     def _pipeline_for(
         self,

@@ -29,3 +29,7 @@ class UnsafeRigError(AcquisitionError):
 
 class DaqFailedError(AcquisitionError):
     """The DAQ card failed during the run (unreachable, or it would not stop)."""
+
+
+class DiskNearlyFullError(AcquisitionError):
+    """The run was stopped before its disk filled (every frame taken is saved)."""
