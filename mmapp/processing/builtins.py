@@ -55,6 +55,16 @@ class ProcessorSetupError(ValueError):
     """A processor cannot be made for this run (e.g. deskew without a program)."""
 
 
+def _warm_up(*names: str) -> None:
+    """Compile the kernels a step uses when the run is set up (see
+    kernels.warm_up); without numba the numpy fallbacks need none."""
+    try:
+        from mmapp.processing.kernels import warm_up
+    except ImportError:
+        return
+    warm_up(*names)
+
+
 # --- background -------------------------------------------------------------------
 class BackgroundParams(_Params):
     """Exactly one of `value` (counts) or `dark_frame` (a .tif path)."""
@@ -98,6 +108,7 @@ def _background(params: BackgroundParams, context: ProcessorContext) -> Callable
             )
     else:
         background = float(params.value or 0.0)
+    _warm_up("background")
 
     def background_subtraction(image: np.ndarray, metadata: dict) -> tuple:
         if isinstance(background, np.ndarray) and background.shape != image.shape:
@@ -130,6 +141,7 @@ def bin_frame(image: np.ndarray, factor: int) -> np.ndarray:
 
 def _bin(params: BinParams, context: ProcessorContext) -> Callable:
     factor = params.factor
+    _warm_up("bin")
 
     def binning(image: np.ndarray, metadata: dict) -> tuple:
         if image.shape[0] < factor or image.shape[1] < factor:
@@ -296,6 +308,7 @@ def _deskew(params: NoParams, context: ProcessorContext) -> Deskew:
         geometry = geometry_for(context.rig_spec, context.program)
     except ValueError as exc:
         raise ProcessorSetupError(f"deskew: {exc}") from None
+    _warm_up("deskew")
     return Deskew(geometry, deskew, deskew_max_projection)
 
 

@@ -352,3 +352,24 @@ def _check_image(image: np.ndarray, name: str) -> None:
         )
     if image.dtype not in IMAGE_DTYPES:
         raise ValueError(f"{name} does not take {image.dtype} images")
+
+
+def warm_up(*names: str) -> None:
+    """Compile (or load from numba's cache) the named kernels for 8- and
+    16-bit frames now, before the camera starts: the first volume of a run
+    must not wait seconds for the compiler while frames pile up.
+
+    Names: "deskew" (also its fused projection), "background", "bin".
+    """
+    for dtype in DESKEW_DTYPES:
+        if "deskew" in names:
+            g = OpmGeometry(1.0, 30.0, 1.0, 2)
+            volume = np.zeros((2, 2, 1), dtype)
+            deskew(volume, g)
+            deskew_max_projection(volume, g)
+        if "background" in names:
+            image = np.zeros((2, 2), dtype)
+            subtract_background(image, 1.0)
+            subtract_background(image, image)
+        if "bin" in names:
+            bin_image(np.zeros((2, 2), dtype), 2)
