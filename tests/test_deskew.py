@@ -532,3 +532,38 @@ def test_kernels_from_several_threads_at_once(tmp_path: Path, layer: str) -> Non
     assert report["bad"] == 0
     if layer != "default":
         assert report["layer"] == layer
+
+
+WARM_CHILD = """
+import json
+from mmapp.processing import kernels
+from mmapp.processing.builtins import BUILTINS
+from mmapp.processing.registry import NoParams
+kernels_ = [kernels._deskew_kernel, kernels._deskew_mip_kernel,
+            kernels._subtract_value_kernel, kernels._bin_kernel]
+before = [len(k.signatures) for k in kernels_]
+BUILTINS["background"].make(BUILTINS["background"].params(value=100), None)
+BUILTINS["bin"].make(BUILTINS["bin"].params(factor=2), None)
+kernels.warm_up("deskew")
+print(json.dumps({"before": before, "after": [len(k.signatures) for k in kernels_]}))
+"""
+
+
+def test_steps_compile_their_kernels_when_the_run_is_set_up(tmp_path: Path) -> None:
+    """8- and 16-bit versions exist before the first frame arrives."""
+    environ = {**os.environ}
+    environ["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parent.parent), environ.get("PYTHONPATH", "")]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", WARM_CHILD],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["before"] == [0, 0, 0, 0]
+    assert report["after"] == [2, 2, 2, 2]
