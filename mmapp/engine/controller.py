@@ -548,8 +548,11 @@ class RunController:
                 )
                 settings["processed_dataset"] = pipeline.output.storage.path.name
             self._pipeline = pipeline
-            if isinstance(sink, NDTiffSink):
-                watch = self._disk_watch(request.out_dir, handler)
+            writers = [handler] if isinstance(sink, NDTiffSink) else []
+            if pipeline is not None:  # the processed dataset, beside the raw one
+                writers.append(pipeline.output)
+            if writers:
+                watch = self._disk_watch(request.out_dir, writers)
             relay = _FrameRelay(handler, sink, engine, settings)
             relay.pipeline = pipeline
             engine.zero_copy = True  # the relay releases every frame it gets
@@ -637,9 +640,9 @@ class RunController:
             logger.error("acquisition ended with an error: %s", result.summary())
         self.finished.emit(result)
 
-    def _disk_watch(self, directory: Path, handler: DataHandler) -> DiskWatch:
-        """Watch the dataset's disk; stop the run before it fills."""
-        stats = handler.stats
+    def _disk_watch(self, directory: Path, writers: list[DataHandler]) -> DiskWatch:
+        """Watch the datasets' disk; stop the run before it fills."""
+        stats = [w.stats for w in writers]
 
         def low(message: str) -> None:
             self.stop(message)
@@ -647,8 +650,8 @@ class RunController:
         watch = DiskWatch(
             directory,
             low,
-            bytes_in=lambda: stats.bytes_written + stats.queue_bytes,
-            pending_bytes=lambda: stats.queue_bytes,
+            bytes_in=lambda: sum(s.bytes_written + s.queue_bytes for s in stats),
+            pending_bytes=lambda: sum(s.queue_bytes for s in stats),
         )
         watch.start()
         return watch
