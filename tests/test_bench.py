@@ -139,7 +139,7 @@ def test_bench_stream_deskew_json(tmp_path: Path) -> None:
     proc = run_mmapp(
         "bench", "stream", "--deskew", "--dir", str(tmp_path), "--size", "64",
         "--rate", "200", "--volumes", "2", "--repeats", "1",
-        "--chain", "deskew", "--chain", "empty", "--json",
+        "--chain", "deskew", "--chain", "empty", "--chain", "none", "--json",
         timeout=180,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -151,6 +151,12 @@ def test_bench_stream_deskew_json(tmp_path: Path) -> None:
     assert deskew["volumes_deskewed"] == 2 and deskew["kept_up"], deskew
     assert empty["volumes_deskewed"] == 0 and empty["frames_saved"] == 100
     assert deskew["deskewed_shape"][2] == 64
+    chains = report["chains"]
+    assert chains["none"]["fps_vs_no_chain"] == 1.0
+    for name in ("deskew", "empty"):  # each chain's rate against no chain
+        info = chains[name]
+        want = round(info["median_fps"] / chains["none"]["median_fps"], 3)
+        assert info["fps_vs_no_chain"] == want > 0
     assert list(tmp_path.iterdir()) == []
 
 
