@@ -435,20 +435,22 @@ print(json.dumps({
 """
 
 
-def _child(tmp_path: Path, **env: str) -> dict:
+def _child(tmp_path: Path, code: str = CHILD, **env: str) -> dict:
+    """Run `code` in a fresh interpreter (NUMBA_CACHE_DIR unset unless given);
+    the JSON object it prints last."""
     environ = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     environ["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent), environ.get("PYTHONPATH", "")]
     )
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD],
+        [sys.executable, "-c", code],
         env={**environ, **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         cwd=tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -515,20 +517,7 @@ def test_kernels_from_several_threads_at_once(tmp_path: Path, layer: str) -> Non
     workqueue layer (what a machine without OpenMP or TBB gets) aborts the
     process on concurrent parallel calls unless they take turns."""
     env = {"NUMBA_THREADING_LAYER": layer} if layer != "default" else {}
-    environ = {**os.environ, **env}
-    environ["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parent.parent), environ.get("PYTHONPATH", "")]
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", THREADS_CHILD],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = _child(tmp_path, THREADS_CHILD, **env)
     assert report["bad"] == 0
     if layer != "default":
         assert report["layer"] == layer
@@ -551,19 +540,6 @@ print(json.dumps({"before": before, "after": [len(k.signatures) for k in kernels
 
 def test_steps_compile_their_kernels_when_the_run_is_set_up(tmp_path: Path) -> None:
     """8- and 16-bit versions exist before the first frame arrives."""
-    environ = {**os.environ}
-    environ["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parent.parent), environ.get("PYTHONPATH", "")]
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", WARM_CHILD],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = _child(tmp_path, WARM_CHILD)
     assert report["before"] == [0, 0, 0, 0]
     assert report["after"] == [2, 2, 2, 2]
