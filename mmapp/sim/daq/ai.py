@@ -16,6 +16,40 @@ if TYPE_CHECKING:
 RSE, DIFF, DEFAULT_TERM = 10083, 10106, -1
 
 
+class AIRange:
+    """An AI channel's range as DAQmx coerces it (mixin of Channel)."""
+
+    min_v: float
+    max_v: float
+    rng_high: float
+    rng_low: float
+
+    @property
+    def ai_max(self) -> float:
+        """AI maximum as DAQmx reports it: coerced to the range's top."""
+        return self.rng_high
+
+    @ai_max.setter
+    def ai_max(self, value: float) -> None:
+        self.max_v = value
+        self._coerce_ai_range()
+
+    @property
+    def ai_min(self) -> float:
+        """AI minimum as DAQmx reports it: coerced to the range's bottom."""
+        return self.rng_low
+
+    @ai_min.setter
+    def ai_min(self, value: float) -> None:
+        self.min_v = value
+        self._coerce_ai_range()
+
+    def _coerce_ai_range(self) -> None:
+        rng = ai_range(self.min_v, self.max_v)
+        if rng is not None:
+            self.rng_high, self.rng_low = rng, -rng
+
+
 class AnalogInput:
     """AI channels of the card (a mixin of SimDaqDevice)."""
 
