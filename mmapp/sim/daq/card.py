@@ -502,6 +502,9 @@ class SimDaqDevice(
         available); rows as `task.rows()` (AI: channels, DI: lines)."""
         task = self.task(name)
         self._require_channels(task)
+        if task.kind == "do":  # DAQmx reads back what the DO lines output now
+            now = np.array([self.output_value(row) for row in task.rows()])
+            return np.repeat(now[:, None], 1 if n < 0 else max(n, 1), axis=1)
         if task.kind not in ("ai", "di"):
             raise DaqmxError(ATTR_NOT_SUPPORTED, f"Reading an output task {name}")
         auto_stop = False
