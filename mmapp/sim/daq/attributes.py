@@ -26,7 +26,14 @@ from nidaqmx.constants import (
     WriteRelativeTo,
 )
 
-from mmapp.sim.daq.errors import ATTR_NOT_SUPPORTED, INVALID_ATTRIBUTE_VALUE, DaqmxError
+from mmapp.sim.daq.errors import (
+    ATTR_NOT_SUPPORTED,
+    INVALID_ATTRIBUTE_VALUE,
+    DaqmxError,
+)
+from mmapp.sim.daq.errors import (
+    ATTRIBUTE_NOT_SUPPORTED_IN_TASK_CONTEXT as IN_TASK_CONTEXT,
+)
 
 
 @dataclass(frozen=True)
@@ -45,10 +52,19 @@ class Attr:
     def value_of(self, obj: Any) -> Any:
         """The current value for `obj` (a channel or a task)."""
         if self.field is not None:
-            return getattr(obj, self.field)
+            owner, name = _owner(obj, self.field)
+            return getattr(owner, name)
         if self.id in obj.attrs:
             return obj.attrs[self.id]
         return self.default(obj) if callable(self.default) else self.default
+
+
+def _owner(obj: Any, path: str) -> tuple[Any, str]:
+    """The object holding a (dotted) field and the field's own name."""
+    *parts, name = path.split(".")
+    for part in parts:
+        obj = getattr(obj, part)
+    return obj, name
 
 
 def _a(id_: int, name: str, type_: str, default: Any = None, **kw: Any) -> Attr:
@@ -63,6 +79,17 @@ AI_MEAS_TYPE, VOLTAGE_WITH_EXCIT, AI_CUSTOM_SCALE = 0x695, 10323, 0x17E0
 AI_VOLTAGE_UNITS = 0x1094
 AI_EXCIT_SRC, AI_EXCIT_VAL, AI_EXCIT_USE_FOR_SCALING = 0x17F4, 0x17F5, 0x17FC
 AO, AI, DO, DI, CO = ("ao",), ("ai",), ("do",), ("di",), ("co",)
+REF = ("ai", "di")  # task kinds with a reference trigger
+START_TYPES = tuple(
+    t.value
+    for t in (
+        TriggerType.NONE,
+        TriggerType.DIGITAL_EDGE,
+        TriggerType.ANALOG_EDGE,
+        TriggerType.ANALOG_WINDOW,
+    )
+)
+REF_TYPES = START_TYPES
 _lines: Callable[[Any], int] = lambda ch: len(ch.lines)  # noqa: E731
 
 CHANNEL: dict[int, Attr] = {
@@ -211,7 +238,7 @@ TRIGGER: dict[int, Attr] = {
             "start_trig_type",
             "i32",
             field="start_type",
-            choices=(TriggerType.NONE.value, TriggerType.DIGITAL_EDGE.value),
+            choices=START_TYPES,
         ),
         _a(0x1407, "start_dig_edge_src", "str", field="start_source"),
         _a(
@@ -229,9 +256,13 @@ TRIGGER: dict[int, Attr] = {
         _a(0x2224, "start_dig_edge_dig_fltr_min_pulse_width", "f64", 0.0),
         _a(0x2226, "start_dig_edge_dig_fltr_timebase_rate", "f64", 0.0),
         _a(0x2225, "start_dig_edge_dig_fltr_timebase_src", "str", ""),
-        _a(0x1396, "start_anlg_edge_lvl", "f64", 0.0),
-        _a(0x1397, "start_anlg_edge_slope", "i32", 10280),
-        _a(0x1398, "start_anlg_edge_src", "str", ""),
+        _a(0x1396, "start_anlg_edge_lvl", "f64", field="start_anlg.level"),
+        _a(0x1397, "start_anlg_edge_slope", "i32", field="start_anlg.slope"),
+        _a(0x1398, "start_anlg_edge_src", "str", field="start_anlg.src"),
+        _a(0x1400, "start_anlg_win_src", "str", field="start_anlg.win_src"),
+        _a(0x1401, "start_anlg_win_trig_when", "i32", field="start_anlg.win_when"),
+        _a(0x1402, "start_anlg_win_btm", "f64", field="start_anlg.win_btm"),
+        _a(0x1403, "start_anlg_win_top", "f64", field="start_anlg.win_top"),
         _a(
             0x1414,
             "arm_start_trig_type",
@@ -259,6 +290,13 @@ TRIGGER: dict[int, Attr] = {
                 TriggerType.ANALOG_WINDOW.value,
             ),
         ),
+        _a(0x1369, "pause_anlg_lvl_lvl", "f64", field="pause_anlg.level"),
+        _a(0x1370, "pause_anlg_lvl_src", "str", field="pause_anlg.src"),
+        _a(0x1371, "pause_anlg_lvl_when", "i32", field="pause_anlg.when"),
+        _a(0x1373, "pause_anlg_win_src", "str", field="pause_anlg.win_src"),
+        _a(0x1374, "pause_anlg_win_when", "i32", field="pause_anlg.win_when"),
+        _a(0x1375, "pause_anlg_win_btm", "f64", field="pause_anlg.win_btm"),
+        _a(0x1376, "pause_anlg_win_top", "f64", field="pause_anlg.win_top"),
         _a(0x1379, "pause_dig_lvl_src", "str", field="pause_source"),
         _a(
             0x1380,
@@ -267,10 +305,32 @@ TRIGGER: dict[int, Attr] = {
             field="pause_when",
             choices=_enum(Level),
         ),
-        _a(0x1419, "ref_trig_type", "i32", field="ref_type"),
-        _a(0x1434, "ref_dig_edge_src", "str", ""),
-        _a(0x1430, "ref_dig_edge_edge", "i32", Edge.RISING.value, choices=_enum(Edge)),
-        _a(0x1445, "ref_pretrig_samples", "u32", 2),
+        _a(
+            0x1419,
+            "ref_trig_type",
+            "i32",
+            field="ref_type",
+            kinds=REF,
+            choices=REF_TYPES,
+        ),
+        _a(0x1434, "ref_dig_edge_src", "str", field="ref_source", kinds=REF),
+        _a(0x1430, "ref_dig_edge_edge", "i32", field="ref_edge", kinds=REF),
+        _a(0x1445, "ref_pretrig_samples", "u32", field="pretrig_samples", kinds=REF),
+        _a(0x1422, "ref_anlg_edge_lvl", "f64", field="ref_anlg.level", kinds=REF),
+        _a(0x1423, "ref_anlg_edge_slope", "i32", field="ref_anlg.slope", kinds=REF),
+        _a(0x1424, "ref_anlg_edge_src", "str", field="ref_anlg.src", kinds=REF),
+        _a(0x1426, "ref_anlg_win_src", "str", field="ref_anlg.win_src", kinds=REF),
+        _a(
+            0x1427,
+            "ref_anlg_win_trig_when",
+            "i32",
+            field="ref_anlg.win_when",
+            kinds=REF,
+        ),
+        _a(0x1428, "ref_anlg_win_btm", "f64", field="ref_anlg.win_btm", kinds=REF),
+        _a(0x1429, "ref_anlg_win_top", "f64", field="ref_anlg.win_top", kinds=REF),
+        # X-series tasks have no handshake trigger
+        _a(0x22B7, "hshk_trig_type", "i32", TriggerType.NONE.value, kinds=()),
         _a(0x311D, "ref_retriggerable", "bool", False),
     )
 }
@@ -467,8 +527,12 @@ GROUPS = {
 def lookup(group: str, attribute: int, kind: str | None = None) -> Attr:
     """The table entry, or DAQmx's 'not supported' error."""
     attr = GROUPS[group].get(attribute)
-    if attr is None or (attr.kinds is not None and kind not in attr.kinds):
+    if attr is None:
         raise DaqmxError(ATTR_NOT_SUPPORTED, f"Property: 0x{attribute:X}")
+    if attr.kinds is not None and kind not in attr.kinds:
+        # a task's attribute its kind of task lacks: "not applicable to the task"
+        code = ATTR_NOT_SUPPORTED if group == "chan" else IN_TASK_CONTEXT
+        raise DaqmxError(code, f"Property: DAQmx_{attr.name}")
     return attr
 
 
@@ -490,7 +554,8 @@ def set_(
             f"Property: DAQmx_{attr.name}\nRequested Value: {value}",
         )
     if attr.field is not None:
-        setattr(obj, attr.field, value)
+        owner, name = _owner(obj, attr.field)
+        setattr(owner, name, value)
     else:
         obj.attrs[attr.id] = value
 
@@ -499,6 +564,7 @@ def reset(group: str, obj: Any, attribute: int, kind: str | None = None) -> None
     """Back to the default."""
     attr = lookup(group, attribute, kind)
     if attr.field is not None:
-        obj.reset_field(attr.field)
+        owner, name = _owner(obj, attr.field)
+        owner.reset_field(name)
     else:
         obj.attrs.pop(attr.id, None)

@@ -50,6 +50,8 @@ from mmapp.sim.daq.timing import (
     RISING,
     SAMP_CLK_TIMEBASE_HZ,
     TRIG_NONE,
+    AnalogTrigger,
+    PauseAnalogTrigger,
     TaskTiming,
     Timing,
 )
@@ -133,10 +135,17 @@ class SimTask(TaskTiming):
     arm_source: str = ""
     arm_edge: int = RISING
     arm_type: int = TRIG_NONE
+    start_analog: int = TRIG_NONE  # analog edge or window start trigger
+    start_anlg: AnalogTrigger = field(default_factory=AnalogTrigger)
     pause_type: int = TRIG_NONE
     pause_source: str = ""
     pause_when: int = LEVEL_HIGH
+    pause_anlg: AnalogTrigger = field(default_factory=PauseAnalogTrigger)
     ref_type: int = TRIG_NONE
+    ref_source: str = ""
+    ref_edge: int = RISING
+    pretrig_samples: int = 2
+    ref_anlg: AnalogTrigger = field(default_factory=AnalogTrigger)
     read_pos: int = 0
     write_pos: int = 0
     input_buf_size: int = 0
@@ -183,6 +192,11 @@ class SimTask(TaskTiming):
             "samp_clk_rate": DEFAULT_RATE_HZ,
             "samp_clk_timebase_div": round(SAMP_CLK_TIMEBASE_HZ / DEFAULT_RATE_HZ),
             "samp_clk_src": "",
+            "start_type": TRIG_NONE,
+            "ref_type": TRIG_NONE,
+            "pause_type": TRIG_NONE,
+            "pretrig_samples": 2,
+            "ref_edge": RISING,
         }
         if name in defaults:
             setattr(self, name, defaults[name])
@@ -335,6 +349,7 @@ class SimDaqDevice(
             self._require_channels(task)
             if task.running:
                 return
+            self.verify(task)
             if not task.timed:
                 return  # on-demand tasks have nothing to start
             if task.kind in ("ao", "do") and not task.buffers:

@@ -43,15 +43,24 @@ from mmapp.sim.daq.errors import (
     DaqmxError,
     message_for,
 )
+from mmapp.sim.daq.timing import (
+    ANALOG_EDGE,
+    ANALOG_WINDOW,
+    CONTINUOUS,
+    ENTERING_WINDOW,
+    FINITE,
+    LEVEL_HIGH,
+    LEVEL_LOW,
+    RISING,
+    TRIG_NONE,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 DRIVER_VERSION = (24, 5, 0)
-FINITE, CONTINUOUS = 10178, 10123
-RISING = 10280
-LEVEL_HIGH, LEVEL_LOW = 10192, 10214
 GROUP_BY_CHANNEL = 0
+TASK_VERIFY, TASK_COMMIT, TASK_RESERVE = 2, 3, 4
 ALLOW_REGENERATION, DONT_ALLOW_REGENERATION = 10097, 10158
 CHAN_TYPE = {"ao": 10102, "do": 10153, "co": 10132}
 X_SERIES_DAQ = 15858
@@ -157,7 +166,9 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
 
     @_rpc
     def TaskControl(self, request, context):  # noqa: ANN001, ANN201
-        self._task(request.task)  # verify, commit, reserve: nothing more to do
+        task = self._task(request.task)
+        if _raw(request, "action") in (TASK_VERIFY, TASK_COMMIT, TASK_RESERVE):
+            self.device.verify(task)
         return pb.TaskControlResponse()
 
     @_rpc
@@ -272,6 +283,86 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         with self.device.lock:
             task.trigger_source, task.retriggerable = None, False
         return pb.DisableStartTrigResponse()
+
+    @_rpc
+    def CfgAnlgEdgeStartTrig(self, request, context):  # noqa: ANN001, ANN201
+        self.device.configure_analog_trigger(
+            self._task(request.task),
+            "start",
+            ANALOG_EDGE,
+            request.trigger_source,
+            slope=_raw(request, "trigger_slope") or RISING,
+            level=request.trigger_level,
+        )
+        return pb.CfgAnlgEdgeStartTrigResponse()
+
+    @_rpc
+    def CfgAnlgWindowStartTrig(self, request, context):  # noqa: ANN001, ANN201
+        self.device.configure_analog_trigger(
+            self._task(request.task),
+            "start",
+            ANALOG_WINDOW,
+            request.trigger_source,
+            win_when=_raw(request, "trigger_when") or ENTERING_WINDOW,
+            win_top=request.window_top,
+            win_btm=request.window_bottom,
+        )
+        return pb.CfgAnlgWindowStartTrigResponse()
+
+    @_rpc
+    def CfgAnlgEdgeRefTrig(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        self._require_ref(task)
+        self.device.configure_analog_trigger(
+            task,
+            "ref",
+            ANALOG_EDGE,
+            request.trigger_source,
+            slope=_raw(request, "trigger_slope") or RISING,
+            level=request.trigger_level,
+        )
+        task.pretrig_samples = int(request.pretrigger_samples)
+        return pb.CfgAnlgEdgeRefTrigResponse()
+
+    @_rpc
+    def CfgAnlgWindowRefTrig(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        self._require_ref(task)
+        self.device.configure_analog_trigger(
+            task,
+            "ref",
+            ANALOG_WINDOW,
+            request.trigger_source,
+            win_when=_raw(request, "trigger_when") or ENTERING_WINDOW,
+            win_top=request.window_top,
+            win_btm=request.window_bottom,
+        )
+        task.pretrig_samples = int(request.pretrigger_samples)
+        return pb.CfgAnlgWindowRefTrigResponse()
+
+    @_rpc
+    def CfgDigEdgeRefTrig(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        self._require_ref(task)
+        self.device.configure_ref_trigger(
+            task,
+            request.trigger_source,
+            _raw(request, "trigger_edge") or RISING,
+            int(request.pretrigger_samples),
+        )
+        return pb.CfgDigEdgeRefTrigResponse()
+
+    @_rpc
+    def DisableRefTrig(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        self._require_ref(task)
+        with self.device.lock:
+            task.ref_type = TRIG_NONE
+        return pb.DisableRefTrigResponse()
+
+    def _require_ref(self, task: SimTask) -> None:
+        """Reference triggers exist on the card's AI and DI tasks only."""
+        attributes.lookup("trig", 0x1419, task.kind)
 
     # --- write stream -----------------------------------------------------------------
     @_rpc
@@ -940,14 +1031,14 @@ def _attribute_handler(servicer: SimDaqServicer, name: str) -> Callable | None:
                             attributes.reset("chan", c, attribute, c.kind)
                     return response()
                 grp = _GROUP[group]
+                kind = task.kind
                 if verb == "Get":
-                    return _respond(
-                        response, type_, attributes.get(grp, task, attribute)
-                    )
+                    value = attributes.get(grp, task, attribute, kind)
+                    return _respond(response, type_, value)
                 if verb == "Set":
-                    attributes.set_(grp, task, attribute, _value(request))
+                    attributes.set_(grp, task, attribute, _value(request), kind)
                 else:
-                    attributes.reset(grp, task, attribute)
+                    attributes.reset(grp, task, attribute, kind)
                 return response()
         except DaqmxError as exc:
             context.set_trailing_metadata((("ni-error", str(exc.code)),))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from mmapp.sim.daq.device import (
@@ -24,6 +25,7 @@ from mmapp.sim.daq.errors import (
     INVALID_ROUTING_SOURCE_TERMINAL_NAME,
     SAMP_RATE_TOO_HIGH,
     SAMP_RATE_TOO_LOW,
+    TRIG_WHEN_ON_DEMAND_SAMP_TIMING,
     DaqmxError,
 )
 
@@ -42,6 +44,38 @@ SAMPLE_CLOCK, ON_DEMAND, IMPLICIT = 10388, 10390, 10451
 RISING, FALLING = 10280, 10171
 TRIG_NONE, DIGITAL_EDGE = 10230, 10150
 LEVEL_HIGH, LEVEL_LOW = 10192, 10214
+ANALOG_EDGE, ANALOG_WINDOW, ANALOG_LEVEL, DIGITAL_LEVEL = 10099, 10103, 10101, 10152
+ENTERING_WINDOW, INSIDE_WINDOW, ABOVE_LEVEL = 10163, 10199, 10093
+ANALOG_SOURCES = ("APFI0", "APFI1")  # X-series analog trigger inputs (or an AI channel)
+
+
+@dataclass
+class AnalogTrigger:
+    """An analog trigger's settings: edge (start, reference) or level (pause)
+    on `src`, window on `win_src`. Nothing drives the APFI inputs of the
+    simulated card, so an analog trigger is met as soon as the task starts
+    (as on NI's simulated devices)."""
+
+    src: str = ""
+    level: float = 0.0
+    slope: int = RISING
+    when: int = ABOVE_LEVEL
+    win_src: str = ""
+    win_top: float = 0.0
+    win_btm: float = 0.0
+    win_when: int = ENTERING_WINDOW
+
+    def reset_field(self, name: str) -> None:
+        """Attribute reset: back to the default."""
+        default = next(f.default for f in fields(self) if f.name == name)
+        setattr(self, name, default)
+
+
+@dataclass
+class PauseAnalogTrigger(AnalogTrigger):
+    """A pause trigger's analog settings (its window pauses inside it)."""
+
+    win_when: int = INSIDE_WINDOW
 
 
 class TaskTiming:
@@ -53,6 +87,10 @@ class TaskTiming:
     finite: bool
     clock_source: str
     trigger_source: str | None
+    start_analog: int
+    ref_type: int
+    pause_type: int
+    name: str
     device: str
     channels: list[Channel]
     kind: str | None
@@ -135,12 +173,18 @@ class TaskTiming:
 
     @property
     def start_type(self) -> int:
-        """Start trigger type."""
-        return TRIG_NONE if self.trigger_source is None else DIGITAL_EDGE
+        """Start trigger type (a digital edge when it has a source terminal)."""
+        if self.trigger_source is not None:
+            return DIGITAL_EDGE
+        return self.start_analog
 
     @start_type.setter
     def start_type(self, value: int) -> None:
-        if int(value) == TRIG_NONE:
+        value = int(value)
+        self.start_analog = (
+            value if value in (ANALOG_EDGE, ANALOG_WINDOW) else TRIG_NONE
+        )
+        if value != DIGITAL_EDGE:
             self.trigger_source = None
         elif self.trigger_source is None:
             self.trigger_source = ""
@@ -257,6 +301,57 @@ class Timing:
                 f"Source Terminal: {text}\nTask Name: {task.name}",
             )
         return name
+
+    def analog_source(self, text: str, task: SimTask) -> str:
+        """An analog trigger source: APFI0/1 as a terminal name, or an AI
+        channel as given."""
+        spec = self.spec
+        name = text.strip().lstrip("/")
+        short = name.split("/", 1)[1] if name.startswith(spec.name + "/") else name
+        for apfi in ANALOG_SOURCES:
+            if short.lower() == apfi.lower():
+                return f"/{spec.name}/{apfi}"
+        if f"{spec.name}/{short}" in spec.ai_channels():
+            return short
+        raise DaqmxError(
+            INVALID_ROUTING_SOURCE_TERMINAL_NAME,
+            f"Source Terminal: {text}\nTask Name: {task.name}",
+        )
+
+    def configure_analog_trigger(
+        self, task: SimTask, which: str, kind: int, source: str, **settings: float
+    ) -> None:
+        """An analog edge or window start/reference trigger (`which`: 'start'
+        or 'ref'); `settings` name AnalogTrigger fields."""
+        source = self.analog_source(source, task)
+        with self.lock:
+            trig = task.start_anlg if which == "start" else task.ref_anlg
+            if kind == ANALOG_WINDOW:
+                trig.win_src = source
+            else:
+                trig.src = source
+            for key, value in settings.items():
+                setattr(trig, key, value)
+            if which == "start":
+                task.start_type = kind
+            else:
+                task.ref_type = kind
+
+    def configure_ref_trigger(
+        self, task: SimTask, source: str, edge: int, pretrig: int
+    ) -> None:
+        """Digital-edge reference trigger (met at once: the card acquires its
+        finite samples as if the trigger came after the pretrigger samples)."""
+        source = self._terminal(source, task)
+        with self.lock:
+            task.ref_type, task.ref_source = DIGITAL_EDGE, source
+            task.ref_edge, task.pretrig_samples = edge, int(pretrig)
+
+    def verify(self, task: SimTask) -> None:
+        """DAQmx's checks on a task about to run: triggers need a sample clock."""
+        triggered = task.start_type != TRIG_NONE or task.ref_type != TRIG_NONE
+        if triggered and task.on_demand and task.kind != "co":
+            raise DaqmxError(TRIG_WHEN_ON_DEMAND_SAMP_TIMING, f"Task Name: {task.name}")
 
     def configure_start_trigger(self, task: SimTask, source: str) -> None:
         """Digital-edge start trigger on a terminal."""
