@@ -14,6 +14,16 @@ if TYPE_CHECKING:
     from mmapp.sim.daq.card import SimTask
 
 RSE, DIFF, DEFAULT_TERM = 10083, 10106, -1
+TEMPERATURE_RTD, PT_3750 = 10301, 12481
+# Callendar-Van Dusen coefficients (A, B, C) of each RTDType
+RTD_COEFFS = {
+    12481: (3.81e-3, -6.02e-7, -6.0e-12),  # Pt3750
+    10071: (3.9083e-3, -5.775e-7, -4.183e-12),  # Pt3851
+    12482: (3.9692e-3, -5.8495e-7, -4.233e-12),  # Pt3911
+    10069: (3.9739e-3, -5.870e-7, -4.4e-12),  # Pt3916
+    10053: (3.9787e-3, -5.86863e-7, -4.167e-12),  # Pt3920
+    12483: (3.9888e-3, -5.915e-7, -3.85e-12),  # Pt3928
+}
 
 
 class AIRange:
@@ -90,6 +100,36 @@ class AnalogInput:
             ch = Channel(nm or p, p, "ai", float(min_v), float(max_v), term_cfg=term)
             ch.rng_high, ch.rng_low = rng, -rng
             self._add(task, ch)  # type: ignore[attr-defined]
+
+    def add_ai_rtd(
+        self,
+        task: SimTask,
+        physical_channel: str,
+        name: str,
+        min_t: float,
+        max_t: float,
+        settings: dict[int, object],
+    ) -> None:
+        """Add RTD temperature channels (an X-series measures the RTD's voltage
+        under external current excitation); `settings` are the channel's
+        attributes by id (RTD type, R0, excitation...). What they read is a
+        temperature inside [min_t, max_t]."""
+        if min_t >= max_t:
+            raise DaqmxError(
+                INVALID_ATTRIBUTE_VALUE,
+                f"Property: DAQmx_AI_Min\nRequested Value: {min_t:g}\n"
+                f"Maximum Value: {max_t:g}",
+            )
+        before = len(task.channels)
+        self.add_ai_voltage(task, physical_channel, name, -10.0, 10.0, DEFAULT_TERM)
+        for ch in task.channels[before:]:
+            if "/_ao" in ch.physical:
+                del task.channels[before:]
+                raise DaqmxError(
+                    INVALID_ATTRIBUTE_VALUE, f"Physical Channel Name: {ch.physical}"
+                )
+            ch.min_v, ch.max_v = float(min_t), float(max_t)
+            ch.attrs.update(settings)
 
     def ai_values(
         self, task: SimTask, samples: np.ndarray, at: list[float]

@@ -26,6 +26,7 @@ from nidaqmx.constants import (
     WriteRelativeTo,
 )
 
+from mmapp.sim.daq.ai import PT_3750, RTD_COEFFS
 from mmapp.sim.daq.errors import (
     ATTR_NOT_SUPPORTED,
     INVALID_ATTRIBUTE_VALUE,
@@ -78,7 +79,7 @@ def _enum(cls: Any) -> tuple[int, ...]:
 AI_MEAS_TYPE, VOLTAGE_WITH_EXCIT, AI_CUSTOM_SCALE = 0x695, 10323, 0x17E0
 AI_VOLTAGE_UNITS = 0x1094
 AI_EXCIT_SRC, AI_EXCIT_VAL, AI_EXCIT_USE_FOR_SCALING = 0x17F4, 0x17F5, 0x17FC
-AO, AI, DO, DI, CO = ("ao",), ("ai",), ("do",), ("di",), ("co",)
+AO, AI, DO, DI, CO, CI = ("ao",), ("ai",), ("do",), ("di",), ("co",), ("ci",)
 REF = ("ai", "di")  # task kinds with a reference trigger
 START_TYPES = tuple(
     t.value
@@ -90,6 +91,22 @@ START_TYPES = tuple(
     )
 )
 REF_TYPES = START_TYPES
+_timebase: Callable[[Any], str] = lambda ch: (  # noqa: E731
+    f"/{ch.physical.split('/')[0]}/100MHzTimebase"
+)
+AI_RTD_TYPE, AI_RTD_R0, AI_RESISTANCE_CFG = 0x1032, 0x1030, 0x1881
+
+
+def _rtd(i: int) -> Callable[[Any], float]:
+    """Default Callendar-Van Dusen coefficient `i` of a channel's RTD type."""
+
+    def coefficient(ch: Any) -> float:
+        kind = int(ch.attrs.get(AI_RTD_TYPE, PT_3750))
+        return RTD_COEFFS.get(kind, RTD_COEFFS[PT_3750])[i]
+
+    return coefficient
+
+
 _lines: Callable[[Any], int] = lambda ch: len(ch.lines)  # noqa: E731
 
 CHANNEL: dict[int, Attr] = {
@@ -117,6 +134,13 @@ CHANNEL: dict[int, Attr] = {
         _a(0x17DD, "ai_max", "f64", kinds=AI, field="ai_max"),
         _a(0x17DE, "ai_min", "f64", kinds=AI, field="ai_min"),
         _a(0x695, "ai_meas_type", "i32", 10322, kinds=AI, readonly=True),
+        _a(AI_RTD_TYPE, "ai_rtd_type", "i32", PT_3750, kinds=AI),
+        _a(0x1010, "ai_rtd_a", "f64", _rtd(0), kinds=AI),
+        _a(0x1011, "ai_rtd_b", "f64", _rtd(1), kinds=AI),
+        _a(0x1013, "ai_rtd_c", "f64", _rtd(2), kinds=AI),
+        _a(AI_RTD_R0, "ai_rtd_r0", "f64", 100.0, kinds=AI),
+        _a(AI_RESISTANCE_CFG, "ai_resistance_cfg", "i32", 2, kinds=AI),  # 2-wire
+        _a(0x1033, "ai_temp_units", "i32", 10143, kinds=AI),  # deg C
         _a(0x1094, "ai_voltage_units", "i32", 10348, kinds=AI),
         _a(0x17E0, "ai_custom_scale", "str", "", kinds=AI),
         _a(0x1097, "ai_term_cfg", "i32", kinds=AI, field="term_cfg"),
@@ -150,6 +174,33 @@ CHANNEL: dict[int, Attr] = {
         _a(0x2266, "do_data_xfer_mech", "i32", 10054, kinds=DO),  # DMA
         _a(0x2263, "di_data_xfer_mech", "i32", 10054, kinds=DI),
         _a(0x2265, "do_use_only_on_brd_mem", "bool", False, kinds=DO),
+        # CI
+        _a(0x18A0, "ci_meas_type", "i32", kinds=CI, field="ci_meas", readonly=True),
+        _a(0x2F04, "ci_pulse_freq_term", "str", kinds=CI, field="ci_term"),
+        _a(0x2F0C, "ci_pulse_time_term", "str", kinds=CI, field="ci_term"),
+        _a(0x2F14, "ci_pulse_ticks_term", "str", kinds=CI, field="ci_term"),
+        _a(0x18AA, "ci_pulse_width_term", "str", kinds=CI, field="ci_term"),
+        _a(0x18C7, "ci_count_edges_term", "str", kinds=CI, field="ci_term"),
+        _a(0x189C, "ci_max", "f64", kinds=CI, field="max_v"),
+        _a(0x189D, "ci_min", "f64", kinds=CI, field="min_v"),
+        _a(0x143, "ci_ctr_timebase_src", "str", _timebase, kinds=CI),
+        _a(
+            0x2273,
+            "ci_ctr_timebase_dig_fltr_timebase_src",
+            "str",
+            "100MHzTimebase",
+            kinds=CI,
+        ),
+        _a(0x18B2, "ci_ctr_timebase_rate", "f64", 100_000_000.0, kinds=CI),
+        _a(0x2F0B, "ci_pulse_freq_units", "i32", 10373, kinds=CI),  # Hz
+        _a(0x2F0D, "ci_pulse_time_units", "i32", 10364, kinds=CI),  # seconds
+        _a(0x823, "ci_pulse_width_units", "i32", 10364, kinds=CI),  # seconds
+        _a(0x2F05, "ci_pulse_freq_starting_edge", "i32", Edge.RISING.value, kinds=CI),
+        _a(0x825, "ci_pulse_width_starting_edge", "i32", Edge.RISING.value, kinds=CI),
+        _a(0x698, "ci_count_edges_initial_cnt", "u32", kinds=CI, field="initial_count"),
+        _a(0x697, "ci_count_edges_active_edge", "i32", Edge.RISING.value, kinds=CI),
+        _a(0x696, "ci_count_edges_dir", "i32", 10128, kinds=CI),  # count up
+        _a(0x148, "ci_count", "u32", kinds=CI, field="count", readonly=True),
         # CO
         _a(0x18B5, "co_output_type", "i32", kinds=CO, field="output_type"),
         _a(0x1178, "co_pulse_freq", "f64", kinds=CO, field="freq_hz"),

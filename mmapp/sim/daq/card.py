@@ -23,7 +23,12 @@ import numpy as np
 from mmapp.sim.daq.ai import AIRange, AnalogInput
 from mmapp.sim.daq.ao import AnalogOutput
 from mmapp.sim.daq.attributes import CalInfo
-from mmapp.sim.daq.counters import CounterOutput, PulseChannel, pulses_generated
+from mmapp.sim.daq.counters import (
+    CounterInput,
+    CounterOutput,
+    PulseChannel,
+    pulses_generated,
+)
 from mmapp.sim.daq.device import AO_RANGE_V, DeviceSpec
 from mmapp.sim.daq.dio import DigitalIO
 from mmapp.sim.daq.edges import EdgeListener, EdgePlayer, Probe
@@ -56,7 +61,14 @@ from mmapp.sim.daq.timing import (
     Timing,
 )
 
-CHAN_TYPES = {"ai": 10100, "ao": 10102, "di": 10151, "do": 10153, "co": 10132}
+CHAN_TYPES = {
+    "ai": 10100,
+    "ao": 10102,
+    "di": 10151,
+    "do": 10153,
+    "ci": 10131,
+    "co": 10132,
+}
 ALLOW_REGENERATION, DONT_ALLOW_REGENERATION = 10097, 10158
 
 
@@ -66,7 +78,7 @@ class Channel(PulseChannel, AIRange):
 
     name: str
     physical: str
-    kind: str  # "ao", "ai", "do", "di" or "co"
+    kind: str  # "ao", "ai", "do", "di", "ci" or "co"
     min_v: float = -AO_RANGE_V
     max_v: float = AO_RANGE_V
     freq_hz: float = 0.0  # counters on their own timebase
@@ -85,6 +97,10 @@ class Channel(PulseChannel, AIRange):
     idle_state: int = 10214  # low
     timebase: str = ""
     pulse_term: str = ""
+    ci_meas: int = 0  # counter input: what it measures (UsageTypeCI)
+    ci_term: str = ""  # counter input: the terminal it measures
+    initial_count: int = 0  # counter input: count-edges starting count
+    count: int = 0  # counter input: the count now (refreshed before reads)
     attrs: dict[int, object] = field(default_factory=dict)
 
     @property
@@ -226,7 +242,13 @@ class SimTask(TaskTiming):
 
 
 class SimDaqDevice(
-    AnalogInput, AnalogOutput, DigitalIO, CounterOutput, Timing, TaskEvents
+    AnalogInput,
+    AnalogOutput,
+    DigitalIO,
+    CounterInput,
+    CounterOutput,
+    Timing,
+    TaskEvents,
 ):
     """The card: tasks, their real-time playback and the lines' held values."""
 
@@ -497,6 +519,9 @@ class SimDaqDevice(
         task.acquired = done if task.kind in ("ai", "di") else 0
         task.avail_samples = max(task.acquired - task.read_pos, 0)
         task.write_pos = task.buffer_len()
+        for ch in task.channels:
+            if ch.kind == "ci":
+                ch.count = ch.initial_count + (self.counted(ch) if task.running else 0)
         size = task.output_buf_size or (task.samps_per_chan if task.timed else 1)
         task.space_avail = (
             max(size - task.buffer_len(), 0) if not task.running else size
@@ -517,6 +542,8 @@ class SimDaqDevice(
         available); rows as `task.rows()` (AI: channels, DI: lines)."""
         task = self.task(name)
         self._require_channels(task)
+        if task.kind == "ci":
+            return self.read_counter(task, n, timeout)
         if task.kind == "do":  # DAQmx reads back what the DO lines output now
             now = np.array([self.output_value(row) for row in task.rows()])
             return np.repeat(now[:, None], 1 if n < 0 else max(n, 1), axis=1)

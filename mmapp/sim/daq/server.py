@@ -22,8 +22,15 @@ from nidaqmx._stubs import nidaqmx_pb2_grpc as pb_grpc
 from session_pb2 import Session
 
 from mmapp.sim.daq import attributes, waveforms
-from mmapp.sim.daq.ai import ai_codes
+from mmapp.sim.daq.ai import TEMPERATURE_RTD, ai_codes
 from mmapp.sim.daq.card import SimDaqDevice, SimTask
+from mmapp.sim.daq.counters import (
+    COUNT_EDGES,
+    PULSE_FREQ,
+    PULSE_TICKS,
+    PULSE_TIME,
+    PULSE_WIDTH,
+)
 from mmapp.sim.daq.device import (
     AO_RANGE_V,
     DEVICE_ARRAYS,
@@ -133,6 +140,8 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             value = self.device.spec.name
         elif attribute == 0x1273:  # task names
             value = ", ".join(self.device.tasks)
+        elif attribute in (0x1265, 0x1266):  # global channels, scales: none saved
+            value = ""
         else:
             raise self._unsupported(attribute, "system")
         return pb.GetSystemInfoAttributeStringResponse(value=value)
@@ -246,6 +255,175 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         for ch in task.channels[before:]:
             ch.output_type = 10268  # pulse ticks
         return pb.CreateCOPulseChanTicksResponse()
+
+    # --- counter input ----------------------------------------------------------------
+    def _ci(self, request: Any, meas: int, **settings: Any) -> None:
+        self.device.add_ci(
+            self._task(request.task),
+            request.counter,
+            request.name_to_assign_to_channel,
+            meas,
+            **settings,
+        )
+
+    @_rpc
+    def CreateCIPulseChanFreq(self, request, context):  # noqa: ANN001, ANN201
+        self._ci(request, PULSE_FREQ, min_v=request.min_val, max_v=request.max_val)
+        return pb.CreateCIPulseChanFreqResponse()
+
+    @_rpc
+    def CreateCIPulseChanTime(self, request, context):  # noqa: ANN001, ANN201
+        self._ci(request, PULSE_TIME, min_v=request.min_val, max_v=request.max_val)
+        return pb.CreateCIPulseChanTimeResponse()
+
+    @_rpc
+    def CreateCIPulseChanTicks(self, request, context):  # noqa: ANN001, ANN201
+        self._ci(request, PULSE_TICKS, min_v=request.min_val, max_v=request.max_val)
+        return pb.CreateCIPulseChanTicksResponse()
+
+    @_rpc
+    def CreateCIPulseWidthChan(self, request, context):  # noqa: ANN001, ANN201
+        self._ci(request, PULSE_WIDTH, min_v=request.min_val, max_v=request.max_val)
+        return pb.CreateCIPulseWidthChanResponse()
+
+    @_rpc
+    def CreateCICountEdgesChan(self, request, context):  # noqa: ANN001, ANN201
+        self._ci(request, COUNT_EDGES, initial_count=int(request.initial_count))
+        return pb.CreateCICountEdgesChanResponse()
+
+    def _read_pair(self, request: Any, response: Any, first: str, second: str) -> Any:
+        _, data = self._read(request)
+        n = data.shape[1]
+        return response(
+            **{first: data[0].tolist(), second: data[1].tolist()},
+            samps_per_chan_read=n,
+        )
+
+    @_rpc
+    def ReadCtrFreq(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_pair(
+            request,
+            pb.ReadCtrFreqResponse,
+            "read_array_frequency",
+            "read_array_duty_cycle",
+        )
+
+    @_rpc
+    def ReadCtrTime(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_pair(
+            request,
+            pb.ReadCtrTimeResponse,
+            "read_array_high_time",
+            "read_array_low_time",
+        )
+
+    @_rpc
+    def ReadCtrTicks(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCtrTicksResponse(
+            read_array_high_ticks=data[0].astype(np.uint32).tolist(),
+            read_array_low_ticks=data[1].astype(np.uint32).tolist(),
+            samps_per_chan_read=data.shape[1],
+        )
+
+    @_rpc
+    def ReadCtrFreqScalar(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCtrFreqScalarResponse(
+            frequency=float(data[0, 0]), duty_cycle=float(data[1, 0])
+        )
+
+    @_rpc
+    def ReadCtrTimeScalar(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCtrTimeScalarResponse(
+            high_time=float(data[0, 0]), low_time=float(data[1, 0])
+        )
+
+    @_rpc
+    def ReadCtrTicksScalar(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCtrTicksScalarResponse(
+            high_ticks=int(data[0, 0]), low_ticks=int(data[1, 0])
+        )
+
+    @_rpc
+    def ReadCounterF64Ex(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCounterF64ExResponse(
+            read_array=data[0].tolist(), samps_per_chan_read=data.shape[1]
+        )
+
+    @_rpc
+    def ReadCounterF64(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCounterF64Response(
+            read_array=data[0].tolist(), samps_per_chan_read=data.shape[1]
+        )
+
+    @_rpc
+    def ReadCounterScalarF64(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCounterScalarF64Response(value=float(data[0, 0]))
+
+    @_rpc
+    def ReadCounterScalarU32(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCounterScalarU32Response(value=int(data[0, 0]))
+
+    # --- counter output writes -----------------------------------------------------
+    def _write_ctr(
+        self, request: Any, spec: str, first: Any, second: Any, auto: bool
+    ) -> int:
+        task = self._task(request.task)
+        n = self.device.write_pulses(
+            task, spec, np.atleast_1d(first), np.atleast_1d(second)
+        )
+        if auto and not task.running:
+            self.device.start_task(task.name)
+        return n
+
+    @_rpc
+    def WriteCtrFreq(self, request, context):  # noqa: ANN001, ANN201
+        n = self._write_ctr(
+            request, "freq", request.frequency, request.duty_cycle, request.auto_start
+        )
+        return pb.WriteCtrFreqResponse(num_samps_per_chan_written=n)
+
+    @_rpc
+    def WriteCtrFreqScalar(self, request, context):  # noqa: ANN001, ANN201
+        self._write_ctr(
+            request, "freq", request.frequency, request.duty_cycle, request.auto_start
+        )
+        return pb.WriteCtrFreqScalarResponse()
+
+    @_rpc
+    def WriteCtrTime(self, request, context):  # noqa: ANN001, ANN201
+        n = self._write_ctr(
+            request, "time", request.high_time, request.low_time, request.auto_start
+        )
+        return pb.WriteCtrTimeResponse(num_samps_per_chan_written=n)
+
+    @_rpc
+    def WriteCtrTimeScalar(self, request, context):  # noqa: ANN001, ANN201
+        self._write_ctr(
+            request, "time", request.high_time, request.low_time, request.auto_start
+        )
+        return pb.WriteCtrTimeScalarResponse()
+
+    @_rpc
+    def WriteCtrTicks(self, request, context):  # noqa: ANN001, ANN201
+        n = self._write_ctr(
+            request, "ticks", request.high_ticks, request.low_ticks, request.auto_start
+        )
+        return pb.WriteCtrTicksResponse(num_samps_per_chan_written=n)
+
+    @_rpc
+    def WriteCtrTicksScalar(self, request, context):  # noqa: ANN001, ANN201
+        self._write_ctr(
+            request, "ticks", request.high_ticks, request.low_ticks, request.auto_start
+        )
+        return pb.WriteCtrTicksScalarResponse()
 
     # --- timing and triggers ----------------------------------------------------------
     @_rpc
@@ -660,6 +838,27 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
                 }
             )
         return pb.CreateAIVoltageChanWithExcitResponse()
+
+    @_rpc
+    def CreateAIRTDChan(self, request, context):  # noqa: ANN001, ANN201
+        rtd_type = _raw(request, "rtd_type")
+        settings = {
+            attributes.AI_MEAS_TYPE: TEMPERATURE_RTD,
+            attributes.AI_RTD_TYPE: rtd_type,
+            attributes.AI_RTD_R0: request.r0,
+            attributes.AI_RESISTANCE_CFG: _raw(request, "resistance_config"),
+            attributes.AI_EXCIT_SRC: _raw(request, "current_excit_source"),
+            attributes.AI_EXCIT_VAL: request.current_excit_val,
+        }
+        self.device.add_ai_rtd(
+            self._task(request.task),
+            request.physical_channel,
+            request.name_to_assign_to_channel,
+            request.min_val,
+            request.max_val,
+            settings,
+        )
+        return pb.CreateAIRTDChanResponse()
 
     @_rpc
     def CreateDIChan(self, request, context):  # noqa: ANN001, ANN201
