@@ -48,6 +48,7 @@ from mmapp.sim.daq.errors import (
     DaqmxError,
 )
 from mmapp.sim.daq.events import TaskEvents
+from mmapp.sim.daq.teds import Teds
 from mmapp.sim.daq.timing import (
     CONTINUOUS,
     DEFAULT_RATE_HZ,
@@ -266,6 +267,7 @@ class SimDaqDevice(
         self._next_id = 1
         self.calls: list[str] = []  # RPC names, for tests and diagnostics
         self.cal_info = CalInfo()
+        self.teds: dict[str, Teds] = {}  # AI physical channel -> configured TEDS
         # what the sample clocks count against (tests may step it by hand)
         self.clock: Callable[[], float] = time.monotonic
 

@@ -43,6 +43,8 @@ CANNOT_WRITE_WHEN_AUTO_START_FALSE_AND_TASK_NOT_RUNNING = -200846
 SAMPLES_CAN_NOT_YET_BE_WRITTEN = -200292
 NO_MORE_SPACE = -200293
 OPERATION_TIMED_OUT = -200474
+TEDS_SENSOR_DATA_ERROR = -200826
+TEDS_SENSOR_NOT_DETECTED = -200709
 
 MESSAGES = {
     PHYSICAL_CHAN_DOES_NOT_EXIST: "Physical channel specified does not exist on "
@@ -117,6 +119,10 @@ MESSAGES = {
     "buffer has no space at the requested position.",
     NO_MORE_SPACE: "Write cannot be performed: the buffer has no more space.",
     OPERATION_TIMED_OUT: "The operation timed out.",
+    TEDS_SENSOR_DATA_ERROR: "TEDS data is not valid: it could not be parsed as "
+    "IEEE 1451.4 TEDS.",
+    TEDS_SENSOR_NOT_DETECTED: "No TEDS sensor was detected on the specified "
+    "physical channel.",
 }
 
 

@@ -21,7 +21,7 @@ from nidaqmx._stubs import nidaqmx_pb2 as pb
 from nidaqmx._stubs import nidaqmx_pb2_grpc as pb_grpc
 from session_pb2 import Session
 
-from mmapp.sim.daq import attributes, waveforms
+from mmapp.sim.daq import attributes, teds, waveforms
 from mmapp.sim.daq.ai import TEMPERATURE_RTD, ai_codes
 from mmapp.sim.daq.card import SimDaqDevice, SimTask
 from mmapp.sim.daq.counters import (
@@ -38,6 +38,7 @@ from mmapp.sim.daq.device import (
     check_device,
     device_string_lists,
     expand_channels,
+    physical,
 )
 from mmapp.sim.daq.errors import (
     ATTR_NOT_SUPPORTED,
@@ -47,6 +48,7 @@ from mmapp.sim.daq.errors import (
     INVALID_NUM_SAMPS_TO_WRITE,
     PHYS_CHAN_DEV_NOT_IN_TASK,
     READ_BUFFER_TOO_SMALL,
+    TEDS_SENSOR_NOT_DETECTED,
     DaqmxError,
     message_for,
 )
@@ -68,6 +70,15 @@ MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 DRIVER_VERSION = (24, 5, 0)
 GROUP_BY_CHANNEL = 0
 TASK_VERIFY, TASK_COMMIT, TASK_RESERVE = 2, 3, 4
+TEDS_ATTRIBUTES = {  # physical channel attribute -> Teds property
+    0x21DF: "bit_stream",
+    0x21DA: "mfg_id",
+    0x21DB: "model_num",
+    0x21DC: "serial_num",
+    0x228F: "template_ids",
+    0x21DE: "version_letter",
+    0x21DD: "version_num",
+}
 ALLOW_REGENERATION, DONT_ALLOW_REGENERATION = 10097, 10158
 CHAN_TYPE = {"ao": 10102, "do": 10153, "co": 10132}
 X_SERIES_DAQ = 15858
@@ -752,9 +763,46 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             return [10322]
         if attribute == 0x29A6 and name.lower() in {x.lower() for x in spec.do_lines()}:
             return name.lower().startswith(f"{spec.name.lower()}/port0")
+        if attribute in TEDS_ATTRIBUTES:
+            found = self.device.teds.get(name)
+            if found is None:
+                raise DaqmxError(TEDS_SENSOR_NOT_DETECTED, f"Physical Channel: {name}")
+            return getattr(found, TEDS_ATTRIBUTES[attribute])
         if attribute in (0x22DC, 0x22DD):  # AI/AO term config placeholders
             raise self._unsupported(attribute, "physical channel")
         raise self._unsupported(attribute, "physical channel")
+
+    def _ai_physical(self, channel: str) -> str:
+        """An AI terminal's name (DAQmx's error if the card has none of it)."""
+        spec = self.device.spec
+        return physical(spec, channel.strip().lstrip("/"), spec.ai_channels())
+
+    @_rpc
+    def ConfigureTEDS(self, request, context):  # noqa: ANN001, ANN201
+        name = self._ai_physical(request.physical_channel)
+        found = teds.load(request.file_path)
+        with self.device.lock:
+            self.device.teds[name] = found
+        return pb.ConfigureTEDSResponse()
+
+    @_rpc
+    def ClearTEDS(self, request, context):  # noqa: ANN001, ANN201
+        name = self._ai_physical(request.physical_channel)
+        with self.device.lock:
+            self.device.teds.pop(name, None)
+        return pb.ClearTEDSResponse()
+
+    @_rpc
+    def WriteToTEDSFromArray(self, request, context):  # noqa: ANN001, ANN201
+        name = self._ai_physical(request.physical_channel)
+        teds.write(bytes(request.bit_stream), name)
+        return pb.WriteToTEDSFromArrayResponse()
+
+    @_rpc
+    def WriteToTEDSFromFile(self, request, context):  # noqa: ANN001, ANN201
+        name = self._ai_physical(request.physical_channel)
+        teds.write(str(request.file_path), name)
+        return pb.WriteToTEDSFromFileResponse()
 
     @_rpc
     def SelfTestDevice(self, request, context):  # noqa: ANN001, ANN201
@@ -1166,7 +1214,7 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
 _ATTR = re.compile(
     r"^(Get|Set|Reset)(Chan|Timing|Trig|Read|Write|Buffer|ExportedSignal|Device|"
     r"PhysicalChan|CalInfo)Attribute(Bool|Double|Int32|UInt32|UInt64|String|"
-    r"DoubleArray|Int32Array|UInt32Array)?$"
+    r"DoubleArray|Int32Array|UInt32Array|Bytes)?$"
 )
 _GROUP = {
     "Chan": "chan",
