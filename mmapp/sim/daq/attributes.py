@@ -17,6 +17,7 @@ from nidaqmx.constants import (
     AcquisitionType,
     DigitalDriveType,
     Edge,
+    ExportAction,
     Level,
     OverwriteMode,
     ReadRelativeTo,
@@ -81,6 +82,7 @@ AI_VOLTAGE_UNITS = 0x1094
 AI_EXCIT_SRC, AI_EXCIT_VAL, AI_EXCIT_USE_FOR_SCALING = 0x17F4, 0x17F5, 0x17FC
 AO, AI, DO, DI, CO, CI = ("ao",), ("ai",), ("do",), ("di",), ("co",), ("ci",)
 REF = ("ai", "di")  # task kinds with a reference trigger
+INPUT, OUTPUT = ("ai", "di", "ci"), ("ao", "do", "co")
 START_TYPES = tuple(
     t.value
     for t in (
@@ -243,7 +245,7 @@ TIMING: dict[int, Attr] = {
     a.id: a
     for a in (
         _a(0x1344, "samp_clk_rate", "f64", field="samp_clk_rate"),
-        _a(0x1310, "samp_quant_samp_per_chan", "u64", field="samps_per_chan"),
+        _a(0x1310, "samp_quant_samp_per_chan", "u64", field="samp_quant"),
         _a(
             0x1300,
             "samp_quant_samp_mode",
@@ -499,8 +501,8 @@ WRITE: dict[int, Attr] = {
 BUFFER: dict[int, Attr] = {
     a.id: a
     for a in (
-        _a(0x186C, "input_buf_size", "u32", field="input_buf_size"),
-        _a(0x186D, "output_buf_size", "u32", field="output_buf_size"),
+        _a(0x186C, "input_buf_size", "u32", field="input_buf_size", kinds=INPUT),
+        _a(0x186D, "output_buf_size", "u32", field="output_buf_size", kinds=OUTPUT),
         _a(0x18B2, "input_onbrd_buf_size", "u32", 4095, readonly=True),
         _a(0x230B, "output_onbrd_buf_size", "u32", 8191),
     )
@@ -509,16 +511,29 @@ BUFFER: dict[int, Attr] = {
 EXPORT: dict[int, Attr] = {
     a.id: a
     for a in (
-        _a(0x1663, "samp_clk_output_term", "str", ""),
+        _a(0x1663, "samp_clk_output_term", "str", field="exports.samp_clk"),
         _a(0x1664, "samp_clk_pulse_polarity", "i32", 10280),
-        _a(0x186B, "samp_clk_output_behavior", "i32", 10216),
-        _a(0x584, "start_trig_output_term", "str", ""),
-        _a(0x590, "ref_trig_output_term", "str", ""),
-        _a(0x1617, "ctr_out_event_output_term", "str", ""),
+        _a(
+            0x186B,
+            "samp_clk_output_behavior",
+            "i32",
+            ExportAction.PULSE.value,
+            choices=_enum(ExportAction),
+        ),
+        _a(0x584, "start_trig_output_term", "str", field="exports.start_trig"),
+        _a(0x590, "ref_trig_output_term", "str", field="exports.ref_trig"),
+        _a(0x1617, "ctr_out_event_output_term", "str", field="exports.ctr_out_event"),
         _a(0x22B6, "rdy_for_xfer_event_lvl_active_lvl", "i32", 10095),
-        _a(0x22B5, "rdy_for_xfer_event_output_term", "str", ""),
-        _a(0x2F3, "ai_conv_clk_output_term", "str", ""),
-        _a(0x2FC, "adv_cmplt_event_output_term", "str", ""),
+        _a(
+            0x22B5,
+            "rdy_for_xfer_event_output_term",
+            "str",
+            field="exports.rdy_for_xfer_event",
+        ),
+        _a(0x2F3, "ai_conv_clk_output_term", "str", field="exports.ai_conv_clk"),
+        _a(
+            0x2FC, "adv_cmplt_event_output_term", "str", field="exports.adv_cmplt_event"
+        ),
     )
 }
 

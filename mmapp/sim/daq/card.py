@@ -57,6 +57,7 @@ from mmapp.sim.daq.timing import (
     SAMP_CLK_TIMEBASE_HZ,
     TRIG_NONE,
     AnalogTrigger,
+    Exports,
     PauseAnalogTrigger,
     TaskTiming,
     Timing,
@@ -163,6 +164,11 @@ class SimTask(TaskTiming):
     ref_edge: int = RISING
     pretrig_samples: int = 2
     ref_anlg: AnalogTrigger = field(default_factory=AnalogTrigger)
+    exports: Exports = field(default_factory=Exports)
+    # a terminal's canonical name (None: the card has no such terminal)
+    resolve: Callable[[str], str | None] = field(
+        default=lambda text: text, repr=False, compare=False
+    )
     read_pos: int = 0
     write_pos: int = 0
     input_buf_size: int = 0
@@ -213,6 +219,9 @@ class SimTask(TaskTiming):
             "ref_type": TRIG_NONE,
             "pause_type": TRIG_NONE,
             "pretrig_samples": 2,
+            "samp_quant": 1000,
+            "input_buf_size": 0,
+            "output_buf_size": 0,
             "ref_edge": RISING,
         }
         if name in defaults:
@@ -286,7 +295,7 @@ class SimDaqDevice(
                 self._next_id += 1
             if name in self.tasks:
                 raise DaqmxError(DUPLICATE_TASK, f"Task Name: {name}")
-            task = SimTask(name, device=self.spec.name)
+            task = SimTask(name, device=self.spec.name, resolve=self.spec.terminal)
             self.tasks[name] = task
             return task
 

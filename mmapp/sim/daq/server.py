@@ -467,6 +467,15 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         return pb.CfgDigEdgeStartTrigResponse()
 
     @_rpc
+    def ExportSignal(self, request, context):  # noqa: ANN001, ANN201
+        self.device.export_signal(
+            self._task(request.task),
+            _raw(request, "signal_id"),
+            request.output_terminal,
+        )
+        return pb.ExportSignalResponse()
+
+    @_rpc
     def DisableStartTrig(self, request, context):  # noqa: ANN001, ANN201
         task = self._task(request.task)
         with self.device.lock:

@@ -8,6 +8,7 @@ digital-edge start triggers, and which task's clock another task follows.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -22,6 +23,7 @@ from mmapp.sim.daq.device import (
 )
 from mmapp.sim.daq.errors import (
     INVALID_ATTRIBUTE_VALUE,
+    INVALID_ROUTING_DESTINATION_TERMINAL_NAME,
     INVALID_ROUTING_SOURCE_TERMINAL_NAME,
     SAMP_RATE_TOO_HIGH,
     SAMP_RATE_TOO_LOW,
@@ -46,11 +48,43 @@ TRIG_NONE, DIGITAL_EDGE = 10230, 10150
 LEVEL_HIGH, LEVEL_LOW = 10192, 10214
 ANALOG_EDGE, ANALOG_WINDOW, ANALOG_LEVEL, DIGITAL_LEVEL = 10099, 10103, 10101, 10152
 ENTERING_WINDOW, INSIDE_WINDOW, ABOVE_LEVEL = 10163, 10199, 10093
-ANALOG_SOURCES = ("APFI0", "APFI1")  # X-series analog trigger inputs (or an AI channel)
+EXPORT_LINE = re.compile(r"^(PFI|RTSI)\d+$")  # where a task can export a signal
+ANALOG_SOURCES = ("APFI0", "APFI1")
+EXPORTED = {  # Signal -> the Exports field that routes it
+    12484: "ai_conv_clk",
+    12487: "samp_clk",
+    12490: "ref_trig",
+    12491: "start_trig",
+    12492: "adv_cmplt_event",
+    12494: "ctr_out_event",
+}  # X-series analog trigger inputs (or an AI channel)
+
+
+class Settings:
+    """A dataclass of attribute-backed settings (reset: the field's default)."""
+
+    def reset_field(self, name: str) -> None:
+        """Attribute reset: back to the default."""
+        default = next(f.default for f in fields(self) if f.name == name)  # type: ignore[arg-type]
+        setattr(self, name, default)
 
 
 @dataclass
-class AnalogTrigger:
+class Exports(Settings):
+    """Where a task exports its signals (PFI or RTSI terminals; '' = not
+    exported). DAQmx checks them when the task is verified."""
+
+    samp_clk: str = ""
+    start_trig: str = ""
+    ref_trig: str = ""
+    ctr_out_event: str = ""
+    rdy_for_xfer_event: str = ""
+    ai_conv_clk: str = ""
+    adv_cmplt_event: str = ""
+
+
+@dataclass
+class AnalogTrigger(Settings):
     """An analog trigger's settings: edge (start, reference) or level (pause)
     on `src`, window on `win_src`. Nothing drives the APFI inputs of the
     simulated card, so an analog trigger is met as soon as the task starts
@@ -64,11 +98,6 @@ class AnalogTrigger:
     win_top: float = 0.0
     win_btm: float = 0.0
     win_when: int = ENTERING_WINDOW
-
-    def reset_field(self, name: str) -> None:
-        """Attribute reset: back to the default."""
-        default = next(f.default for f in fields(self) if f.name == name)
-        setattr(self, name, default)
 
 
 @dataclass
@@ -88,6 +117,10 @@ class TaskTiming:
     clock_source: str
     trigger_source: str | None
     start_analog: int
+    exports: Exports
+    samps_per_chan: int
+    timed: bool
+    resolve: Callable[[str], str | None]
     ref_type: int
     pause_type: int
     name: str
@@ -142,16 +175,39 @@ class TaskTiming:
 
     @property
     def samp_clk_src(self) -> str:
-        """Sample clock source terminal ('' before sample clock timing)."""
+        """Sample clock source terminal (DAQmx's routing error once read if
+        the card has no such terminal)."""
         if self.clock_source:
-            return self.clock_source
+            name = self.resolve(self.clock_source)
+            if name is None:
+                raise DaqmxError(
+                    INVALID_ROUTING_SOURCE_TERMINAL_NAME,
+                    f"Source Terminal: {self.clock_source}\nTask Name: {self.name}",
+                )
+            return name
         if self.kind in ("ao", "ai", "do", "di"):
             return f"/{self.device}/{self.kind}/SampleClockTimebase"
         return ""
 
     @samp_clk_src.setter
     def samp_clk_src(self, value: str) -> None:
-        self.clock_source = value
+        self.clock_source = self.resolve(value) or value
+
+    @property
+    def samp_quant(self) -> int:
+        """Samples per channel (a finite AI acquisition takes at least 2: DAQmx
+        reports it once the value is read or the task verified)."""
+        if self.kind == "ai" and self.finite and self.timed and self.samps_per_chan < 2:
+            raise DaqmxError(
+                INVALID_ATTRIBUTE_VALUE,
+                f"Property: DAQmx_SampQuant_SampPerChan\nRequested Value: "
+                f"{self.samps_per_chan}\nMinimum Value: 2\nTask Name: {self.name}",
+            )
+        return self.samps_per_chan
+
+    @samp_quant.setter
+    def samp_quant(self, value: int) -> None:
+        self.samps_per_chan = int(value)
 
     @property
     def samp_clk_term(self) -> str:
@@ -264,7 +320,8 @@ class Timing:
                 f"Property: DAQmx_SampClk_Rate\nRequested Value: {rate:g}\n"
                 f"Minimum Value: {MIN_RATE_HZ:g}\nTask Name: {task.name}",
             )
-        source = self._terminal(source.strip(), task) if source.strip() else ""
+        # an unknown source is DAQmx's routing error once verified or read back
+        source = self.spec.terminal(source) or source.strip() if source.strip() else ""
         if samps < 1 and finite:
             raise DaqmxError(
                 INVALID_ATTRIBUTE_VALUE,
@@ -348,10 +405,33 @@ class Timing:
             task.ref_edge, task.pretrig_samples = edge, int(pretrig)
 
     def verify(self, task: SimTask) -> None:
-        """DAQmx's checks on a task about to run: triggers need a sample clock."""
+        """DAQmx's checks on a task about to run: triggers need a sample clock,
+        terminals exist, exported signals go to PFI or RTSI lines."""
         triggered = task.start_type != TRIG_NONE or task.ref_type != TRIG_NONE
         if triggered and task.on_demand and task.kind != "co":
             raise DaqmxError(TRIG_WHEN_ON_DEMAND_SAMP_TIMING, f"Task Name: {task.name}")
+        if task.timed:
+            _ = task.samp_clk_src, task.samp_quant  # their deferred errors
+        for f in fields(task.exports):
+            term = getattr(task.exports, f.name)
+            name = self.spec.terminal(term) if term else ""
+            if name is None or (term and not EXPORT_LINE.match(name.rsplit("/")[-1])):
+                raise DaqmxError(
+                    INVALID_ROUTING_DESTINATION_TERMINAL_NAME,
+                    f"Destination Terminal: {term}\nTask Name: {task.name}",
+                )
+
+    def export_signal(self, task: SimTask, signal: int, terminal: str) -> None:
+        """Route one of the task's signals to an output terminal (checked when
+        the task is verified, as DAQmx does)."""
+        if signal not in EXPORTED:
+            raise DaqmxError(
+                INVALID_ATTRIBUTE_VALUE,
+                f"Property: DAQmx_Exported_Signal\nRequested Value: {signal}"
+                f"\nTask Name: {task.name}",
+            )
+        with self.lock:
+            setattr(task.exports, EXPORTED[signal], terminal)
 
     def configure_start_trigger(self, task: SimTask, source: str) -> None:
         """Digital-edge start trigger on a terminal."""
