@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mmapp.sim.daq.device import ai_range, expand_channels, physical
-from mmapp.sim.daq.errors import INVALID_ATTRIBUTE_VALUE, DaqmxError
+from mmapp.sim.daq.errors import (
+    AI_MAX_NOT_SPECIFIED,
+    INVALID_ATTRIBUTE_VALUE,
+    DaqmxError,
+)
 
 if TYPE_CHECKING:
     from mmapp.sim.daq.card import SimTask
@@ -33,15 +37,20 @@ class AIRange:
     max_v: float
     rng_high: float
     rng_low: float
+    max_unset: bool
 
     @property
     def ai_max(self) -> float:
-        """AI maximum as DAQmx reports it: coerced to the range's top."""
+        """AI maximum as DAQmx reports it: coerced to the range's top (an error
+        once reset, until set again)."""
+        if self.max_unset:
+            raise DaqmxError(AI_MAX_NOT_SPECIFIED, "Property: DAQmx_AI_Max")
         return self.rng_high
 
     @ai_max.setter
     def ai_max(self, value: float) -> None:
         self.max_v = value
+        self.max_unset = False
         self._coerce_ai_range()
 
     @property

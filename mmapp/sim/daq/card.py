@@ -103,6 +103,7 @@ class Channel(PulseChannel, AIRange):
     ci_term: str = ""  # counter input: the terminal it measures
     initial_count: int = 0  # counter input: count-edges starting count
     count: int = 0  # counter input: the count now (refreshed before reads)
+    max_unset: bool = False  # AI: maximum reset (DAQmx then reports it unset)
     attrs: dict[int, object] = field(default_factory=dict)
 
     @property
@@ -111,7 +112,10 @@ class Channel(PulseChannel, AIRange):
         return CHAN_TYPES[self.kind]
 
     def reset_field(self, name: str) -> None:
-        """Attribute reset: fields keep what the channel was created with."""
+        """Attribute reset: fields keep what the channel was created with; an
+        AI maximum is left unspecified."""
+        if name == "ai_max":
+            self.max_unset = True
 
 
 @dataclass
@@ -276,6 +280,7 @@ class SimDaqDevice(
         self._next_id = 1
         self.calls: list[str] = []  # RPC names, for tests and diagnostics
         self.cal_info = CalInfo()
+        self.power_up: dict[str, int] = {}  # DO line -> state at power-up
         self.teds: dict[str, Teds] = {}  # AI physical channel -> configured TEDS
         # what the sample clocks count against (tests may step it by hand)
         self.clock: Callable[[], float] = time.monotonic
@@ -586,12 +591,19 @@ class SimDaqDevice(
                         first = task.read_pos
                         task.read_pos += want
                         return self._samples(task, np.arange(first, first + want))
-                if time.monotonic() >= deadline:
-                    raise DaqmxError(
+                if time.monotonic() >= deadline:  # what is there is read
+                    with self.lock:
+                        got = max(min(have - task.read_pos, want), 0)
+                        first = task.read_pos
+                        task.read_pos += got
+                    error = DaqmxError(
                         SAMPLES_NOT_YET_AVAILABLE,
-                        f"Samples requested: {want}\nAvailable: {have - task.read_pos}"
+                        f"Samples requested: {want}\nAvailable: {got}"
                         f"\nTask Name: {name}",
+                        samps_read=got,
                     )
+                    error.partial = self._samples(task, np.arange(first, first + got))
+                    raise error
                 time.sleep(0.001)
         finally:
             if auto_stop:

@@ -92,6 +92,17 @@ def _raw(request: Any, name: str) -> int:
     return int(raw) if raw else int(getattr(request, name, 0))
 
 
+def _error_metadata(exc: DaqmxError) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata of a DAQmx error (with a partial read or write's
+    samples per channel, as NI's server reports them)."""
+    out = [("ni-error", str(exc.code))]
+    if exc.samps_read is not None:
+        out.append(("ni-samps-per-chan-read", str(exc.samps_read)))
+    if exc.samps_written is not None:
+        out.append(("ni-samps-per-chan-written", str(exc.samps_written)))
+    return tuple(out)
+
+
 def _rpc(method: Callable) -> Callable:
     """Turn DaqmxError into the status the nidaqmx client understands."""
 
@@ -101,7 +112,7 @@ def _rpc(method: Callable) -> Callable:
         try:
             return method(self, request, context)
         except DaqmxError as exc:
-            context.set_trailing_metadata((("ni-error", str(exc.code)),))
+            context.set_trailing_metadata(_error_metadata(exc))
             context.abort(grpc.StatusCode.UNKNOWN, str(exc))
         except Exception as exc:  # a bug in the simulation: say so, do not hang
             logger.exception("simulated DAQ: %s failed", method.__name__)
@@ -814,6 +825,20 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         return pb.WriteToTEDSFromFileResponse()
 
     @_rpc
+    def SetDigitalPowerUpStates(self, request, context):  # noqa: ANN001, ANN201
+        check_device(self.device.spec, request.device_name)
+        self.device.set_power_up_states(
+            [(e.channel_names, int(e.state)) for e in request.power_up_states]
+        )
+        return pb.SetDigitalPowerUpStatesResponse()
+
+    @_rpc
+    def GetDigitalPowerUpStates(self, request, context):  # noqa: ANN001, ANN201
+        check_device(self.device.spec, request.device_name)
+        states = self.device.power_up_states(list(request.channel_name))
+        return pb.GetDigitalPowerUpStatesResponse(power_up_states=states)
+
+    @_rpc
     def SelfTestDevice(self, request, context):  # noqa: ANN001, ANN201
         check_device(self.device.spec, request.device_name)
         return pb.SelfTestDeviceResponse()
@@ -1024,11 +1049,19 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
 
     @_rpc
     def ReadAnalogF64(self, request, context):  # noqa: ANN001, ANN201
-        _, data = self._read(request)
+        status = 0
+        try:
+            _, data = self._read(request)
+        except DaqmxError as exc:
+            if exc.partial is None:
+                raise
+            # a partial read answers its samples with the error as the status
+            status, data = exc.code, exc.partial
         size = int(request.array_size_in_samps)
         if data.size > size:
             raise DaqmxError(READ_BUFFER_TOO_SMALL, f"Array size: {size}")
         return pb.ReadAnalogF64Response(
+            status=status,
             read_array=self._group(request, data).tolist(),
             samps_per_chan_read=data.shape[1],
         )
