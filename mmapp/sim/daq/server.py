@@ -70,6 +70,8 @@ MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 DRIVER_VERSION = (24, 5, 0)
 GROUP_BY_CHANNEL = 0
 TASK_VERIFY, TASK_COMMIT, TASK_RESERVE = 2, 3, 4
+LOGGING_MODE, LOGGING_FILE_PATH = 0x2EC5, 0x2EC4
+LOGGING_OPERATION, LOGGING_GROUP = 0x2EC7, 0x2EC6
 TEDS_ATTRIBUTES = {  # physical channel attribute -> Teds property
     0x21DF: "bit_stream",
     0x21DA: "mfg_id",
@@ -476,6 +478,28 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         self.device.configure_start_trigger(task, request.trigger_source)
         task.start_edge = _raw(request, "trigger_edge") or RISING
         return pb.CfgDigEdgeStartTrigResponse()
+
+    @_rpc
+    def ConfigureLogging(self, request, context):  # noqa: ANN001, ANN201
+        """TDMS logging settings (kept and read back; the simulated card writes
+        no TDMS file)."""
+        task = self._task(request.task)
+        with self.device.lock:
+            for attribute, value in (
+                (LOGGING_FILE_PATH, request.file_path),
+                (LOGGING_MODE, _raw(request, "logging_mode")),
+                (LOGGING_GROUP, request.group_name),
+                (LOGGING_OPERATION, _raw(request, "operation")),
+            ):
+                attributes.set_("read", task, attribute, value, task.kind)
+        return pb.ConfigureLoggingResponse()
+
+    @_rpc
+    def StartNewFile(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        with self.device.lock:
+            attributes.set_("read", task, LOGGING_FILE_PATH, request.file_path)
+        return pb.StartNewFileResponse()
 
     @_rpc
     def ExportSignal(self, request, context):  # noqa: ANN001, ANN201
