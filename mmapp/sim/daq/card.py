@@ -39,9 +39,11 @@ from mmapp.sim.daq.errors import (
     INVALID_ATTRIBUTE_VALUE,
     INVALID_NUM_SAMPS_TO_WRITE,
     INVALID_TASK,
+    NO_MORE_SPACE,
     OUTPUT_BUFFER_EMPTY,
     PHYSICAL_CHAN_DOES_NOT_EXIST,
     RESOURCE_RESERVED,
+    SAMPLES_CAN_NOT_YET_BE_WRITTEN,
     SAMPLES_NOT_YET_AVAILABLE,
     WAIT_UNTIL_DONE_DOES_NOT_INDICATE_DONE,
     WRITE_BUFFER_TOO_SMALL,
@@ -72,6 +74,8 @@ CHAN_TYPES = {
     "co": 10132,
 }
 ALLOW_REGENERATION, DONT_ALLOW_REGENERATION = 10097, 10158
+FIFO_SAMPLES = {"ao": 8191, "do": 2047}  # PCIe-6363 onboard output FIFOs
+UNBOUNDED = 2**31  # what a buffer not sized yet takes
 
 
 @dataclass
@@ -177,6 +181,8 @@ class SimTask(TaskTiming):
     write_pos: int = 0
     input_buf_size: int = 0
     output_buf_size: int = 0
+    queued: int = 0  # non-regenerating output: samples per channel written
+    host_size: int = 0  # non-regenerating output: the buffer its writes sized
     events: dict[tuple[str, int], Any] = field(default_factory=dict)
     runs: int = 0  # starts so far (events count samples per run)
     attrs: dict[int, object] = field(default_factory=dict)
@@ -337,7 +343,9 @@ class SimDaqDevice(
                 )
             task.channels.append(channel)
 
-    def write(self, task: SimTask, data: np.ndarray, auto_start: bool) -> int:
+    def write(
+        self, task: SimTask, data: np.ndarray, auto_start: bool, timeout: float = 10.0
+    ) -> int:
         """Write samples (channels x samples); returns samples per channel."""
         self._require_channels(task)
         if data.ndim != 2 or data.shape[0] != len(task.rows()):
@@ -357,6 +365,12 @@ class SimDaqDevice(
                 for name, row in zip(task.rows(), data, strict=True):
                     self.held[name] = float(row[-1])
                 return data.shape[1]
+        if not task.regenerate:
+            n = self.stream(task, data, timeout)
+            if auto_start and not task.running:
+                self.start_task(task.name)
+            return n
+        with self.lock:
             since = 0
             if task.running and task.buffers:
                 n = task.buffer_len()
@@ -372,6 +386,56 @@ class SimDaqDevice(
         if auto_start and not task.running:
             self.start_task(task.name)
         return data.shape[1]
+
+    def stream(self, task: SimTask, data: np.ndarray, timeout: float) -> int:
+        """Non-regenerating output: samples queue behind those not generated
+        yet, in the host buffer (its set size, else the first write's) plus,
+        once running, the onboard FIFO. A write that does not fit waits for
+        space until its timeout, then writes what fits (DAQmx's 'cannot yet be
+        written'); before the start, a write beyond a set buffer size is
+        refused whole ('no more space')."""
+        n = data.shape[1]
+        deadline = time.monotonic() + (timeout if timeout >= 0 else 1e9)
+        while True:
+            with self.lock:
+                space = self.stream_space(task)
+                if n <= space:
+                    self._queue(task, data)
+                    return n
+                if not task.running:
+                    raise DaqmxError(
+                        NO_MORE_SPACE,
+                        f"Samples to write: {n}\nSpace available: {space}"
+                        f"\nTask Name: {task.name}",
+                        samps_written=0,
+                    )
+                if time.monotonic() >= deadline:
+                    if space:
+                        self._queue(task, data[:, :space])
+                    raise DaqmxError(
+                        SAMPLES_CAN_NOT_YET_BE_WRITTEN,
+                        f"Samples to write: {n}\nWritten: {space}"
+                        f"\nTask Name: {task.name}",
+                        samps_written=space,
+                    )
+            time.sleep(0.001)
+
+    def stream_space(self, task: SimTask) -> int:
+        """Samples per channel a non-regenerating task takes now (unbounded
+        before the start while its buffer size is not set)."""
+        pending = task.queued - int(self._generated(task))
+        if not task.running:
+            if not task.output_buf_size:
+                return UNBOUNDED
+            return max(task.output_buf_size - pending, 0)
+        host = task.output_buf_size or task.host_size
+        return max(host + FIFO_SAMPLES.get(task.kind or "", 0) - pending, 0)
+
+    def _queue(self, task: SimTask, data: np.ndarray) -> None:
+        task.buffers.append(_Buffer(task.queued, np.array(data, copy=True)))
+        task.queued += data.shape[1]
+        if not task.running:
+            task.host_size = max(task.host_size, task.queued)
 
     def _require_channels(self, task: SimTask) -> None:
         if not task.channels:
@@ -653,7 +717,7 @@ class SimDaqDevice(
             if b.since <= local:
                 buf = b
         n = buf.data.shape[1]
-        pos = local % n if task.regenerate else min(local, n - 1)
+        pos = local % n if task.regenerate else min(local - buf.since, n - 1)
         return float(buf.data[index, pos])
 
     def _probe(self, master: SimTask, master_index: int) -> Probe:

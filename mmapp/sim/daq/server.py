@@ -601,7 +601,9 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
     @_rpc
     def WriteAnalogF64(self, request, context):  # noqa: ANN001, ANN201
         data = self._layout(request, np.asarray(request.write_array, dtype=np.float64))
-        n = self.device.write(self._task(request.task), data, request.auto_start)
+        n = self.device.write(
+            self._task(request.task), data, request.auto_start, float(request.timeout)
+        )
         return pb.WriteAnalogF64Response(samps_per_chan_written=n)
 
     @_rpc
@@ -627,7 +629,7 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             )
         codes = self._layout(request, np.asarray(request.write_array, np.float64))
         volts = codes * (AO_RANGE_V / 32767.0)
-        n = self.device.write(task, volts, request.auto_start)
+        n = self.device.write(task, volts, request.auto_start, float(request.timeout))
         return response(samps_per_chan_written=n)
 
     @_rpc
