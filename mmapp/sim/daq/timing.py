@@ -1,9 +1,11 @@
 """Timing and triggers: sample clocks (own, another subsystem's, or implicit),
-digital-edge start triggers, and which task's clock another task follows.
+digital-edge and analog start triggers, reference and pause-trigger settings,
+exported signals, and which task's clock another task follows.
 
 `TaskTiming` is the timing state of a task as the attribute tables see it;
-`Timing` configures it and ties clocks and triggers together across tasks
-(both mixins: of `SimTask` and `SimDaqDevice` in card.py).
+`Timing` configures it, checks it when a task is verified, and ties clocks and
+triggers together across tasks (both mixins: of `SimTask` and `SimDaqDevice`
+in card.py).
 """
 
 from __future__ import annotations
