@@ -16,8 +16,10 @@ from mmapp.sim.daq.errors import (
 
 if TYPE_CHECKING:
     from mmapp.sim.daq.card import SimTask
+    from mmapp.sim.daq.scales import Scale
 
 RSE, DIFF, DEFAULT_TERM = 10083, 10106, -1
+VOLTS, FROM_CUSTOM_SCALE = 10348, 10065
 TEMPERATURE_RTD, PT_3750 = 10301, 12481
 # Callendar-Van Dusen coefficients (A, B, C) of each RTDType
 RTD_COEFFS = {
@@ -38,6 +40,26 @@ class AIRange:
     rng_high: float
     rng_low: float
     max_unset: bool
+    units: int
+    scale_name: str
+    scales: dict[str, Scale]
+
+    @property
+    def scale(self) -> Scale | None:
+        """The custom scale the channel reports in (None: volts)."""
+        if self.units != FROM_CUSTOM_SCALE:
+            return None
+        return self.scales.get(self.scale_name)
+
+    def scaled(self, volts: float) -> float:
+        """Volts in the channel's units."""
+        scale = self.scale
+        return volts if scale is None else scale.scaled(volts)
+
+    def prescaled(self, value: float) -> float:
+        """A value in the channel's units as volts."""
+        scale = self.scale
+        return value if scale is None else scale.prescaled(value)
 
     @property
     def ai_max(self) -> float:
@@ -45,22 +67,22 @@ class AIRange:
         once reset, until set again)."""
         if self.max_unset:
             raise DaqmxError(AI_MAX_NOT_SPECIFIED, "Property: DAQmx_AI_Max")
-        return self.rng_high
+        return self.scaled(self.rng_high)
 
     @ai_max.setter
     def ai_max(self, value: float) -> None:
-        self.max_v = value
+        self.max_v = self.prescaled(value)
         self.max_unset = False
         self._coerce_ai_range()
 
     @property
     def ai_min(self) -> float:
         """AI minimum as DAQmx reports it: coerced to the range's bottom."""
-        return self.rng_low
+        return self.scaled(self.rng_low)
 
     @ai_min.setter
     def ai_min(self, value: float) -> None:
-        self.min_v = value
+        self.min_v = self.prescaled(value)
         self._coerce_ai_range()
 
     def _coerce_ai_range(self) -> None:
@@ -152,6 +174,8 @@ class AnalogInput:
             else:
                 mid, half = (ch.max_v + ch.min_v) / 2, (ch.max_v - ch.min_v) / 2
                 out[i] = mid + 0.5 * half * np.sin(2 * np.pi * samples / 50.0)
+            if ch.scale is not None:
+                out[i] = [ch.scaled(float(v)) for v in out[i]]
         return out
 
 

@@ -77,8 +77,7 @@ def _enum(cls: Any) -> tuple[int, ...]:
     return tuple(int(m.value) for m in cls)
 
 
-AI_MEAS_TYPE, VOLTAGE_WITH_EXCIT, AI_CUSTOM_SCALE = 0x695, 10323, 0x17E0
-AI_VOLTAGE_UNITS = 0x1094
+AI_MEAS_TYPE, VOLTAGE_WITH_EXCIT = 0x695, 10323
 AI_EXCIT_SRC, AI_EXCIT_VAL, AI_EXCIT_USE_FOR_SCALING = 0x17F4, 0x17F5, 0x17FC
 AO, AI, DO, DI, CO, CI = ("ao",), ("ai",), ("do",), ("di",), ("co",), ("ci",)
 REF = ("ai", "di")  # task kinds with a reference trigger
@@ -143,8 +142,8 @@ CHANNEL: dict[int, Attr] = {
         _a(AI_RTD_R0, "ai_rtd_r0", "f64", 100.0, kinds=AI),
         _a(AI_RESISTANCE_CFG, "ai_resistance_cfg", "i32", 2, kinds=AI),  # 2-wire
         _a(0x1033, "ai_temp_units", "i32", 10143, kinds=AI),  # deg C
-        _a(0x1094, "ai_voltage_units", "i32", 10348, kinds=AI),
-        _a(0x17E0, "ai_custom_scale", "str", "", kinds=AI),
+        _a(0x1094, "ai_voltage_units", "i32", kinds=AI, field="units"),
+        _a(0x17E0, "ai_custom_scale", "str", kinds=AI, field="scale_name"),
         _a(0x1097, "ai_term_cfg", "i32", kinds=AI, field="term_cfg"),
         _a(0x1815, "ai_rng_high", "f64", kinds=AI, field="rng_high"),
         _a(0x1816, "ai_rng_low", "f64", kinds=AI, field="rng_low"),

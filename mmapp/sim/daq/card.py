@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mmapp.sim.daq.ai import AIRange, AnalogInput
+from mmapp.sim.daq.ai import VOLTS, AIRange, AnalogInput
 from mmapp.sim.daq.ao import AnalogOutput
 from mmapp.sim.daq.attributes import CalInfo
 from mmapp.sim.daq.counters import (
@@ -50,6 +50,7 @@ from mmapp.sim.daq.errors import (
     DaqmxError,
 )
 from mmapp.sim.daq.events import TaskEvents
+from mmapp.sim.daq.scales import Scale, load_max_config
 from mmapp.sim.daq.teds import Teds
 from mmapp.sim.daq.timing import (
     CONTINUOUS,
@@ -108,6 +109,9 @@ class Channel(PulseChannel, AIRange):
     initial_count: int = 0  # counter input: count-edges starting count
     count: int = 0  # counter input: the count now (refreshed before reads)
     max_unset: bool = False  # AI: maximum reset (DAQmx then reports it unset)
+    units: int = VOLTS  # AI: volts or from a custom scale
+    scale_name: str = ""  # AI: its custom scale
+    scales: dict[str, Scale] = field(default_factory=dict, repr=False)  # MAX's
     attrs: dict[int, object] = field(default_factory=dict)
 
     @property
@@ -120,6 +124,10 @@ class Channel(PulseChannel, AIRange):
         AI maximum is left unspecified."""
         if name == "ai_max":
             self.max_unset = True
+        elif name == "scale_name":
+            self.scale_name = ""
+        elif name == "units":
+            self.units = VOLTS
 
 
 @dataclass
@@ -288,8 +296,13 @@ class SimDaqDevice(
         self.cal_info = CalInfo()
         self.power_up: dict[str, int] = {}  # DO line -> state at power-up
         self.teds: dict[str, Teds] = {}  # AI physical channel -> configured TEDS
+        self.scales: dict[str, Scale] = {}  # custom scales persisted in NI MAX
         # what the sample clocks count against (tests may step it by hand)
         self.clock: Callable[[], float] = time.monotonic
+
+    def import_max_config(self, path: str) -> None:
+        """Import the custom scales of an NI MAX configuration file."""
+        self.scales.update(load_max_config(path))
 
     # --- wiring ---------------------------------------------------------------
     def connect_edges(self, line: str, listener: EdgeListener) -> None:

@@ -47,6 +47,7 @@ NO_MORE_SPACE = -200293
 OPERATION_TIMED_OUT = -200474
 TEDS_SENSOR_DATA_ERROR = -200826
 AI_MAX_NOT_SPECIFIED = -200695
+CUSTOM_SCALE_DOES_NOT_EXIST = -200378
 TEDS_SENSOR_NOT_DETECTED = -200709
 
 MESSAGES = {
@@ -122,6 +123,7 @@ MESSAGES = {
     "buffer has no space at the requested position.",
     NO_MORE_SPACE: "Write cannot be performed: the buffer has no more space.",
     OPERATION_TIMED_OUT: "The operation timed out.",
+    CUSTOM_SCALE_DOES_NOT_EXIST: "Custom scale specified does not exist.",
     AI_MAX_NOT_SPECIFIED: "Maximum value for the AI channel is not specified.",
     TEDS_SENSOR_DATA_ERROR: "TEDS data is not valid: it could not be parsed as "
     "IEEE 1451.4 TEDS.",

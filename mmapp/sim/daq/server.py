@@ -22,7 +22,7 @@ from nidaqmx._stubs import nidaqmx_pb2_grpc as pb_grpc
 from session_pb2 import Session
 
 from mmapp.sim.daq import attributes, teds, waveforms
-from mmapp.sim.daq.ai import TEMPERATURE_RTD, ai_codes
+from mmapp.sim.daq.ai import FROM_CUSTOM_SCALE, TEMPERATURE_RTD, VOLTS, ai_codes
 from mmapp.sim.daq.card import SimDaqDevice, SimTask
 from mmapp.sim.daq.counters import (
     COUNT_EDGES,
@@ -42,6 +42,7 @@ from mmapp.sim.daq.device import (
 )
 from mmapp.sim.daq.errors import (
     ATTR_NOT_SUPPORTED,
+    CUSTOM_SCALE_DOES_NOT_EXIST,
     FUNCTION_NOT_SUPPORTED_FOR_DEVICE_TASKS,
     INVALID_ATTRIBUTE_VALUE,
     INVALID_CHANNEL,
@@ -164,7 +165,9 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             value = self.device.spec.name
         elif attribute == 0x1273:  # task names
             value = ", ".join(self.device.tasks)
-        elif attribute in (0x1265, 0x1266):  # global channels, scales: none saved
+        elif attribute == 0x1266:  # custom scales persisted in NI MAX
+            value = ", ".join(self.device.scales)
+        elif attribute == 0x1265:  # global channels: none saved
             value = ""
         else:
             raise self._unsupported(attribute, "system")
@@ -908,20 +911,27 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
     def CreateAIVoltageChan(self, request, context):  # noqa: ANN001, ANN201
         task = self._task(request.task)
         before = len(task.channels)
+        units = _raw(request, "units") or VOLTS
+        low, high = request.min_val, request.max_val
+        if units == FROM_CUSTOM_SCALE:  # the range is in scaled units
+            scale = self.device.scales.get(request.custom_scale_name)
+            if scale is None:
+                raise DaqmxError(
+                    CUSTOM_SCALE_DOES_NOT_EXIST,
+                    f"Custom Scale Name: {request.custom_scale_name}",
+                )
+            low, high = sorted((scale.prescaled(low), scale.prescaled(high)))
         self.device.add_ai_voltage(
             task,
             request.physical_channel,
             request.name_to_assign_to_channel,
-            request.min_val,
-            request.max_val,
+            low,
+            high,
             _raw(request, "terminal_config"),
         )
-        units = _raw(request, "units")
         for ch in task.channels[before:]:
-            if units:
-                ch.attrs[attributes.AI_VOLTAGE_UNITS] = units
-            if request.custom_scale_name:
-                ch.attrs[attributes.AI_CUSTOM_SCALE] = request.custom_scale_name
+            ch.units, ch.scale_name = units, request.custom_scale_name
+            ch.scales = self.device.scales
         return pb.CreateAIVoltageChanResponse()
 
     @_rpc
