@@ -142,6 +142,7 @@ def test_a_non_regenerating_stream_refuses_what_its_buffer_cannot_take(
         assert _code(exc) == -200293
         assert exc.value.samps_per_chan_written == 0
         assert ao.write(np.zeros(100), auto_start=False) == 100
+        assert (ao.out_stream.curr_write_pos, ao.out_stream.space_avail) == (100, 0)
         ao.start()  # the FIFO (8191 samples) takes more once running
         with pytest.raises(nidaqmx.DaqWriteError) as exc:
             ao.write(np.zeros(9000), timeout=0.1)

@@ -619,6 +619,10 @@ class SimDaqDevice(
         task.space_avail = (
             max(size - task.buffer_len(), 0) if not task.running else size
         )
+        if task.timed and not task.regenerate and task.kind in FIFO_SAMPLES:
+            # a stream: its write position and the room behind unplayed samples
+            task.write_pos = task.queued
+            task.space_avail = min(self.stream_space(task), size)
 
     # --- input --------------------------------------------------------------------
     def sample_time(self, name: str, k: int) -> float:
