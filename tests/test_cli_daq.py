@@ -98,3 +98,30 @@ def test_acquire_daq_refuses_frames_that_are_not_whole_volumes(tmp: Path) -> Non
         "a whole number of cycles\n"
     )
     assert not (tmp / "acquisition_1").exists()
+
+
+@pytest.mark.posix
+@needs_posix_signals
+def test_sim_daq_knows_the_custom_scales_of_a_max_config(tmp_path) -> None:
+    config = tmp_path / "max.ini"
+    config.write_text("[DAQmxScale gain]\nScaleType = Linear\nLin.Slope = 2\n")
+    missing = run_mmapp("sim-daq", "--max-config", str(tmp_path / "no.ini"))
+    assert missing.returncode == 2 and "no such file" in missing.stdout
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmapp", "sim-daq", "--max-config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        address = re.search(r"serving on (127\.0\.0\.1:\d+)", proc.stdout.readline())
+        assert address
+        channel = grpc.insecure_channel(address[1])
+        opts = GrpcSessionOptions(grpc_channel=channel, session_name="")
+        assert System.remote(opts).scales.scale_names == ["gain"]
+        channel.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err

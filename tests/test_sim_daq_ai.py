@@ -189,17 +189,49 @@ def test_the_timebase_divisor_sets_the_rate_and_resets_restore_defaults(opts) ->
 def test_ai_terminals_default_to_differential_and_keep_their_units(opts) -> None:
     with nidaqmx.Task(grpc_options=opts) as task:
         ai0 = task.ai_channels.add_ai_voltage_chan("Dev1/ai0")
-        scaled = task.ai_channels.add_ai_voltage_chan(
-            "Dev1/ai1",
-            units=VoltageUnits.FROM_CUSTOM_SCALE,
-            custom_scale_name="gain",
-        )
         loop = task.ai_channels.add_ai_voltage_chan("Dev1/_ao0_vs_aognd")
         assert ai0.ai_term_cfg == TerminalConfiguration.DIFF
         assert loop.ai_term_cfg == TerminalConfiguration.RSE
         assert ai0.ai_voltage_units == VoltageUnits.VOLTS
-        assert scaled.ai_voltage_units == VoltageUnits.FROM_CUSTOM_SCALE
-        assert (ai0.ai_custom_scale.name, scaled.ai_custom_scale.name) == ("", "gain")
+        assert ai0.ai_custom_scale.name == ""
+        with pytest.raises(DaqError) as exc:  # NI MAX has no scale of this name
+            task.ai_channels.add_ai_voltage_chan(
+                "Dev1/ai1",
+                units=VoltageUnits.FROM_CUSTOM_SCALE,
+                custom_scale_name="gain",
+            )
+        assert exc.value.error_code == -200378
+
+
+def test_ai_in_custom_scale_units_reads_scaled_values(tmp_path) -> None:
+    config = tmp_path / "max.ini"
+    config.write_text("[DAQmxScale gain]\nScaleType = Linear\nLin.Slope = 2\n")
+    device = SimDaqDevice()
+    device.import_max_config(str(config))
+    server = SimDaqServer(device).start()
+    channel = grpc.insecure_channel(server.address)
+    opts = GrpcSessionOptions(grpc_channel=channel, session_name="")
+    try:
+        with (
+            nidaqmx.Task(grpc_options=opts) as ao,
+            nidaqmx.Task(grpc_options=opts) as ai,
+        ):
+            ao.ao_channels.add_ao_voltage_chan("Dev1/ao0")
+            ao.write(1.5)
+            scaled = ai.ai_channels.add_ai_voltage_chan(
+                "Dev1/_ao0_vs_aognd",
+                min_val=-20.0,
+                max_val=20.0,
+                units=VoltageUnits.FROM_CUSTOM_SCALE,
+                custom_scale_name="gain",
+            )
+            assert scaled.ai_voltage_units == VoltageUnits.FROM_CUSTOM_SCALE
+            assert scaled.ai_custom_scale.name == "gain"
+            assert (scaled.ai_min, scaled.ai_max) == (-20.0, 20.0)  # +/-10 V
+            assert ai.read() == pytest.approx(3.0)  # 1.5 V, twice the gain
+    finally:
+        channel.close()
+        server.stop()
 
 
 def test_reference_trigger_pretrigger_samples_default_to_two(opts) -> None:

@@ -375,12 +375,23 @@ def test_counter_ticks_refuse_what_daqmx_refuses(card: tuple) -> None:
                 co.co_channels.add_co_pulse_chan_ticks("Dev1/ctr0", clock, **ticks)
             assert _code(exc) == -200077
             assert f"Property: {prop}\nRequested Value: 1" in str(exc.value)
-        with pytest.raises(nidaqmx.DaqError) as exc:
-            co.co_channels.add_co_pulse_chan_ticks(
-                "Dev1/ctr0", clock, idle_state=Level.HIGH, initial_delay=2
-            )
-        assert _code(exc) == -200077
         assert co.channel_names == [], "nothing half-created"
+
+
+def test_counter_ticks_idle_high_rise_after_the_low_time(card: tuple) -> None:
+    device, opts = card
+    with nidaqmx.Task(grpc_options=opts) as co:
+        chan = co.co_channels.add_co_pulse_chan_ticks(
+            "Dev1/ctr0",
+            "/Dev1/ao/SampleClock",
+            idle_state=Level.HIGH,
+            initial_delay=2,
+            low_ticks=3,
+            high_ticks=5,
+        )
+        assert chan.co_pulse_idle_state == Level.HIGH
+        task = device.task(co.name)
+        assert [task.channels[0].pulse_tick(k) for k in range(3)] == [5, 13, 21]
 
 
 def test_counter_ticks_default_initial_delay_is_the_least(card: tuple) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from pathlib import Path
 
 from mmapp.cli import EXIT_OK, EXIT_USAGE, whole_number
 
@@ -19,16 +20,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     sim_daq.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sim_daq.add_argument("--device", default="Dev1", help="device name")
+    sim_daq.add_argument(
+        "--max-config",
+        metavar="INI",
+        help="an NI MAX configuration file whose custom scales the card knows",
+    )
 
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Serve until Ctrl-C (or SIGTERM / Ctrl-Break where the OS has them)."""
     from mmapp.rig.simulated import DeviceSpec, SimDaqDevice, SimDaqServer
 
+    device = SimDaqDevice(DeviceSpec(name=args.device))
+    if args.max_config:
+        if not Path(args.max_config).is_file():
+            print(f"mmapp: error: no such file: {args.max_config}")
+            return EXIT_USAGE
+        device.import_max_config(args.max_config)
     try:
-        server = SimDaqServer(
-            SimDaqDevice(DeviceSpec(name=args.device)), args.host, args.port
-        ).start()
+        server = SimDaqServer(device, args.host, args.port).start()
     except (OSError, RuntimeError) as exc:
         print(f"mmapp: error: cannot serve on {args.host}:{args.port}: {exc}")
         return EXIT_USAGE

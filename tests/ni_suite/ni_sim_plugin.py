@@ -47,7 +47,11 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         from mmapp.rig.simulated import SimDaqDevice, SimDaqServer
 
-        _SERVER = SimDaqServer(SimDaqDevice()).start()
+        device = SimDaqDevice()
+        # NI's test machines import this file into NI MAX (custom scales)
+        max_config = config.rootpath / "tests" / "max_config" / "linux"
+        device.import_max_config(str(max_config / "nidaqmxMaxConfig.ini"))
+        _SERVER = SimDaqServer(device).start()
     import grpc
     import nidaqmx
     from nidaqmx.system import System

@@ -17,6 +17,7 @@ from nidaqmx.constants import (
     AcquisitionType,
     DigitalDriveType,
     Edge,
+    ExportAction,
     Level,
     OverwriteMode,
     ReadRelativeTo,
@@ -26,7 +27,15 @@ from nidaqmx.constants import (
     WriteRelativeTo,
 )
 
-from mmapp.sim.daq.errors import ATTR_NOT_SUPPORTED, INVALID_ATTRIBUTE_VALUE, DaqmxError
+from mmapp.sim.daq.ai import PT_3750, RTD_COEFFS
+from mmapp.sim.daq.errors import (
+    ATTR_NOT_SUPPORTED,
+    INVALID_ATTRIBUTE_VALUE,
+    DaqmxError,
+)
+from mmapp.sim.daq.errors import (
+    ATTRIBUTE_NOT_SUPPORTED_IN_TASK_CONTEXT as IN_TASK_CONTEXT,
+)
 
 
 @dataclass(frozen=True)
@@ -45,10 +54,19 @@ class Attr:
     def value_of(self, obj: Any) -> Any:
         """The current value for `obj` (a channel or a task)."""
         if self.field is not None:
-            return getattr(obj, self.field)
+            owner, name = _owner(obj, self.field)
+            return getattr(owner, name)
         if self.id in obj.attrs:
             return obj.attrs[self.id]
         return self.default(obj) if callable(self.default) else self.default
+
+
+def _owner(obj: Any, path: str) -> tuple[Any, str]:
+    """The object holding a (dotted) field and the field's own name."""
+    *parts, name = path.split(".")
+    for part in parts:
+        obj = getattr(obj, part)
+    return obj, name
 
 
 def _a(id_: int, name: str, type_: str, default: Any = None, **kw: Any) -> Attr:
@@ -59,10 +77,37 @@ def _enum(cls: Any) -> tuple[int, ...]:
     return tuple(int(m.value) for m in cls)
 
 
-AI_MEAS_TYPE, VOLTAGE_WITH_EXCIT, AI_CUSTOM_SCALE = 0x695, 10323, 0x17E0
-AI_VOLTAGE_UNITS = 0x1094
+AI_MEAS_TYPE, VOLTAGE_WITH_EXCIT = 0x695, 10323
 AI_EXCIT_SRC, AI_EXCIT_VAL, AI_EXCIT_USE_FOR_SCALING = 0x17F4, 0x17F5, 0x17FC
-AO, AI, DO, DI, CO = ("ao",), ("ai",), ("do",), ("di",), ("co",)
+AO, AI, DO, DI, CO, CI = ("ao",), ("ai",), ("do",), ("di",), ("co",), ("ci",)
+REF = ("ai", "di")  # task kinds with a reference trigger
+INPUT, OUTPUT = ("ai", "di", "ci"), ("ao", "do", "co")
+START_TYPES = tuple(
+    t.value
+    for t in (
+        TriggerType.NONE,
+        TriggerType.DIGITAL_EDGE,
+        TriggerType.ANALOG_EDGE,
+        TriggerType.ANALOG_WINDOW,
+    )
+)
+REF_TYPES = START_TYPES
+_timebase: Callable[[Any], str] = lambda ch: (  # noqa: E731
+    f"/{ch.physical.split('/')[0]}/100MHzTimebase"
+)
+AI_RTD_TYPE, AI_RTD_R0, AI_RESISTANCE_CFG = 0x1032, 0x1030, 0x1881
+
+
+def _rtd(i: int) -> Callable[[Any], float]:
+    """Default Callendar-Van Dusen coefficient `i` of a channel's RTD type."""
+
+    def coefficient(ch: Any) -> float:
+        kind = int(ch.attrs.get(AI_RTD_TYPE, PT_3750))
+        return RTD_COEFFS.get(kind, RTD_COEFFS[PT_3750])[i]
+
+    return coefficient
+
+
 _lines: Callable[[Any], int] = lambda ch: len(ch.lines)  # noqa: E731
 
 CHANNEL: dict[int, Attr] = {
@@ -90,8 +135,15 @@ CHANNEL: dict[int, Attr] = {
         _a(0x17DD, "ai_max", "f64", kinds=AI, field="ai_max"),
         _a(0x17DE, "ai_min", "f64", kinds=AI, field="ai_min"),
         _a(0x695, "ai_meas_type", "i32", 10322, kinds=AI, readonly=True),
-        _a(0x1094, "ai_voltage_units", "i32", 10348, kinds=AI),
-        _a(0x17E0, "ai_custom_scale", "str", "", kinds=AI),
+        _a(AI_RTD_TYPE, "ai_rtd_type", "i32", PT_3750, kinds=AI),
+        _a(0x1010, "ai_rtd_a", "f64", _rtd(0), kinds=AI),
+        _a(0x1011, "ai_rtd_b", "f64", _rtd(1), kinds=AI),
+        _a(0x1013, "ai_rtd_c", "f64", _rtd(2), kinds=AI),
+        _a(AI_RTD_R0, "ai_rtd_r0", "f64", 100.0, kinds=AI),
+        _a(AI_RESISTANCE_CFG, "ai_resistance_cfg", "i32", 2, kinds=AI),  # 2-wire
+        _a(0x1033, "ai_temp_units", "i32", 10143, kinds=AI),  # deg C
+        _a(0x1094, "ai_voltage_units", "i32", kinds=AI, field="units"),
+        _a(0x17E0, "ai_custom_scale", "str", kinds=AI, field="scale_name"),
         _a(0x1097, "ai_term_cfg", "i32", kinds=AI, field="term_cfg"),
         _a(0x1815, "ai_rng_high", "f64", kinds=AI, field="rng_high"),
         _a(0x1816, "ai_rng_low", "f64", kinds=AI, field="rng_low"),
@@ -123,6 +175,33 @@ CHANNEL: dict[int, Attr] = {
         _a(0x2266, "do_data_xfer_mech", "i32", 10054, kinds=DO),  # DMA
         _a(0x2263, "di_data_xfer_mech", "i32", 10054, kinds=DI),
         _a(0x2265, "do_use_only_on_brd_mem", "bool", False, kinds=DO),
+        # CI
+        _a(0x18A0, "ci_meas_type", "i32", kinds=CI, field="ci_meas", readonly=True),
+        _a(0x2F04, "ci_pulse_freq_term", "str", kinds=CI, field="ci_term"),
+        _a(0x2F0C, "ci_pulse_time_term", "str", kinds=CI, field="ci_term"),
+        _a(0x2F14, "ci_pulse_ticks_term", "str", kinds=CI, field="ci_term"),
+        _a(0x18AA, "ci_pulse_width_term", "str", kinds=CI, field="ci_term"),
+        _a(0x18C7, "ci_count_edges_term", "str", kinds=CI, field="ci_term"),
+        _a(0x189C, "ci_max", "f64", kinds=CI, field="max_v"),
+        _a(0x189D, "ci_min", "f64", kinds=CI, field="min_v"),
+        _a(0x143, "ci_ctr_timebase_src", "str", _timebase, kinds=CI),
+        _a(
+            0x2273,
+            "ci_ctr_timebase_dig_fltr_timebase_src",
+            "str",
+            "100MHzTimebase",
+            kinds=CI,
+        ),
+        _a(0x18B2, "ci_ctr_timebase_rate", "f64", 100_000_000.0, kinds=CI),
+        _a(0x2F0B, "ci_pulse_freq_units", "i32", 10373, kinds=CI),  # Hz
+        _a(0x2F0D, "ci_pulse_time_units", "i32", 10364, kinds=CI),  # seconds
+        _a(0x823, "ci_pulse_width_units", "i32", 10364, kinds=CI),  # seconds
+        _a(0x2F05, "ci_pulse_freq_starting_edge", "i32", Edge.RISING.value, kinds=CI),
+        _a(0x825, "ci_pulse_width_starting_edge", "i32", Edge.RISING.value, kinds=CI),
+        _a(0x698, "ci_count_edges_initial_cnt", "u32", kinds=CI, field="initial_count"),
+        _a(0x697, "ci_count_edges_active_edge", "i32", Edge.RISING.value, kinds=CI),
+        _a(0x696, "ci_count_edges_dir", "i32", 10128, kinds=CI),  # count up
+        _a(0x148, "ci_count", "u32", kinds=CI, field="count", readonly=True),
         # CO
         _a(0x18B5, "co_output_type", "i32", kinds=CO, field="output_type"),
         _a(0x1178, "co_pulse_freq", "f64", kinds=CO, field="freq_hz"),
@@ -165,7 +244,7 @@ TIMING: dict[int, Attr] = {
     a.id: a
     for a in (
         _a(0x1344, "samp_clk_rate", "f64", field="samp_clk_rate"),
-        _a(0x1310, "samp_quant_samp_per_chan", "u64", field="samps_per_chan"),
+        _a(0x1310, "samp_quant_samp_per_chan", "u64", field="samp_quant"),
         _a(
             0x1300,
             "samp_quant_samp_mode",
@@ -211,7 +290,7 @@ TRIGGER: dict[int, Attr] = {
             "start_trig_type",
             "i32",
             field="start_type",
-            choices=(TriggerType.NONE.value, TriggerType.DIGITAL_EDGE.value),
+            choices=START_TYPES,
         ),
         _a(0x1407, "start_dig_edge_src", "str", field="start_source"),
         _a(
@@ -229,9 +308,13 @@ TRIGGER: dict[int, Attr] = {
         _a(0x2224, "start_dig_edge_dig_fltr_min_pulse_width", "f64", 0.0),
         _a(0x2226, "start_dig_edge_dig_fltr_timebase_rate", "f64", 0.0),
         _a(0x2225, "start_dig_edge_dig_fltr_timebase_src", "str", ""),
-        _a(0x1396, "start_anlg_edge_lvl", "f64", 0.0),
-        _a(0x1397, "start_anlg_edge_slope", "i32", 10280),
-        _a(0x1398, "start_anlg_edge_src", "str", ""),
+        _a(0x1396, "start_anlg_edge_lvl", "f64", field="start_anlg.level"),
+        _a(0x1397, "start_anlg_edge_slope", "i32", field="start_anlg.slope"),
+        _a(0x1398, "start_anlg_edge_src", "str", field="start_anlg.src"),
+        _a(0x1400, "start_anlg_win_src", "str", field="start_anlg.win_src"),
+        _a(0x1401, "start_anlg_win_trig_when", "i32", field="start_anlg.win_when"),
+        _a(0x1402, "start_anlg_win_btm", "f64", field="start_anlg.win_btm"),
+        _a(0x1403, "start_anlg_win_top", "f64", field="start_anlg.win_top"),
         _a(
             0x1414,
             "arm_start_trig_type",
@@ -259,6 +342,13 @@ TRIGGER: dict[int, Attr] = {
                 TriggerType.ANALOG_WINDOW.value,
             ),
         ),
+        _a(0x1369, "pause_anlg_lvl_lvl", "f64", field="pause_anlg.level"),
+        _a(0x1370, "pause_anlg_lvl_src", "str", field="pause_anlg.src"),
+        _a(0x1371, "pause_anlg_lvl_when", "i32", field="pause_anlg.when"),
+        _a(0x1373, "pause_anlg_win_src", "str", field="pause_anlg.win_src"),
+        _a(0x1374, "pause_anlg_win_when", "i32", field="pause_anlg.win_when"),
+        _a(0x1375, "pause_anlg_win_btm", "f64", field="pause_anlg.win_btm"),
+        _a(0x1376, "pause_anlg_win_top", "f64", field="pause_anlg.win_top"),
         _a(0x1379, "pause_dig_lvl_src", "str", field="pause_source"),
         _a(
             0x1380,
@@ -267,10 +357,32 @@ TRIGGER: dict[int, Attr] = {
             field="pause_when",
             choices=_enum(Level),
         ),
-        _a(0x1419, "ref_trig_type", "i32", field="ref_type"),
-        _a(0x1434, "ref_dig_edge_src", "str", ""),
-        _a(0x1430, "ref_dig_edge_edge", "i32", Edge.RISING.value, choices=_enum(Edge)),
-        _a(0x1445, "ref_pretrig_samples", "u32", 2),
+        _a(
+            0x1419,
+            "ref_trig_type",
+            "i32",
+            field="ref_type",
+            kinds=REF,
+            choices=REF_TYPES,
+        ),
+        _a(0x1434, "ref_dig_edge_src", "str", field="ref_source", kinds=REF),
+        _a(0x1430, "ref_dig_edge_edge", "i32", field="ref_edge", kinds=REF),
+        _a(0x1445, "ref_pretrig_samples", "u32", field="pretrig_samples", kinds=REF),
+        _a(0x1422, "ref_anlg_edge_lvl", "f64", field="ref_anlg.level", kinds=REF),
+        _a(0x1423, "ref_anlg_edge_slope", "i32", field="ref_anlg.slope", kinds=REF),
+        _a(0x1424, "ref_anlg_edge_src", "str", field="ref_anlg.src", kinds=REF),
+        _a(0x1426, "ref_anlg_win_src", "str", field="ref_anlg.win_src", kinds=REF),
+        _a(
+            0x1427,
+            "ref_anlg_win_trig_when",
+            "i32",
+            field="ref_anlg.win_when",
+            kinds=REF,
+        ),
+        _a(0x1428, "ref_anlg_win_btm", "f64", field="ref_anlg.win_btm", kinds=REF),
+        _a(0x1429, "ref_anlg_win_top", "f64", field="ref_anlg.win_top", kinds=REF),
+        # X-series tasks have no handshake trigger
+        _a(0x22B7, "hshk_trig_type", "i32", TriggerType.NONE.value, kinds=()),
         _a(0x311D, "ref_retriggerable", "bool", False),
     )
 }
@@ -388,8 +500,8 @@ WRITE: dict[int, Attr] = {
 BUFFER: dict[int, Attr] = {
     a.id: a
     for a in (
-        _a(0x186C, "input_buf_size", "u32", field="input_buf_size"),
-        _a(0x186D, "output_buf_size", "u32", field="output_buf_size"),
+        _a(0x186C, "input_buf_size", "u32", field="input_buf_size", kinds=INPUT),
+        _a(0x186D, "output_buf_size", "u32", field="output_buf_size", kinds=OUTPUT),
         _a(0x18B2, "input_onbrd_buf_size", "u32", 4095, readonly=True),
         _a(0x230B, "output_onbrd_buf_size", "u32", 8191),
     )
@@ -398,16 +510,29 @@ BUFFER: dict[int, Attr] = {
 EXPORT: dict[int, Attr] = {
     a.id: a
     for a in (
-        _a(0x1663, "samp_clk_output_term", "str", ""),
+        _a(0x1663, "samp_clk_output_term", "str", field="exports.samp_clk"),
         _a(0x1664, "samp_clk_pulse_polarity", "i32", 10280),
-        _a(0x186B, "samp_clk_output_behavior", "i32", 10216),
-        _a(0x584, "start_trig_output_term", "str", ""),
-        _a(0x590, "ref_trig_output_term", "str", ""),
-        _a(0x1617, "ctr_out_event_output_term", "str", ""),
+        _a(
+            0x186B,
+            "samp_clk_output_behavior",
+            "i32",
+            ExportAction.PULSE.value,
+            choices=_enum(ExportAction),
+        ),
+        _a(0x584, "start_trig_output_term", "str", field="exports.start_trig"),
+        _a(0x590, "ref_trig_output_term", "str", field="exports.ref_trig"),
+        _a(0x1617, "ctr_out_event_output_term", "str", field="exports.ctr_out_event"),
         _a(0x22B6, "rdy_for_xfer_event_lvl_active_lvl", "i32", 10095),
-        _a(0x22B5, "rdy_for_xfer_event_output_term", "str", ""),
-        _a(0x2F3, "ai_conv_clk_output_term", "str", ""),
-        _a(0x2FC, "adv_cmplt_event_output_term", "str", ""),
+        _a(
+            0x22B5,
+            "rdy_for_xfer_event_output_term",
+            "str",
+            field="exports.rdy_for_xfer_event",
+        ),
+        _a(0x2F3, "ai_conv_clk_output_term", "str", field="exports.ai_conv_clk"),
+        _a(
+            0x2FC, "adv_cmplt_event_output_term", "str", field="exports.adv_cmplt_event"
+        ),
     )
 }
 
@@ -467,8 +592,12 @@ GROUPS = {
 def lookup(group: str, attribute: int, kind: str | None = None) -> Attr:
     """The table entry, or DAQmx's 'not supported' error."""
     attr = GROUPS[group].get(attribute)
-    if attr is None or (attr.kinds is not None and kind not in attr.kinds):
+    if attr is None:
         raise DaqmxError(ATTR_NOT_SUPPORTED, f"Property: 0x{attribute:X}")
+    if attr.kinds is not None and kind not in attr.kinds:
+        # a task's attribute its kind of task lacks: "not applicable to the task"
+        code = ATTR_NOT_SUPPORTED if group == "chan" else IN_TASK_CONTEXT
+        raise DaqmxError(code, f"Property: DAQmx_{attr.name}")
     return attr
 
 
@@ -490,7 +619,8 @@ def set_(
             f"Property: DAQmx_{attr.name}\nRequested Value: {value}",
         )
     if attr.field is not None:
-        setattr(obj, attr.field, value)
+        owner, name = _owner(obj, attr.field)
+        setattr(owner, name, value)
     else:
         obj.attrs[attr.id] = value
 
@@ -499,6 +629,7 @@ def reset(group: str, obj: Any, attribute: int, kind: str | None = None) -> None
     """Back to the default."""
     attr = lookup(group, attribute, kind)
     if attr.field is not None:
-        obj.reset_field(attr.field)
+        owner, name = _owner(obj, attr.field)
+        owner.reset_field(name)
     else:
         obj.attrs.pop(attr.id, None)

@@ -12,77 +12,80 @@ delay after the edge, which is what the camera "sees" during its exposure.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mmapp.sim.daq.ai import AnalogInput
+from mmapp.sim.daq.ai import VOLTS, AIRange, AnalogInput
+from mmapp.sim.daq.ao import AnalogOutput
 from mmapp.sim.daq.attributes import CalInfo
-from mmapp.sim.daq.device import (
-    AO_RANGE_V,
-    MAX_AI_MULTI_RATE_HZ,
-    MAX_AI_RATE_HZ,
-    MAX_AO_RATE_HZ,
-    MAX_DO_RATE_HZ,
-    DeviceSpec,
-    ai_range,
-    expand_channels,
+from mmapp.sim.daq.counters import (
+    CounterInput,
+    CounterOutput,
+    PulseChannel,
+    pulses_generated,
 )
+from mmapp.sim.daq.device import AO_RANGE_V, DeviceSpec
 from mmapp.sim.daq.dio import DigitalIO
+from mmapp.sim.daq.edges import EdgeListener, EdgePlayer, Probe
 from mmapp.sim.daq.errors import (
     ATTR_NOT_SUPPORTED,
     CAN_NOT_PERFORM_OP_WHEN_NO_CHANS_IN_TASK,
     DUPLICATE_TASK,
-    INVALID_AO_DATA_WRITE,
     INVALID_ATTRIBUTE_VALUE,
     INVALID_NUM_SAMPS_TO_WRITE,
-    INVALID_ROUTING_SOURCE_TERMINAL_NAME,
     INVALID_TASK,
+    NO_MORE_SPACE,
     OUTPUT_BUFFER_EMPTY,
     PHYSICAL_CHAN_DOES_NOT_EXIST,
     RESOURCE_RESERVED,
-    SAMP_RATE_TOO_HIGH,
-    SAMP_RATE_TOO_LOW,
+    SAMPLES_CAN_NOT_YET_BE_WRITTEN,
     SAMPLES_NOT_YET_AVAILABLE,
     WAIT_UNTIL_DONE_DOES_NOT_INDICATE_DONE,
     WRITE_BUFFER_TOO_SMALL,
     DaqmxError,
 )
 from mmapp.sim.daq.events import TaskEvents
+from mmapp.sim.daq.scales import Scale, load_max_config
+from mmapp.sim.daq.teds import Teds
+from mmapp.sim.daq.timing import (
+    CONTINUOUS,
+    DEFAULT_RATE_HZ,
+    LEVEL_HIGH,
+    RISING,
+    SAMP_CLK_TIMEBASE_HZ,
+    TRIG_NONE,
+    AnalogTrigger,
+    Exports,
+    PauseAnalogTrigger,
+    TaskTiming,
+    Timing,
+)
 
-logger = logging.getLogger(__name__)
-
-MIN_RATE_HZ = 0.1
-DEFAULT_RATE_HZ = 1000.0  # a sample clock's rate until one is configured
-SAMP_CLK_TIMEBASE_HZ = 100_000_000.0  # X-series: the sample clock divides 100 MHz
-MIN_TICKS, MAX_TICKS = 2, 2**32 - 1  # X-series counter pulse ticks and delay
-# A retrigger this much before the burst ends still counts: the simulated
-# camera's exposure-out edges carry thread-wake jitter that real ones do not.
-EDGE_JITTER_S = 0.0005
-Probe = Callable[[float], dict[str, float]]  # delay after the edge (s) -> values
-EdgeListener = Callable[[Probe, float], None]  # (probe, monotonic edge time)
-TIMEBASES = {"20mhztimebase": 20e6, "100khztimebase": 100e3, "100mhztimebase": 100e6}
-CHAN_TYPES = {"ai": 10100, "ao": 10102, "di": 10151, "do": 10153, "co": 10132}
-FINITE, CONTINUOUS = 10178, 10123
-SAMPLE_CLOCK, ON_DEMAND, IMPLICIT = 10388, 10390, 10451
-RISING, FALLING = 10280, 10171
-TRIG_NONE, DIGITAL_EDGE = 10230, 10150
-LEVEL_HIGH, LEVEL_LOW = 10192, 10214
+CHAN_TYPES = {
+    "ai": 10100,
+    "ao": 10102,
+    "di": 10151,
+    "do": 10153,
+    "ci": 10131,
+    "co": 10132,
+}
 ALLOW_REGENERATION, DONT_ALLOW_REGENERATION = 10097, 10158
+FIFO_SAMPLES = {"ao": 8191, "do": 2047}  # PCIe-6363 onboard output FIFOs
+UNBOUNDED = 2**31  # what a buffer not sized yet takes
 
 
 @dataclass
-class Channel:
+class Channel(PulseChannel, AIRange):
     """One virtual channel of a task."""
 
     name: str
     physical: str
-    kind: str  # "ao", "ai", "do", "di" or "co"
+    kind: str  # "ao", "ai", "do", "di", "ci" or "co"
     min_v: float = -AO_RANGE_V
     max_v: float = AO_RANGE_V
     freq_hz: float = 0.0  # counters on their own timebase
@@ -101,6 +104,14 @@ class Channel:
     idle_state: int = 10214  # low
     timebase: str = ""
     pulse_term: str = ""
+    ci_meas: int = 0  # counter input: what it measures (UsageTypeCI)
+    ci_term: str = ""  # counter input: the terminal it measures
+    initial_count: int = 0  # counter input: count-edges starting count
+    count: int = 0  # counter input: the count now (refreshed before reads)
+    max_unset: bool = False  # AI: maximum reset (DAQmx then reports it unset)
+    units: int = VOLTS  # AI: volts or from a custom scale
+    scale_name: str = ""  # AI: its custom scale
+    scales: dict[str, Scale] = field(default_factory=dict, repr=False)  # MAX's
     attrs: dict[int, object] = field(default_factory=dict)
 
     @property
@@ -108,68 +119,15 @@ class Channel:
         """DAQmx channel type."""
         return CHAN_TYPES[self.kind]
 
-    @property
-    def high_time(self) -> float:
-        """Counter pulse high time (s)."""
-        return self.duty / self.freq_hz if self.freq_hz else 0.0
-
-    @high_time.setter
-    def high_time(self, value: float) -> None:
-        low = self.low_time
-        self.freq_hz, self.duty = 1.0 / (value + low), value / (value + low)
-
-    @property
-    def low_time(self) -> float:
-        """Counter pulse low time (s)."""
-        return (1.0 - self.duty) / self.freq_hz if self.freq_hz else 0.0
-
-    @low_time.setter
-    def low_time(self, value: float) -> None:
-        high = self.high_time
-        self.freq_hz, self.duty = 1.0 / (high + value), high / (high + value)
-
-    @property
-    def ai_max(self) -> float:
-        """AI maximum as DAQmx reports it: coerced to the range's top."""
-        return self.rng_high
-
-    @ai_max.setter
-    def ai_max(self, value: float) -> None:
-        self.max_v = value
-        self._coerce_ai_range()
-
-    @property
-    def ai_min(self) -> float:
-        """AI minimum as DAQmx reports it: coerced to the range's bottom."""
-        return self.rng_low
-
-    @ai_min.setter
-    def ai_min(self, value: float) -> None:
-        self.min_v = value
-        self._coerce_ai_range()
-
-    def _coerce_ai_range(self) -> None:
-        rng = ai_range(self.min_v, self.max_v)
-        if rng is not None:
-            self.rng_high, self.rng_low = rng, -rng
-
     def reset_field(self, name: str) -> None:
-        """Attribute reset: fields keep what the channel was created with."""
-
-    @property
-    def counts_ticks(self) -> bool:
-        """A counter pulse train timed in ticks of a source terminal."""
-        return self.kind == "co" and self.high_ticks > 0
-
-    @property
-    def delay_ticks(self) -> int:
-        """Ticks before the first pulse: an initial delay of 0 (DAQmx's default)
-        is the counter's minimum."""
-        return max(self.initial_delay, MIN_TICKS)
-
-    def pulse_tick(self, k: int) -> int:
-        """Source tick of the k-th rising edge (ticks counters)."""
-        return self.delay_ticks + k * (self.high_ticks + self.low_ticks)
+        """Attribute reset: fields keep what the channel was created with; an
+        AI maximum is left unspecified."""
+        if name == "ai_max":
+            self.max_unset = True
+        elif name == "scale_name":
+            self.scale_name = ""
+        elif name == "units":
+            self.units = VOLTS
 
 
 @dataclass
@@ -181,7 +139,7 @@ class _Buffer:
 
 
 @dataclass
-class SimTask:
+class SimTask(TaskTiming):
     """A DAQmx task on the simulated card."""
 
     name: str
@@ -211,14 +169,28 @@ class SimTask:
     arm_source: str = ""
     arm_edge: int = RISING
     arm_type: int = TRIG_NONE
+    start_analog: int = TRIG_NONE  # analog edge or window start trigger
+    start_anlg: AnalogTrigger = field(default_factory=AnalogTrigger)
     pause_type: int = TRIG_NONE
     pause_source: str = ""
     pause_when: int = LEVEL_HIGH
+    pause_anlg: AnalogTrigger = field(default_factory=PauseAnalogTrigger)
     ref_type: int = TRIG_NONE
+    ref_source: str = ""
+    ref_edge: int = RISING
+    pretrig_samples: int = 2
+    ref_anlg: AnalogTrigger = field(default_factory=AnalogTrigger)
+    exports: Exports = field(default_factory=Exports)
+    # a terminal's canonical name (None: the card has no such terminal)
+    resolve: Callable[[str], str | None] = field(
+        default=lambda text: text, repr=False, compare=False
+    )
     read_pos: int = 0
     write_pos: int = 0
     input_buf_size: int = 0
     output_buf_size: int = 0
+    queued: int = 0  # non-regenerating output: samples per channel written
+    host_size: int = 0  # non-regenerating output: the buffer its writes sized
     events: dict[tuple[str, int], Any] = field(default_factory=dict)
     runs: int = 0  # starts so far (events count samples per run)
     attrs: dict[int, object] = field(default_factory=dict)
@@ -241,103 +213,6 @@ class SimTask:
 
     # --- timing as the attribute tables see it -----------------------------
     @property
-    def samp_clk_rate(self) -> float:
-        """Sample clock rate (Hz; DAQmx's 1 kHz before one is configured)."""
-        return float(self.rate or DEFAULT_RATE_HZ)
-
-    @samp_clk_rate.setter
-    def samp_clk_rate(self, value: float) -> None:
-        self.rate = float(value)
-        self.on_demand = False
-
-    @property
-    def samp_clk_timebase_div(self) -> int:
-        """Ticks of the 100 MHz timebase per sample."""
-        return round(SAMP_CLK_TIMEBASE_HZ / self.samp_clk_rate)
-
-    @samp_clk_timebase_div.setter
-    def samp_clk_timebase_div(self, value: int) -> None:
-        self.samp_clk_rate = SAMP_CLK_TIMEBASE_HZ / int(value)
-
-    @property
-    def samp_mode(self) -> int:
-        """Finite or continuous."""
-        return FINITE if self.finite else CONTINUOUS
-
-    @samp_mode.setter
-    def samp_mode(self, value: int) -> None:
-        self.finite = int(value) != CONTINUOUS
-
-    @property
-    def timing_type(self) -> int:
-        """Sample clock, on demand or implicit."""
-        if self.implicit:
-            return IMPLICIT
-        return ON_DEMAND if self.on_demand else SAMPLE_CLOCK
-
-    @timing_type.setter
-    def timing_type(self, value: int) -> None:
-        value = int(value)
-        self.implicit = value == IMPLICIT
-        self.on_demand = value == ON_DEMAND
-        if value == SAMPLE_CLOCK and self.rate is None:
-            self.rate = 1000.0
-        if value == ON_DEMAND:
-            self.rate = None
-
-    @property
-    def samp_clk_src(self) -> str:
-        """Sample clock source terminal ('' before sample clock timing)."""
-        if self.clock_source:
-            return self.clock_source
-        if self.kind in ("ao", "ai", "do", "di"):
-            return f"/{self.device}/{self.kind}/SampleClockTimebase"
-        return ""
-
-    @samp_clk_src.setter
-    def samp_clk_src(self, value: str) -> None:
-        self.clock_source = value
-
-    @property
-    def samp_clk_term(self) -> str:
-        """Where the sample clock is available."""
-        return f"/{self.device}/{self.kind}/SampleClock"
-
-    @property
-    def max_rate(self) -> float:
-        """The fastest sample clock for this task's channels."""
-        if self.kind == "ai":
-            return (
-                MAX_AI_RATE_HZ
-                if len(self.channels) < 2
-                else (MAX_AI_MULTI_RATE_HZ / len(self.channels))
-            )
-        if self.kind == "ao":
-            return MAX_AO_RATE_HZ
-        return MAX_DO_RATE_HZ
-
-    @property
-    def start_type(self) -> int:
-        """Start trigger type."""
-        return TRIG_NONE if self.trigger_source is None else DIGITAL_EDGE
-
-    @start_type.setter
-    def start_type(self, value: int) -> None:
-        if int(value) == TRIG_NONE:
-            self.trigger_source = None
-        elif self.trigger_source is None:
-            self.trigger_source = ""
-
-    @property
-    def start_source(self) -> str:
-        """Start trigger source terminal."""
-        return self.trigger_source or ""
-
-    @start_source.setter
-    def start_source(self, value: str) -> None:
-        self.trigger_source = value
-
-    @property
     def regen_mode(self) -> int:
         """Regeneration mode."""
         return ALLOW_REGENERATION if self.regenerate else DONT_ALLOW_REGENERATION
@@ -358,6 +233,14 @@ class SimTask:
             "samp_clk_rate": DEFAULT_RATE_HZ,
             "samp_clk_timebase_div": round(SAMP_CLK_TIMEBASE_HZ / DEFAULT_RATE_HZ),
             "samp_clk_src": "",
+            "start_type": TRIG_NONE,
+            "ref_type": TRIG_NONE,
+            "pause_type": TRIG_NONE,
+            "pretrig_samples": 2,
+            "samp_quant": 1000,
+            "input_buf_size": 0,
+            "output_buf_size": 0,
+            "ref_edge": RISING,
         }
         if name in defaults:
             setattr(self, name, defaults[name])
@@ -386,7 +269,15 @@ class SimTask:
         return bool(self.channels) and self.channels[0].counts_ticks
 
 
-class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
+class SimDaqDevice(
+    AnalogInput,
+    AnalogOutput,
+    DigitalIO,
+    CounterInput,
+    CounterOutput,
+    Timing,
+    TaskEvents,
+):
     """The card: tasks, their real-time playback and the lines' held values."""
 
     def __init__(self, spec: DeviceSpec | None = None) -> None:
@@ -399,53 +290,25 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
         )
         self.driven: dict[str, str] = {}  # line -> DO task driving it
         self._edge_listeners: dict[str, list[EdgeListener]] = {}
-        self._players: dict[str, _EdgePlayer] = {}
+        self._players: dict[str, EdgePlayer] = {}
         self._next_id = 1
         self.calls: list[str] = []  # RPC names, for tests and diagnostics
         self.cal_info = CalInfo()
+        self.power_up: dict[str, int] = {}  # DO line -> state at power-up
+        self.teds: dict[str, Teds] = {}  # AI physical channel -> configured TEDS
+        self.scales: dict[str, Scale] = {}  # custom scales persisted in NI MAX
         # what the sample clocks count against (tests may step it by hand)
         self.clock: Callable[[], float] = time.monotonic
+
+    def import_max_config(self, path: str) -> None:
+        """Import the custom scales of an NI MAX configuration file."""
+        self.scales.update(load_max_config(path))
 
     # --- wiring ---------------------------------------------------------------
     def connect_edges(self, line: str, listener: EdgeListener) -> None:
         """Wire a line (DO line or counter) to a device input (camera trigger)."""
         self._check_exists(line)
         self._edge_listeners.setdefault(line.lstrip("/"), []).append(listener)
-
-    def input_edge(self, terminal: str, at: float | None = None) -> Probe | None:
-        """A rising edge arrives on a terminal (e.g. the camera's exposure out).
-
-        Retriggerable tasks started on this terminal play one burst; the probe
-        reads what they play during it (None if no task listens). As on an
-        X-series card, an edge that comes while the previous burst is still
-        playing is ignored (counted in the task's `ignored_triggers`).
-        """
-        terminal = "/" + terminal.lstrip("/")
-        now = self.clock() if at is None else at
-        with self.lock:
-            armed = [
-                t
-                for t in self.tasks.values()
-                if t.running and t.trigger_source == terminal and t.master is None
-            ]
-            if not armed:
-                return None
-            master = armed[0]
-            start = 0
-            burst_s = master.samps_per_chan / (master.rate or 1.0) - EDGE_JITTER_S
-            busy = master.burst_at is not None and now < master.burst_at + burst_s
-            if master.retriggerable and busy:
-                master.ignored_triggers += 1
-                return None
-            master.burst_at = now
-            for task in armed:
-                if task.retriggerable:
-                    if task is master:
-                        start = task.bursts * task.samps_per_chan
-                    task.bursts += 1
-                elif task.started_at is None:
-                    task.started_at = self.clock()
-            return self._probe(master, start)
 
     # --- tasks ------------------------------------------------------------------
     def create_task(self, name: str) -> SimTask:
@@ -456,7 +319,7 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
                 self._next_id += 1
             if name in self.tasks:
                 raise DaqmxError(DUPLICATE_TASK, f"Task Name: {name}")
-            task = SimTask(name, device=self.spec.name)
+            task = SimTask(name, device=self.spec.name, resolve=self.spec.terminal)
             self.tasks[name] = task
             return task
 
@@ -478,100 +341,6 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
         for reg in task.events.values():
             reg.closed.set()
 
-    def add_ao_channels(
-        self, task: SimTask, physical: str, name: str, min_v: float, max_v: float
-    ) -> None:
-        """Add AO voltage channels (range checked against the card's ±10 V)."""
-        for phys in expand_channels(physical):
-            if phys not in self.spec.ao_channels():
-                raise DaqmxError(
-                    PHYSICAL_CHAN_DOES_NOT_EXIST, f"Physical Channel Name: {phys}"
-                )
-            if not (-AO_RANGE_V <= min_v < max_v <= AO_RANGE_V):
-                raise DaqmxError(
-                    INVALID_ATTRIBUTE_VALUE,
-                    f"Property: DAQmx_AO_Min/Max\nRequested Value: [{min_v}, {max_v}]"
-                    f"\nPossible Values: [-10.0, 10.0]\nChannel Name: {phys}",
-                )
-            self._add(task, Channel(name or phys, phys, "ao", min_v, max_v))
-
-    def add_co_pulse_freq(
-        self, task: SimTask, counter: str, name: str, freq: float, duty: float
-    ) -> None:
-        """Add a counter output pulse train."""
-        for phys in expand_channels(counter):
-            if phys not in self.spec.counter_channels():
-                raise DaqmxError(
-                    PHYSICAL_CHAN_DOES_NOT_EXIST, f"Physical Channel Name: {phys}"
-                )
-            if freq <= 0 or not 0 < duty < 1:
-                raise DaqmxError(
-                    INVALID_ATTRIBUTE_VALUE,
-                    f"Frequency {freq} Hz / duty cycle {duty} on {phys}",
-                )
-            self._add(task, Channel(name or phys, phys, "co", freq_hz=freq, duty=duty))
-
-    def add_co_pulse_ticks(
-        self,
-        task: SimTask,
-        counter: str,
-        name: str,
-        source: str,
-        *,
-        idle_low: bool,
-        initial_delay: int,
-        low_ticks: int,
-        high_ticks: int,
-    ) -> None:
-        """Add a counter pulse train timed in ticks of a source terminal.
-
-        Idle low: `initial_delay` ticks low, then `high_ticks` high and
-        `low_ticks` low per pulse; the k-th rising edge is at source tick
-        ``initial_delay + k * (high_ticks + low_ticks)``. X-series counters need
-        at least 2 ticks for each of the three (an initial delay of 0, the
-        default, is the least).
-        """
-        source = self.spec.terminal(source) or source
-        for phys in expand_channels(counter):
-            if phys not in self.spec.counter_channels():
-                raise DaqmxError(
-                    PHYSICAL_CHAN_DOES_NOT_EXIST, f"Physical Channel Name: {phys}"
-                )
-            if source not in self.spec.terminals():
-                raise DaqmxError(
-                    INVALID_ROUTING_SOURCE_TERMINAL_NAME,
-                    f"Property: DAQmx_CO_CtrTimebaseSrc\nSource Terminal: {source}"
-                    f"\nChannel Name: {phys}",
-                )
-            for prop, value in (
-                ("DAQmx_CO_Pulse_Ticks_InitialDelay", initial_delay),
-                ("DAQmx_CO_Pulse_HighTicks", high_ticks),
-                ("DAQmx_CO_Pulse_LowTicks", low_ticks),
-            ):
-                low = 0 if prop.endswith("InitialDelay") and value == 0 else MIN_TICKS
-                if not low <= value <= MAX_TICKS:
-                    raise DaqmxError(
-                        INVALID_ATTRIBUTE_VALUE,
-                        f"Property: {prop}\nRequested Value: {value}\nPossible "
-                        f"Values: {MIN_TICKS} to {MAX_TICKS}\nChannel Name: {phys}",
-                    )
-            if not idle_low:
-                raise DaqmxError(
-                    INVALID_ATTRIBUTE_VALUE,
-                    f"Property: DAQmx_CO_Pulse_IdleState\nthis simulation generates "
-                    f"idle-low pulses only\nChannel Name: {phys}",
-                )
-            channel = Channel(
-                name or phys,
-                phys,
-                "co",
-                source=source,
-                initial_delay=int(initial_delay),
-                high_ticks=int(high_ticks),
-                low_ticks=int(low_ticks),
-            )
-            self._add(task, channel)
-
     def _add(self, task: SimTask, channel: Channel) -> None:
         with self.lock:
             if task.channels and task.kind != channel.kind:
@@ -587,69 +356,9 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
                 )
             task.channels.append(channel)
 
-    def configure_sample_clock(
-        self, task: SimTask, rate: float, source: str, finite: bool, samps: int
-    ) -> None:
-        """Sample clock timing: rate, source terminal, finite or continuous."""
-        self._require_channels(task)
-        limit = task.max_rate
-        if rate > limit:
-            raise DaqmxError(
-                SAMP_RATE_TOO_HIGH,
-                f"Property: DAQmx_SampClk_Rate\nRequested Value: {rate:g}\n"
-                f"Maximum Value: {limit:g}\nTask Name: {task.name}",
-            )
-        if rate < MIN_RATE_HZ:
-            raise DaqmxError(
-                SAMP_RATE_TOO_LOW,
-                f"Property: DAQmx_SampClk_Rate\nRequested Value: {rate:g}\n"
-                f"Minimum Value: {MIN_RATE_HZ:g}\nTask Name: {task.name}",
-            )
-        source = self._terminal(source.strip(), task) if source.strip() else ""
-        if samps < 1 and finite:
-            raise DaqmxError(
-                INVALID_ATTRIBUTE_VALUE,
-                f"Property: DAQmx_SampQuant_SampPerChan\nRequested Value: {samps}",
-            )
-        with self.lock:
-            task.rate, task.clock_source = float(rate), source
-            task.finite, task.samps_per_chan = finite, int(samps)
-            task.on_demand = task.implicit = False
-
-    def configure_implicit(self, task: SimTask, finite: bool, samps: int) -> None:
-        """Implicit timing (counter pulse trains)."""
-        self._require_channels(task)
-        if finite and samps < 1:
-            raise DaqmxError(
-                INVALID_ATTRIBUTE_VALUE,
-                f"Property: DAQmx_SampQuant_SampPerChan\nRequested Value: {samps}",
-            )
-        with self.lock:
-            ch = task.channels[0]
-            if ch.counts_ticks:  # the rate is the source clock's, known at start
-                task.rate, task.clock_source = 0.0, ch.source
-            else:
-                task.rate, task.clock_source = ch.freq_hz, ""
-            task.finite, task.samps_per_chan = finite, int(samps)
-            task.on_demand, task.implicit = False, True
-
-    def _terminal(self, text: str, task: SimTask) -> str:
-        """A terminal's canonical name (DAQmx's routing error if unknown)."""
-        name = self.spec.terminal(text)
-        if name is None:
-            raise DaqmxError(
-                INVALID_ROUTING_SOURCE_TERMINAL_NAME,
-                f"Source Terminal: {text}\nTask Name: {task.name}",
-            )
-        return name
-
-    def configure_start_trigger(self, task: SimTask, source: str) -> None:
-        """Digital-edge start trigger on a terminal."""
-        source = self._terminal(source, task)
-        with self.lock:
-            task.trigger_source = source
-
-    def write(self, task: SimTask, data: np.ndarray, auto_start: bool) -> int:
+    def write(
+        self, task: SimTask, data: np.ndarray, auto_start: bool, timeout: float = 10.0
+    ) -> int:
         """Write samples (channels x samples); returns samples per channel."""
         self._require_channels(task)
         if data.ndim != 2 or data.shape[0] != len(task.rows()):
@@ -669,6 +378,12 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
                 for name, row in zip(task.rows(), data, strict=True):
                     self.held[name] = float(row[-1])
                 return data.shape[1]
+        if not task.regenerate:
+            n = self.stream(task, data, timeout)
+            if auto_start and not task.running:
+                self.start_task(task.name)
+            return n
+        with self.lock:
             since = 0
             if task.running and task.buffers:
                 n = task.buffer_len()
@@ -685,16 +400,55 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
             self.start_task(task.name)
         return data.shape[1]
 
-    def _check_ao(self, task: SimTask, data: np.ndarray) -> None:
-        for ch, row in zip(task.channels, data, strict=True):
-            low, high = float(np.min(row)), float(np.max(row))
-            if low < ch.min_v - 1e-9 or high > ch.max_v + 1e-9:
-                bad = low if low < ch.min_v else high
-                raise DaqmxError(
-                    INVALID_AO_DATA_WRITE,
-                    f"Value: {bad:g} V\nChannel Name: {ch.name}\nRange: "
-                    f"[{ch.min_v:g}, {ch.max_v:g}] V\nTask Name: {task.name}",
-                )
+    def stream(self, task: SimTask, data: np.ndarray, timeout: float) -> int:
+        """Non-regenerating output: samples queue behind those not generated
+        yet, in the host buffer (its set size, else the first write's) plus,
+        once running, the onboard FIFO. A write that does not fit waits for
+        space until its timeout, then writes what fits (DAQmx's 'cannot yet be
+        written'); before the start, a write beyond a set buffer size is
+        refused whole ('no more space')."""
+        n = data.shape[1]
+        deadline = time.monotonic() + (timeout if timeout >= 0 else 1e9)
+        while True:
+            with self.lock:
+                space = self.stream_space(task)
+                if n <= space:
+                    self._queue(task, data)
+                    return n
+                if not task.running:
+                    raise DaqmxError(
+                        NO_MORE_SPACE,
+                        f"Samples to write: {n}\nSpace available: {space}"
+                        f"\nTask Name: {task.name}",
+                        samps_written=0,
+                    )
+                if time.monotonic() >= deadline:
+                    if space:
+                        self._queue(task, data[:, :space])
+                    raise DaqmxError(
+                        SAMPLES_CAN_NOT_YET_BE_WRITTEN,
+                        f"Samples to write: {n}\nWritten: {space}"
+                        f"\nTask Name: {task.name}",
+                        samps_written=space,
+                    )
+            time.sleep(0.001)
+
+    def stream_space(self, task: SimTask) -> int:
+        """Samples per channel a non-regenerating task takes now (unbounded
+        before the start while its buffer size is not set)."""
+        pending = task.queued - int(self._generated(task))
+        if not task.running:
+            if not task.output_buf_size:
+                return UNBOUNDED
+            return max(task.output_buf_size - pending, 0)
+        host = task.output_buf_size or task.host_size
+        return max(host + FIFO_SAMPLES.get(task.kind or "", 0) - pending, 0)
+
+    def _queue(self, task: SimTask, data: np.ndarray) -> None:
+        task.buffers.append(_Buffer(task.queued, np.array(data, copy=True)))
+        task.queued += data.shape[1]
+        if not task.running:
+            task.host_size = max(task.host_size, task.queued)
 
     def _require_channels(self, task: SimTask) -> None:
         if not task.channels:
@@ -710,6 +464,7 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
             self._require_channels(task)
             if task.running:
                 return
+            self.verify(task)
             if not task.timed:
                 return  # on-demand tasks have nothing to start
             if task.kind in ("ao", "do") and not task.buffers:
@@ -738,67 +493,9 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
             self._started.notify_all()
             for ch in self.edge_channels(task):
                 if ch.physical in self._edge_listeners:
-                    player = _EdgePlayer(self, task, ch)
+                    player = EdgePlayer(self, task, ch)
                     self._players[f"{task.name}:{ch.physical}"] = player
                     player.start()
-
-    def _fire_start_trigger(self, task: SimTask) -> None:
-        """Tasks waiting on this task's start trigger start with it."""
-        terminal = f"/{self.spec.name}/{task.kind}/StartTrigger"
-        for other in self.tasks.values():
-            if (
-                other.running
-                and other.trigger_source == terminal
-                and other.started_at is None
-            ):
-                other.started_at = task.started_at
-
-    def ao_master(self) -> SimTask | None:
-        """The running AO task on its own clock (what galvo probes refer to)."""
-        for task in self.tasks.values():
-            if task.running and task.kind == "ao" and task.master is None:
-                return task
-        return None
-
-    def _clock_master(self, task: SimTask) -> SimTask | None:
-        """The task generating this task's clock (None: its own clock, an
-        external terminal, or a clock nothing generates yet: it waits)."""
-        source = task.clock_source
-        if not source:
-            return None
-        for other in self.tasks.values():
-            if other is not task and self._generates(other, source):
-                return other
-        return None
-
-    def _generates(self, other: SimTask, source: str) -> bool:
-        """Whether a task's clock is the terminal `source`."""
-        if not other.timed or (other.clock_source and other.kind != "co"):
-            return False
-        if other.kind == "co" and other.counts_ticks:
-            return False
-        lowered = source.lower()
-        if lowered.endswith("/sampleclock"):
-            return other.kind == lowered.rsplit("/", 2)[-2] and not other.clock_source
-        if lowered.endswith("internaloutput") and other.kind == "co":
-            ctr = lowered.rsplit("/", 1)[-1].removesuffix("internaloutput")
-            return any(c.physical.lower().endswith("/" + ctr) for c in other.channels)
-        return False
-
-    def _attach_followers(self, master: SimTask) -> None:
-        """Running tasks that wait for this task's clock follow it from now."""
-        for other in self.tasks.values():
-            if (
-                other is not master
-                and other.running
-                and other.master is None
-                and other.clock_source
-                and self._generates(master, other.clock_source)
-            ):
-                other.master = master
-                other.origin = int(self._generated(master))
-                if other.counts_ticks:
-                    other.rate = master.rate
 
     def _reserve(self, task: SimTask) -> None:
         mine = {c.physical for c in task.channels}
@@ -891,15 +588,12 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
         if not task.running:
             return 0.0
         if task.counts_ticks:  # pulses: rising edges at ticks already generated
-            ch = task.channels[0]
-            if task.master is None:
-                tb = TIMEBASES.get(ch.source.rsplit("/", 1)[-1].lower())
-                if tb is None or task.started_at is None:
-                    return 0.0
-                ticks = int((self.clock() - task.started_at) * tb) - ch.delay_ticks
+            if task.master is not None:
+                n = pulses_generated(task, self.ticks(task), None)
+            elif task.started_at is not None:
+                n = pulses_generated(task, None, self.clock() - task.started_at)
             else:
-                ticks = self.ticks(task) - ch.delay_ticks
-            n = 0.0 if ticks <= 0 else (ticks - 1) // (ch.high_ticks + ch.low_ticks) + 1
+                n = 0.0
         elif task.master is not None:
             n = self._generated(task.master) - task.origin
         elif task.retriggerable:
@@ -918,10 +612,17 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
         task.acquired = done if task.kind in ("ai", "di") else 0
         task.avail_samples = max(task.acquired - task.read_pos, 0)
         task.write_pos = task.buffer_len()
+        for ch in task.channels:
+            if ch.kind == "ci":
+                ch.count = ch.initial_count + (self.counted(ch) if task.running else 0)
         size = task.output_buf_size or (task.samps_per_chan if task.timed else 1)
         task.space_avail = (
             max(size - task.buffer_len(), 0) if not task.running else size
         )
+        if task.timed and not task.regenerate and task.kind in FIFO_SAMPLES:
+            # a stream: its write position and the room behind unplayed samples
+            task.write_pos = task.queued
+            task.space_avail = min(self.stream_space(task), size)
 
     # --- input --------------------------------------------------------------------
     def sample_time(self, name: str, k: int) -> float:
@@ -938,6 +639,11 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
         available); rows as `task.rows()` (AI: channels, DI: lines)."""
         task = self.task(name)
         self._require_channels(task)
+        if task.kind == "ci":
+            return self.read_counter(task, n, timeout)
+        if task.kind == "do":  # DAQmx reads back what the DO lines output now
+            now = np.array([self.output_value(row) for row in task.rows()])
+            return np.repeat(now[:, None], 1 if n < 0 else max(n, 1), axis=1)
         if task.kind not in ("ai", "di"):
             raise DaqmxError(ATTR_NOT_SUPPORTED, f"Reading an output task {name}")
         auto_stop = False
@@ -966,12 +672,19 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
                         first = task.read_pos
                         task.read_pos += want
                         return self._samples(task, np.arange(first, first + want))
-                if time.monotonic() >= deadline:
-                    raise DaqmxError(
+                if time.monotonic() >= deadline:  # what is there is read
+                    with self.lock:
+                        got = max(min(have - task.read_pos, want), 0)
+                        first = task.read_pos
+                        task.read_pos += got
+                    error = DaqmxError(
                         SAMPLES_NOT_YET_AVAILABLE,
-                        f"Samples requested: {want}\nAvailable: {have - task.read_pos}"
+                        f"Samples requested: {want}\nAvailable: {got}"
                         f"\nTask Name: {name}",
+                        samps_read=got,
                     )
+                    error.partial = self._samples(task, np.arange(first, first + got))
+                    raise error
                 time.sleep(0.001)
         finally:
             if auto_stop:
@@ -1021,7 +734,7 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
             if b.since <= local:
                 buf = b
         n = buf.data.shape[1]
-        pos = local % n if task.regenerate else min(local, n - 1)
+        pos = local % n if task.regenerate else min(local - buf.since, n - 1)
         return float(buf.data[index, pos])
 
     def _probe(self, master: SimTask, master_index: int) -> Probe:
@@ -1067,114 +780,8 @@ class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
         if line.lstrip("/") not in known:
             raise DaqmxError(PHYSICAL_CHAN_DOES_NOT_EXIST, f"Line: {line}")
 
-    def wait_for_master(self, task: SimTask, stop: threading.Event) -> bool:
-        """Block until the task's clock runs (False when stopped first)."""
-        with self._started:
-            while not stop.is_set() and task.running:
-                clock = task.master or task
-                if clock.running and clock.started_at is not None:
-                    return True
-                self._started.wait(0.05)
-            return False
-
     def close(self) -> None:
         """Stop every task (server shutdown)."""
         for name in list(self.tasks):
             with contextlib.suppress(DaqmxError):
                 self.clear_task(name)
-
-
-class _EdgePlayer(threading.Thread):
-    """Fires a line's rising edges into its listeners at their wall-clock times."""
-
-    def __init__(self, device: SimDaqDevice, task: SimTask, channel: Channel) -> None:
-        super().__init__(name=f"simdaq-edges-{channel.physical}", daemon=True)
-        self.device, self.task, self.channel = device, task, channel
-        self.index = task.rows().index(channel.physical)
-        self._stop_event = threading.Event()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        if self is not threading.current_thread():
-            self.join(timeout=2.0)
-
-    def _edges(self) -> np.ndarray:
-        """Local sample indices of the rising edges in one buffer period."""
-        task = self.task
-        row = task.buffers[-1].data[self.index] > 0.5
-        prev = np.roll(row, 1)
-        if not task.regenerate:
-            prev[0] = False
-        return np.flatnonzero(row & ~prev).astype(np.int64)
-
-    def _edge_ticks(self) -> Iterator[int]:
-        """Clock tick (local to the task) of every rising edge, in order."""
-        task, ch = self.task, self.channel
-        if ch.counts_ticks:  # pulses counted on another task's sample clock
-            k = 0
-            while k < task.total():
-                yield ch.pulse_tick(k)
-                k += 1
-            return
-        if task.kind == "co":  # own timebase: one edge per period of its clock
-            k = 0
-            while k < task.total():
-                yield k
-                k += 1
-            return
-        edges, period = self._edges(), task.buffer_len()
-        k = 0
-        while len(edges):
-            local = (k // len(edges)) * period + int(edges[k % len(edges)])
-            if local >= task.total():
-                return
-            yield local
-            k += 1
-
-    def _probe_at(self, clock: SimTask, index: int, due: float) -> Probe:
-        """What the card plays from the edge on (a counter on its own timebase
-        is referred to the AO task by wall clock)."""
-        if self.task.kind != "co" or self.task.master is not None:
-            return self.device._probe(clock, index)
-        ao = self.device.ao_master()
-        if ao is None or ao.started_at is None:
-            return self.device._probe(clock, 0)
-        return self.device._probe(ao, round((due - ao.started_at) * (ao.rate or 0)))
-
-    def run(self) -> None:
-        device, task, stop = self.device, self.task, self._stop_event
-        if self.channel.counts_ticks and task.master is None:
-            return  # counts edges of a terminal nothing drives
-        if not device.wait_for_master(task, stop):
-            return
-        clock = task.master or task
-        rate = clock.rate or 1.0
-        origin = task.origin if task.master else 0
-        listeners = device._edge_listeners.get(self.channel.physical, [])
-        assert clock.started_at is not None
-        # An edge on another task's sample clock happens once the card has
-        # generated its tick: it fires when that tick is counted (one sample
-        # after it began), so what was fired is exactly what the counts say, and
-        # nothing fires after a stop. A counter on its own timebase fires on time.
-        exact = not (task.kind == "co" and task.master is None)
-        for tick in self._edge_ticks():
-            master_index = tick + origin
-            due = clock.started_at + master_index / rate
-            wake = due + (1.0 / rate if exact else 0.0)
-            while True:
-                delay = wake - time.monotonic()
-                if delay > 0:
-                    stop.wait(delay)
-                with device.lock:
-                    running = task.running and clock.running
-                    if device.ticks(task) > tick or (running and not exact):
-                        probe = self._probe_at(clock, master_index, due)
-                        break
-                    if not running:
-                        return
-                wake = time.monotonic() + min(1.0 / rate, 0.001)  # rounding: retry
-            for listener in listeners:
-                try:
-                    listener(probe, due)
-                except Exception:
-                    logger.exception("edge listener failed")

@@ -74,6 +74,8 @@ class DeviceSpec:
         """Terminals: PFI lines, timebases and every subsystem's clocks/triggers."""
         d = self.name
         names = [f"/{d}/PFI{i}" for i in range(self.pfi)]
+        names += [f"/{d}/APFI0", f"/{d}/APFI1"]  # analog trigger inputs
+        names += [f"/{d}/RTSI{i}" for i in range(8)]  # the RTSI connector
         names += [f"/{d}/{tb}" for tb in ("20MHzTimebase", "100kHzTimebase")]
         names += [f"/{d}/100MHzTimebase", f"/{d}/10MHzRefClock"]
         for sub in ("ai", "ao", "di", "do"):

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from mmapp.sim.daq.card import Channel, SimTask
 
 CHAN_PER_LINE, CHAN_FOR_ALL_LINES = 0, 1
+HIGH, LOW, TRISTATE = 10192, 10214, 10310
+POWER_UP_STATES = (HIGH, LOW, TRISTATE)
 
 
 class DigitalIO:
@@ -117,6 +119,27 @@ class DigitalIO:
             else:
                 bit = int(ln.rsplit("line", 1)[1]) % 8
                 out[i] = (samples >> bit) & 1
+        return out
+
+    def set_power_up_states(self, entries: list[tuple[str, int]]) -> None:
+        """The state each line takes at power-up (entries: lines or ports,
+        state HIGH, LOW or TRISTATE)."""
+        for text, state in entries:
+            if state not in POWER_UP_STATES:
+                raise DaqmxError(
+                    INVALID_ATTRIBUTE_VALUE,
+                    f"Property: DAQmx_DO_PowerUpState\nRequested Value: {state}",
+                )
+            for group in self.resolve_lines(text):
+                for line in group:
+                    self.power_up[line] = state  # type: ignore[attr-defined]
+
+    def power_up_states(self, lines: list[str]) -> list[int]:
+        """Each line's power-up state (tristate until set)."""
+        out: list[int] = []
+        for text in lines:
+            for group in self.resolve_lines(text):
+                out += [self.power_up.get(ln, TRISTATE) for ln in group]  # type: ignore[attr-defined]
         return out
 
     def edge_channels(self, task: SimTask) -> list[Channel]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 PHYSICAL_CHAN_DOES_NOT_EXIST = -200170
 INVALID_ATTRIBUTE_VALUE = -200077
 INVALID_AO_DATA_WRITE = -200561
@@ -43,6 +45,10 @@ CANNOT_WRITE_WHEN_AUTO_START_FALSE_AND_TASK_NOT_RUNNING = -200846
 SAMPLES_CAN_NOT_YET_BE_WRITTEN = -200292
 NO_MORE_SPACE = -200293
 OPERATION_TIMED_OUT = -200474
+TEDS_SENSOR_DATA_ERROR = -200826
+AI_MAX_NOT_SPECIFIED = -200695
+CUSTOM_SCALE_DOES_NOT_EXIST = -200378
+TEDS_SENSOR_NOT_DETECTED = -200709
 
 MESSAGES = {
     PHYSICAL_CHAN_DOES_NOT_EXIST: "Physical channel specified does not exist on "
@@ -117,15 +123,31 @@ MESSAGES = {
     "buffer has no space at the requested position.",
     NO_MORE_SPACE: "Write cannot be performed: the buffer has no more space.",
     OPERATION_TIMED_OUT: "The operation timed out.",
+    CUSTOM_SCALE_DOES_NOT_EXIST: "Custom scale specified does not exist.",
+    AI_MAX_NOT_SPECIFIED: "Maximum value for the AI channel is not specified.",
+    TEDS_SENSOR_DATA_ERROR: "TEDS data is not valid: it could not be parsed as "
+    "IEEE 1451.4 TEDS.",
+    TEDS_SENSOR_NOT_DETECTED: "No TEDS sensor was detected on the specified "
+    "physical channel.",
 }
 
 
 class DaqmxError(Exception):
     """A DAQmx error: its status code and the driver's message, plus detail."""
 
-    def __init__(self, code: int, detail: str = "") -> None:
+    def __init__(
+        self,
+        code: int,
+        detail: str = "",
+        *,
+        samps_read: int | None = None,
+        samps_written: int | None = None,
+    ) -> None:
         self.code = code
         self.detail = detail
+        # partial reads and writes: what was transferred before the error
+        self.samps_read, self.samps_written = samps_read, samps_written
+        self.partial: Any = None  # a partial read's samples (rows as read)
         text = MESSAGES.get(code, f"DAQmx error {code}")
         super().__init__(f"{text}\n{detail}" if detail else text)
 

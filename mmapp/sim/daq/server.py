@@ -21,9 +21,16 @@ from nidaqmx._stubs import nidaqmx_pb2 as pb
 from nidaqmx._stubs import nidaqmx_pb2_grpc as pb_grpc
 from session_pb2 import Session
 
-from mmapp.sim.daq import attributes, waveforms
-from mmapp.sim.daq.ai import ai_codes
+from mmapp.sim.daq import attributes, teds, waveforms
+from mmapp.sim.daq.ai import FROM_CUSTOM_SCALE, TEMPERATURE_RTD, VOLTS, ai_codes
 from mmapp.sim.daq.card import SimDaqDevice, SimTask
+from mmapp.sim.daq.counters import (
+    COUNT_EDGES,
+    PULSE_FREQ,
+    PULSE_TICKS,
+    PULSE_TIME,
+    PULSE_WIDTH,
+)
 from mmapp.sim.daq.device import (
     AO_RANGE_V,
     DEVICE_ARRAYS,
@@ -31,27 +38,50 @@ from mmapp.sim.daq.device import (
     check_device,
     device_string_lists,
     expand_channels,
+    physical,
 )
 from mmapp.sim.daq.errors import (
     ATTR_NOT_SUPPORTED,
+    CUSTOM_SCALE_DOES_NOT_EXIST,
     FUNCTION_NOT_SUPPORTED_FOR_DEVICE_TASKS,
     INVALID_ATTRIBUTE_VALUE,
     INVALID_CHANNEL,
     INVALID_NUM_SAMPS_TO_WRITE,
     PHYS_CHAN_DEV_NOT_IN_TASK,
     READ_BUFFER_TOO_SMALL,
+    TEDS_SENSOR_NOT_DETECTED,
     DaqmxError,
     message_for,
+)
+from mmapp.sim.daq.timing import (
+    ANALOG_EDGE,
+    ANALOG_WINDOW,
+    CONTINUOUS,
+    ENTERING_WINDOW,
+    FINITE,
+    LEVEL_HIGH,
+    LEVEL_LOW,
+    RISING,
+    TRIG_NONE,
 )
 
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 DRIVER_VERSION = (24, 5, 0)
-FINITE, CONTINUOUS = 10178, 10123
-RISING = 10280
-LEVEL_HIGH, LEVEL_LOW = 10192, 10214
 GROUP_BY_CHANNEL = 0
+TASK_VERIFY, TASK_COMMIT, TASK_RESERVE = 2, 3, 4
+LOGGING_MODE, LOGGING_FILE_PATH = 0x2EC5, 0x2EC4
+LOGGING_OPERATION, LOGGING_GROUP = 0x2EC7, 0x2EC6
+TEDS_ATTRIBUTES = {  # physical channel attribute -> Teds property
+    0x21DF: "bit_stream",
+    0x21DA: "mfg_id",
+    0x21DB: "model_num",
+    0x21DC: "serial_num",
+    0x228F: "template_ids",
+    0x21DE: "version_letter",
+    0x21DD: "version_num",
+}
 ALLOW_REGENERATION, DONT_ALLOW_REGENERATION = 10097, 10158
 CHAN_TYPE = {"ao": 10102, "do": 10153, "co": 10132}
 X_SERIES_DAQ = 15858
@@ -65,6 +95,17 @@ def _raw(request: Any, name: str) -> int:
     return int(raw) if raw else int(getattr(request, name, 0))
 
 
+def _error_metadata(exc: DaqmxError) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata of a DAQmx error (with a partial read or write's
+    samples per channel, as NI's server reports them)."""
+    out = [("ni-error", str(exc.code))]
+    if exc.samps_read is not None:
+        out.append(("ni-samps-per-chan-read", str(exc.samps_read)))
+    if exc.samps_written is not None:
+        out.append(("ni-samps-per-chan-written", str(exc.samps_written)))
+    return tuple(out)
+
+
 def _rpc(method: Callable) -> Callable:
     """Turn DaqmxError into the status the nidaqmx client understands."""
 
@@ -74,7 +115,7 @@ def _rpc(method: Callable) -> Callable:
         try:
             return method(self, request, context)
         except DaqmxError as exc:
-            context.set_trailing_metadata((("ni-error", str(exc.code)),))
+            context.set_trailing_metadata(_error_metadata(exc))
             context.abort(grpc.StatusCode.UNKNOWN, str(exc))
         except Exception as exc:  # a bug in the simulation: say so, do not hang
             logger.exception("simulated DAQ: %s failed", method.__name__)
@@ -124,6 +165,10 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             value = self.device.spec.name
         elif attribute == 0x1273:  # task names
             value = ", ".join(self.device.tasks)
+        elif attribute == 0x1266:  # custom scales persisted in NI MAX
+            value = ", ".join(self.device.scales)
+        elif attribute == 0x1265:  # global channels: none saved
+            value = ""
         else:
             raise self._unsupported(attribute, "system")
         return pb.GetSystemInfoAttributeStringResponse(value=value)
@@ -157,7 +202,9 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
 
     @_rpc
     def TaskControl(self, request, context):  # noqa: ANN001, ANN201
-        self._task(request.task)  # verify, commit, reserve: nothing more to do
+        task = self._task(request.task)
+        if _raw(request, "action") in (TASK_VERIFY, TASK_COMMIT, TASK_RESERVE):
+            self.device.verify(task)
         return pb.TaskControlResponse()
 
     @_rpc
@@ -236,6 +283,175 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             ch.output_type = 10268  # pulse ticks
         return pb.CreateCOPulseChanTicksResponse()
 
+    # --- counter input ----------------------------------------------------------------
+    def _ci(self, request: Any, meas: int, **settings: Any) -> None:
+        self.device.add_ci(
+            self._task(request.task),
+            request.counter,
+            request.name_to_assign_to_channel,
+            meas,
+            **settings,
+        )
+
+    @_rpc
+    def CreateCIPulseChanFreq(self, request, context):  # noqa: ANN001, ANN201
+        self._ci(request, PULSE_FREQ, min_v=request.min_val, max_v=request.max_val)
+        return pb.CreateCIPulseChanFreqResponse()
+
+    @_rpc
+    def CreateCIPulseChanTime(self, request, context):  # noqa: ANN001, ANN201
+        self._ci(request, PULSE_TIME, min_v=request.min_val, max_v=request.max_val)
+        return pb.CreateCIPulseChanTimeResponse()
+
+    @_rpc
+    def CreateCIPulseChanTicks(self, request, context):  # noqa: ANN001, ANN201
+        self._ci(request, PULSE_TICKS, min_v=request.min_val, max_v=request.max_val)
+        return pb.CreateCIPulseChanTicksResponse()
+
+    @_rpc
+    def CreateCIPulseWidthChan(self, request, context):  # noqa: ANN001, ANN201
+        self._ci(request, PULSE_WIDTH, min_v=request.min_val, max_v=request.max_val)
+        return pb.CreateCIPulseWidthChanResponse()
+
+    @_rpc
+    def CreateCICountEdgesChan(self, request, context):  # noqa: ANN001, ANN201
+        self._ci(request, COUNT_EDGES, initial_count=int(request.initial_count))
+        return pb.CreateCICountEdgesChanResponse()
+
+    def _read_pair(self, request: Any, response: Any, first: str, second: str) -> Any:
+        _, data = self._read(request)
+        n = data.shape[1]
+        return response(
+            **{first: data[0].tolist(), second: data[1].tolist()},
+            samps_per_chan_read=n,
+        )
+
+    @_rpc
+    def ReadCtrFreq(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_pair(
+            request,
+            pb.ReadCtrFreqResponse,
+            "read_array_frequency",
+            "read_array_duty_cycle",
+        )
+
+    @_rpc
+    def ReadCtrTime(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_pair(
+            request,
+            pb.ReadCtrTimeResponse,
+            "read_array_high_time",
+            "read_array_low_time",
+        )
+
+    @_rpc
+    def ReadCtrTicks(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCtrTicksResponse(
+            read_array_high_ticks=data[0].astype(np.uint32).tolist(),
+            read_array_low_ticks=data[1].astype(np.uint32).tolist(),
+            samps_per_chan_read=data.shape[1],
+        )
+
+    @_rpc
+    def ReadCtrFreqScalar(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCtrFreqScalarResponse(
+            frequency=float(data[0, 0]), duty_cycle=float(data[1, 0])
+        )
+
+    @_rpc
+    def ReadCtrTimeScalar(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCtrTimeScalarResponse(
+            high_time=float(data[0, 0]), low_time=float(data[1, 0])
+        )
+
+    @_rpc
+    def ReadCtrTicksScalar(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCtrTicksScalarResponse(
+            high_ticks=int(data[0, 0]), low_ticks=int(data[1, 0])
+        )
+
+    @_rpc
+    def ReadCounterF64Ex(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCounterF64ExResponse(
+            read_array=data[0].tolist(), samps_per_chan_read=data.shape[1]
+        )
+
+    @_rpc
+    def ReadCounterF64(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCounterF64Response(
+            read_array=data[0].tolist(), samps_per_chan_read=data.shape[1]
+        )
+
+    @_rpc
+    def ReadCounterScalarF64(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCounterScalarF64Response(value=float(data[0, 0]))
+
+    @_rpc
+    def ReadCounterScalarU32(self, request, context):  # noqa: ANN001, ANN201
+        _, data = self._read(request)
+        return pb.ReadCounterScalarU32Response(value=int(data[0, 0]))
+
+    # --- counter output writes -----------------------------------------------------
+    def _write_ctr(
+        self, request: Any, spec: str, first: Any, second: Any, auto: bool
+    ) -> int:
+        task = self._task(request.task)
+        n = self.device.write_pulses(
+            task, spec, np.atleast_1d(first), np.atleast_1d(second)
+        )
+        if auto and not task.running:
+            self.device.start_task(task.name)
+        return n
+
+    @_rpc
+    def WriteCtrFreq(self, request, context):  # noqa: ANN001, ANN201
+        n = self._write_ctr(
+            request, "freq", request.frequency, request.duty_cycle, request.auto_start
+        )
+        return pb.WriteCtrFreqResponse(num_samps_per_chan_written=n)
+
+    @_rpc
+    def WriteCtrFreqScalar(self, request, context):  # noqa: ANN001, ANN201
+        self._write_ctr(
+            request, "freq", request.frequency, request.duty_cycle, request.auto_start
+        )
+        return pb.WriteCtrFreqScalarResponse()
+
+    @_rpc
+    def WriteCtrTime(self, request, context):  # noqa: ANN001, ANN201
+        n = self._write_ctr(
+            request, "time", request.high_time, request.low_time, request.auto_start
+        )
+        return pb.WriteCtrTimeResponse(num_samps_per_chan_written=n)
+
+    @_rpc
+    def WriteCtrTimeScalar(self, request, context):  # noqa: ANN001, ANN201
+        self._write_ctr(
+            request, "time", request.high_time, request.low_time, request.auto_start
+        )
+        return pb.WriteCtrTimeScalarResponse()
+
+    @_rpc
+    def WriteCtrTicks(self, request, context):  # noqa: ANN001, ANN201
+        n = self._write_ctr(
+            request, "ticks", request.high_ticks, request.low_ticks, request.auto_start
+        )
+        return pb.WriteCtrTicksResponse(num_samps_per_chan_written=n)
+
+    @_rpc
+    def WriteCtrTicksScalar(self, request, context):  # noqa: ANN001, ANN201
+        self._write_ctr(
+            request, "ticks", request.high_ticks, request.low_ticks, request.auto_start
+        )
+        return pb.WriteCtrTicksScalarResponse()
+
     # --- timing and triggers ----------------------------------------------------------
     @_rpc
     def CfgSampClkTiming(self, request, context):  # noqa: ANN001, ANN201
@@ -267,17 +483,130 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         return pb.CfgDigEdgeStartTrigResponse()
 
     @_rpc
+    def ConfigureLogging(self, request, context):  # noqa: ANN001, ANN201
+        """TDMS logging settings (kept and read back; the simulated card writes
+        no TDMS file)."""
+        task = self._task(request.task)
+        with self.device.lock:
+            for attribute, value in (
+                (LOGGING_FILE_PATH, request.file_path),
+                (LOGGING_MODE, _raw(request, "logging_mode")),
+                (LOGGING_GROUP, request.group_name),
+                (LOGGING_OPERATION, _raw(request, "operation")),
+            ):
+                attributes.set_("read", task, attribute, value, task.kind)
+        return pb.ConfigureLoggingResponse()
+
+    @_rpc
+    def StartNewFile(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        with self.device.lock:
+            attributes.set_("read", task, LOGGING_FILE_PATH, request.file_path)
+        return pb.StartNewFileResponse()
+
+    @_rpc
+    def ExportSignal(self, request, context):  # noqa: ANN001, ANN201
+        self.device.export_signal(
+            self._task(request.task),
+            _raw(request, "signal_id"),
+            request.output_terminal,
+        )
+        return pb.ExportSignalResponse()
+
+    @_rpc
     def DisableStartTrig(self, request, context):  # noqa: ANN001, ANN201
         task = self._task(request.task)
         with self.device.lock:
             task.trigger_source, task.retriggerable = None, False
         return pb.DisableStartTrigResponse()
 
+    @_rpc
+    def CfgAnlgEdgeStartTrig(self, request, context):  # noqa: ANN001, ANN201
+        self.device.configure_analog_trigger(
+            self._task(request.task),
+            "start",
+            ANALOG_EDGE,
+            request.trigger_source,
+            slope=_raw(request, "trigger_slope") or RISING,
+            level=request.trigger_level,
+        )
+        return pb.CfgAnlgEdgeStartTrigResponse()
+
+    @_rpc
+    def CfgAnlgWindowStartTrig(self, request, context):  # noqa: ANN001, ANN201
+        self.device.configure_analog_trigger(
+            self._task(request.task),
+            "start",
+            ANALOG_WINDOW,
+            request.trigger_source,
+            win_when=_raw(request, "trigger_when") or ENTERING_WINDOW,
+            win_top=request.window_top,
+            win_btm=request.window_bottom,
+        )
+        return pb.CfgAnlgWindowStartTrigResponse()
+
+    @_rpc
+    def CfgAnlgEdgeRefTrig(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        self._require_ref(task)
+        self.device.configure_analog_trigger(
+            task,
+            "ref",
+            ANALOG_EDGE,
+            request.trigger_source,
+            slope=_raw(request, "trigger_slope") or RISING,
+            level=request.trigger_level,
+        )
+        task.pretrig_samples = int(request.pretrigger_samples)
+        return pb.CfgAnlgEdgeRefTrigResponse()
+
+    @_rpc
+    def CfgAnlgWindowRefTrig(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        self._require_ref(task)
+        self.device.configure_analog_trigger(
+            task,
+            "ref",
+            ANALOG_WINDOW,
+            request.trigger_source,
+            win_when=_raw(request, "trigger_when") or ENTERING_WINDOW,
+            win_top=request.window_top,
+            win_btm=request.window_bottom,
+        )
+        task.pretrig_samples = int(request.pretrigger_samples)
+        return pb.CfgAnlgWindowRefTrigResponse()
+
+    @_rpc
+    def CfgDigEdgeRefTrig(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        self._require_ref(task)
+        self.device.configure_ref_trigger(
+            task,
+            request.trigger_source,
+            _raw(request, "trigger_edge") or RISING,
+            int(request.pretrigger_samples),
+        )
+        return pb.CfgDigEdgeRefTrigResponse()
+
+    @_rpc
+    def DisableRefTrig(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        self._require_ref(task)
+        with self.device.lock:
+            task.ref_type = TRIG_NONE
+        return pb.DisableRefTrigResponse()
+
+    def _require_ref(self, task: SimTask) -> None:
+        """Reference triggers exist on the card's AI and DI tasks only."""
+        attributes.lookup("trig", 0x1419, task.kind)
+
     # --- write stream -----------------------------------------------------------------
     @_rpc
     def WriteAnalogF64(self, request, context):  # noqa: ANN001, ANN201
         data = self._layout(request, np.asarray(request.write_array, dtype=np.float64))
-        n = self.device.write(self._task(request.task), data, request.auto_start)
+        n = self.device.write(
+            self._task(request.task), data, request.auto_start, float(request.timeout)
+        )
         return pb.WriteAnalogF64Response(samps_per_chan_written=n)
 
     @_rpc
@@ -303,7 +632,7 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             )
         codes = self._layout(request, np.asarray(request.write_array, np.float64))
         volts = codes * (AO_RANGE_V / 32767.0)
-        n = self.device.write(task, volts, request.auto_start)
+        n = self.device.write(task, volts, request.auto_start, float(request.timeout))
         return response(samps_per_chan_written=n)
 
     @_rpc
@@ -483,9 +812,60 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             return [10322]
         if attribute == 0x29A6 and name.lower() in {x.lower() for x in spec.do_lines()}:
             return name.lower().startswith(f"{spec.name.lower()}/port0")
+        if attribute in TEDS_ATTRIBUTES:
+            found = self.device.teds.get(name)
+            if found is None:
+                raise DaqmxError(TEDS_SENSOR_NOT_DETECTED, f"Physical Channel: {name}")
+            return getattr(found, TEDS_ATTRIBUTES[attribute])
         if attribute in (0x22DC, 0x22DD):  # AI/AO term config placeholders
             raise self._unsupported(attribute, "physical channel")
         raise self._unsupported(attribute, "physical channel")
+
+    def _ai_physical(self, channel: str) -> str:
+        """An AI terminal's name (DAQmx's error if the card has none of it)."""
+        spec = self.device.spec
+        return physical(spec, channel.strip().lstrip("/"), spec.ai_channels())
+
+    @_rpc
+    def ConfigureTEDS(self, request, context):  # noqa: ANN001, ANN201
+        name = self._ai_physical(request.physical_channel)
+        found = teds.load(request.file_path)
+        with self.device.lock:
+            self.device.teds[name] = found
+        return pb.ConfigureTEDSResponse()
+
+    @_rpc
+    def ClearTEDS(self, request, context):  # noqa: ANN001, ANN201
+        name = self._ai_physical(request.physical_channel)
+        with self.device.lock:
+            self.device.teds.pop(name, None)
+        return pb.ClearTEDSResponse()
+
+    @_rpc
+    def WriteToTEDSFromArray(self, request, context):  # noqa: ANN001, ANN201
+        name = self._ai_physical(request.physical_channel)
+        teds.write(bytes(request.bit_stream), name)
+        return pb.WriteToTEDSFromArrayResponse()
+
+    @_rpc
+    def WriteToTEDSFromFile(self, request, context):  # noqa: ANN001, ANN201
+        name = self._ai_physical(request.physical_channel)
+        teds.write(str(request.file_path), name)
+        return pb.WriteToTEDSFromFileResponse()
+
+    @_rpc
+    def SetDigitalPowerUpStates(self, request, context):  # noqa: ANN001, ANN201
+        check_device(self.device.spec, request.device_name)
+        self.device.set_power_up_states(
+            [(e.channel_names, int(e.state)) for e in request.power_up_states]
+        )
+        return pb.SetDigitalPowerUpStatesResponse()
+
+    @_rpc
+    def GetDigitalPowerUpStates(self, request, context):  # noqa: ANN001, ANN201
+        check_device(self.device.spec, request.device_name)
+        states = self.device.power_up_states(list(request.channel_name))
+        return pb.GetDigitalPowerUpStatesResponse(power_up_states=states)
 
     @_rpc
     def SelfTestDevice(self, request, context):  # noqa: ANN001, ANN201
@@ -531,20 +911,27 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
     def CreateAIVoltageChan(self, request, context):  # noqa: ANN001, ANN201
         task = self._task(request.task)
         before = len(task.channels)
+        units = _raw(request, "units") or VOLTS
+        low, high = request.min_val, request.max_val
+        if units == FROM_CUSTOM_SCALE:  # the range is in scaled units
+            scale = self.device.scales.get(request.custom_scale_name)
+            if scale is None:
+                raise DaqmxError(
+                    CUSTOM_SCALE_DOES_NOT_EXIST,
+                    f"Custom Scale Name: {request.custom_scale_name}",
+                )
+            low, high = sorted((scale.prescaled(low), scale.prescaled(high)))
         self.device.add_ai_voltage(
             task,
             request.physical_channel,
             request.name_to_assign_to_channel,
-            request.min_val,
-            request.max_val,
+            low,
+            high,
             _raw(request, "terminal_config"),
         )
-        units = _raw(request, "units")
         for ch in task.channels[before:]:
-            if units:
-                ch.attrs[attributes.AI_VOLTAGE_UNITS] = units
-            if request.custom_scale_name:
-                ch.attrs[attributes.AI_CUSTOM_SCALE] = request.custom_scale_name
+            ch.units, ch.scale_name = units, request.custom_scale_name
+            ch.scales = self.device.scales
         return pb.CreateAIVoltageChanResponse()
 
     @_rpc
@@ -569,6 +956,27 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
                 }
             )
         return pb.CreateAIVoltageChanWithExcitResponse()
+
+    @_rpc
+    def CreateAIRTDChan(self, request, context):  # noqa: ANN001, ANN201
+        rtd_type = _raw(request, "rtd_type")
+        settings = {
+            attributes.AI_MEAS_TYPE: TEMPERATURE_RTD,
+            attributes.AI_RTD_TYPE: rtd_type,
+            attributes.AI_RTD_R0: request.r0,
+            attributes.AI_RESISTANCE_CFG: _raw(request, "resistance_config"),
+            attributes.AI_EXCIT_SRC: _raw(request, "current_excit_source"),
+            attributes.AI_EXCIT_VAL: request.current_excit_val,
+        }
+        self.device.add_ai_rtd(
+            self._task(request.task),
+            request.physical_channel,
+            request.name_to_assign_to_channel,
+            request.min_val,
+            request.max_val,
+            settings,
+        )
+        return pb.CreateAIRTDChanResponse()
 
     @_rpc
     def CreateDIChan(self, request, context):  # noqa: ANN001, ANN201
@@ -677,11 +1085,19 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
 
     @_rpc
     def ReadAnalogF64(self, request, context):  # noqa: ANN001, ANN201
-        _, data = self._read(request)
+        status = 0
+        try:
+            _, data = self._read(request)
+        except DaqmxError as exc:
+            if exc.partial is None:
+                raise
+            # a partial read answers its samples with the error as the status
+            status, data = exc.code, exc.partial
         size = int(request.array_size_in_samps)
         if data.size > size:
             raise DaqmxError(READ_BUFFER_TOO_SMALL, f"Array size: {size}")
         return pb.ReadAnalogF64Response(
+            status=status,
             read_array=self._group(request, data).tolist(),
             samps_per_chan_read=data.shape[1],
         )
@@ -876,7 +1292,7 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
 _ATTR = re.compile(
     r"^(Get|Set|Reset)(Chan|Timing|Trig|Read|Write|Buffer|ExportedSignal|Device|"
     r"PhysicalChan|CalInfo)Attribute(Bool|Double|Int32|UInt32|UInt64|String|"
-    r"DoubleArray|Int32Array|UInt32Array)?$"
+    r"DoubleArray|Int32Array|UInt32Array|Bytes)?$"
 )
 _GROUP = {
     "Chan": "chan",
@@ -940,14 +1356,14 @@ def _attribute_handler(servicer: SimDaqServicer, name: str) -> Callable | None:
                             attributes.reset("chan", c, attribute, c.kind)
                     return response()
                 grp = _GROUP[group]
+                kind = task.kind
                 if verb == "Get":
-                    return _respond(
-                        response, type_, attributes.get(grp, task, attribute)
-                    )
+                    value = attributes.get(grp, task, attribute, kind)
+                    return _respond(response, type_, value)
                 if verb == "Set":
-                    attributes.set_(grp, task, attribute, _value(request))
+                    attributes.set_(grp, task, attribute, _value(request), kind)
                 else:
-                    attributes.reset(grp, task, attribute)
+                    attributes.reset(grp, task, attribute, kind)
                 return response()
         except DaqmxError as exc:
             context.set_trailing_metadata((("ni-error", str(exc.code)),))

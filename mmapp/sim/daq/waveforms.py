@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+import hightime as ht
 import numpy as np
 from ni.protobuf.types.waveform_conversion import (
     digital_waveform_from_protobuf,
@@ -35,8 +36,9 @@ def _timing(task: SimTask, t0: float | None, mode: int) -> Timing | None:
     stamp = dt.datetime.fromtimestamp(t0, tz=dt.UTC)
     if task.rate is None or task.on_demand:
         return Timing.create_with_no_interval(stamp)
+    # hightime: sub-microsecond intervals (a 10 MHz clock) survive
     return Timing.create_with_regular_interval(
-        dt.timedelta(seconds=1 / task.rate), stamp
+        ht.timedelta(seconds=1 / task.rate), stamp
     )
 
 
