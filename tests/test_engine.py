@@ -240,14 +240,16 @@ def test_camera_fault_is_an_error_and_keeps_frames(controller, rig, tmp_path):
 def test_disk_error_stops_the_run_and_keeps_written_frames(
     controller, rig, tmp_path, monkeypatch
 ):
-    real_put = NDTiffSink.put
+    real_write = NDTiffSink._write
 
-    def put(self, coords, image, metadata):
-        if self.images_written == 3:
+    def write(self, run, *, strict):  # put() and put_run() both write here
+        if self.images_written + len(run) > 3:
+            if not strict:  # a run: refused, then put() frame by frame
+                return False
             raise StorageWriteError("writing failed after 3 images: the disk is full")
-        return real_put(self, coords, image, metadata)
+        return real_write(self, run, strict=strict)
 
-    monkeypatch.setattr(NDTiffSink, "put", put)
+    monkeypatch.setattr(NDTiffSink, "_write", write)
     result = _run(controller, [stream_event()], tmp_path)
     assert result.outcome is RunOutcome.ERROR
     assert "the disk is full" in result.message

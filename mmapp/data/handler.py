@@ -33,6 +33,10 @@ DEFAULT_QUEUE_BYTES = 512 * 1024 * 1024
 # (a futex round trip and a GIL switch) per frame at high frame rates.
 WAKE_WRITER_AT = 4
 WRITER_IDLE_S = 0.002
+# The writer takes the frames waiting in runs of up to this many frames and
+# bytes, written with one call when the storage has `put_run` (ndtiff_sink).
+RUN_FRAMES = 128
+RUN_BYTES = 64 * 1024 * 1024
 
 
 class Storage(Protocol):
@@ -44,6 +48,8 @@ class Storage(Protocol):
         self, coords: Mapping[str, int | str], image: np.ndarray, metadata: Any
     ) -> None: ...
     def get(self, coords: Mapping[str, int | str]) -> tuple[np.ndarray, dict]: ...
+    # optional: put_run(frames) -> bool, frames [(coords, image, metadata)]
+    # written in one go, or False with nothing written (then put() each)
     def has(self, coords: Mapping[str, int | str]) -> bool: ...
     def finish(self) -> None: ...
 
@@ -187,6 +193,7 @@ class DataHandler:
 
     # --- writer thread -------------------------------------------------------------
     def _write_loop(self) -> None:
+        put_run = getattr(self.storage, "put_run", None)
         while True:
             with self._cond:
                 if not self._queue:
@@ -200,23 +207,49 @@ class DataHandler:
                     if self._closing:
                         return
                     continue
-                frame = self._queue[0]
-            try:
-                self.storage.put(frame.coords, frame.image, frame.metadata)
-            except (InvalidFrameError, DuplicateCoordinatesError):
-                self._remove_head(frame, written=False, rejected=True)
-                continue
-            except DataPathError as exc:
-                self._fail(
-                    exc
-                    if isinstance(exc, StorageWriteError)
-                    else StorageWriteError(str(exc))
-                )
-                return
-            except Exception as exc:
-                self._fail(StorageWriteError(f"{type(exc).__name__}: {exc}"))
-                return
-            self._remove_head(frame, written=True, rejected=False)
+                run = self._next_run()
+            if len(run) > 1 and put_run is not None:
+                try:
+                    written = put_run([(f.coords, f.image, f.metadata) for f in run])
+                except Exception:  # put() of the first frame says why
+                    written = False
+                if written:
+                    self._remove_run(run)
+                    continue
+            for frame in run:  # one by one: each frame's own outcome
+                if not self._write_one(frame):
+                    return
+
+    def _next_run(self) -> list[Frame]:
+        """The frames waiting, oldest first, up to one run (under the lock)."""
+        run: list[Frame] = []
+        nbytes = 0
+        for frame in self._queue:
+            nbytes += frame.image.nbytes
+            if run and (len(run) >= RUN_FRAMES or nbytes > RUN_BYTES):
+                break
+            run.append(frame)
+        return run
+
+    def _write_one(self, frame: Frame) -> bool:
+        """Write one frame; False once the storage failed (the writer stops)."""
+        try:
+            self.storage.put(frame.coords, frame.image, frame.metadata)
+        except (InvalidFrameError, DuplicateCoordinatesError):
+            self._remove_head(frame, written=False, rejected=True)
+            return True
+        except DataPathError as exc:
+            self._fail(
+                exc
+                if isinstance(exc, StorageWriteError)
+                else StorageWriteError(str(exc))
+            )
+            return False
+        except Exception as exc:
+            self._fail(StorageWriteError(f"{type(exc).__name__}: {exc}"))
+            return False
+        self._remove_head(frame, written=True, rejected=False)
+        return True
 
     def _remove_head(self, frame: Frame, *, written: bool, rejected: bool) -> None:
         with self._cond:
@@ -233,6 +266,23 @@ class DataHandler:
                 self._latest = frame._replace(image=frame.image.copy(), release=None)
         if frame.release is not None:
             frame.release()
+
+    def _remove_run(self, run: list[Frame]) -> None:
+        """The run is written: out of the queue, counted, released (one lock)."""
+        with self._cond:
+            for frame in run:
+                self._queue.popleft()
+                self._pending.pop(frame.coords, None)
+                self.stats.add_written(frame.image.nbytes)
+                if frame is self._latest and frame.release is not None:
+                    self._latest = frame._replace(
+                        image=frame.image.copy(), release=None
+                    )
+            if self.stats.queue_bytes <= self._low_water:
+                self._room.notify_all()
+        for frame in run:
+            if frame.release is not None:
+                frame.release()
 
     def _fail(self, error: StorageWriteError) -> None:
         with self._cond:
