@@ -718,3 +718,43 @@ def test_latest_frame_outlives_the_release_of_its_buffer(tmp):
     assert latest is not None and latest.release is None
     assert not np.shares_memory(latest.image, slot)
     np.testing.assert_array_equal(latest.image, np.full((8, 8), 7, np.uint16))
+
+
+class RunStorage(FakeStorage):
+    """FakeStorage that also takes runs (refusing them while `refuse`)."""
+
+    def __init__(self, *, refuse: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.refuse = refuse
+        self.runs: list[list[dict]] = []
+
+    def put_run(self, frames: list) -> bool:
+        self.runs.append([dict(c) for c, _, _ in frames])
+        if self.refuse:
+            return False
+        for c, image, md in frames:
+            self.written.append((dict(c), image.copy(), md))
+        return True
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_waiting_frames_go_to_the_storage_as_runs(refuse):
+    storage = RunStorage(refuse=refuse, gated=True)
+    handler = DataHandler(storage)
+    released: list[int] = []
+    handler.put({"time": 0}, np.full((4, 4), 0, np.uint16), {"t": 0})
+    assert storage.entries.acquire(timeout=GATE_TIMEOUT_S)  # the writer holds frame 0
+    for t in range(1, 9):
+        handler.put({"time": t}, np.full((4, 4), t, np.uint16), {"t": t},
+                    release=lambda t=t: released.append(t))  # fmt: skip
+    storage.gate.set()
+    handler.finish(timeout=10)
+    assert storage.runs == [[{"time": t} for t in range(1, 9)]]
+    assert [c["time"] for c, _, _ in storage.written] == list(range(9))
+    for c, image, md in storage.written:
+        assert md == {"t": c["time"]}
+        np.testing.assert_array_equal(image, np.full((4, 4), c["time"], np.uint16))
+    # refused: each frame was put by itself, in order
+    assert [c["time"] for c in storage.calls] == ([0] if not refuse else list(range(9)))
+    assert released == list(range(1, 9))
+    assert handler.stats.frames_written == 9
