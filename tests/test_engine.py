@@ -370,14 +370,14 @@ def test_frames_refused_by_the_handler_are_counted(
 
 
 def _slow_writes(monkeypatch, seconds: float) -> None:
-    real_put = NDTiffSink.put
+    real_write = NDTiffSink._write
     pause = threading.Event()
 
-    def put(self, coords, image, metadata):
-        pause.wait(seconds)  # a disk slower than the camera
-        return real_put(self, coords, image, metadata)
+    def write(self, run, *, strict):  # put() and put_run() both write here
+        pause.wait(seconds * len(run))  # a disk slower than the camera
+        return real_write(self, run, strict=strict)
 
-    monkeypatch.setattr(NDTiffSink, "put", put)
+    monkeypatch.setattr(NDTiffSink, "_write", write)
 
 
 def test_stop_keeps_every_frame_the_camera_delivered(
