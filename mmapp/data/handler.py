@@ -34,9 +34,13 @@ DEFAULT_QUEUE_BYTES = 512 * 1024 * 1024
 WAKE_WRITER_AT = 4
 WRITER_IDLE_S = 0.002
 # The writer takes the frames waiting in runs of up to this many frames and
-# bytes, written with one call when the storage has `put_run` (ndtiff_sink).
-RUN_FRAMES = 128
-RUN_BYTES = 64 * 1024 * 1024
+# bytes, written with one call when the storage has `put_run` (ndtiff_sink):
+# small frames share one system call; a 2048x2048 frame (8 MB) still goes
+# alone, so ring slots come back to the camera frame by frame. A kill loses
+# the index entries of the run being written, not its images (`mmapp
+# recover` finds them in the .tif files).
+RUN_FRAMES = 64
+RUN_BYTES = 4 * 1024 * 1024
 
 
 class Storage(Protocol):

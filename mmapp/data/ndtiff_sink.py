@@ -181,11 +181,6 @@ class GatheredWriter(SingleNDTiffWriter):
 
 
 FILE_PADDING = 5_000_000  # ndstorage's margin before a file's 4 GiB limit
-# A run written with one gathered write: at most this many images (4 chunks
-# each, within IOV_MAX) and bytes. A kill loses the index entries of the run
-# being written, not its images: `mmapp recover` finds them in the .tif.
-MAX_RUN_IMAGES = 128
-MAX_RUN_BYTES = 64 * 1024 * 1024
 
 
 class _Prepared(NamedTuple):
