@@ -709,6 +709,23 @@ def check_linux(bundle: Path, work: Path, version: str) -> None:
     if not any((work / "data").rglob("NDTiff.index")):
         fail("the acquire wrote no NDTiff dataset")
     passed(f"the Linux bundle acquired {preset.name} outside the source tree")
+    deskew = next(
+        bundle.glob("site-packages/mmapp/_assets/presets/opm_deskew_daq.mmpreset")
+    )
+    out = go(
+        "acquire", str(deskew), "--out", str(work / "deskew"), "--volumes", "2",
+        "--json",
+    )  # fmt: skip
+    last = out.strip().splitlines()[-1]
+    print(f"    {last[:300]}")
+    report = json.loads(last)
+    processed = report.get("processed_dataset")
+    if not processed or not (Path(processed) / "NDTiff.index").is_file():
+        fail(f"the deskew preset saved no processed dataset: {last[:300]}")
+    passed(
+        f"the Linux bundle deskewed {deskew.name} on the fly (numba in the bundle, "
+        "its cache in the user's folder)"
+    )
     code = (
         f"import site; site.addsitedir({str(bundle / 'site-packages')!r}); "
         "import mmapp, numpy, PyQt6; print(mmapp.__file__, numpy.__file__)"

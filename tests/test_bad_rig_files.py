@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmapp.resources import default_rig_file
+from mmapp.resources import default_rig_file, resources_dir
 from mmapp.rig import RigError, load_rig
 from mmapp.rig.buffer import buffer_size_problem, physical_memory_mb
 from mmapp.rig.spec import RigSpec, read_rig_spec
@@ -240,3 +240,15 @@ def test_fuzzed_rig_files_that_validate_also_load(
         assert rig.core.getImageWidth() * rig.core.getImageHeight() <= 2048 * 2048
     finally:
         rig.close()
+
+
+def test_a_preset_camera_width_of_true_is_refused() -> None:
+    """`"width": true` was taken as width 1 (issue 15: 14)."""
+    from mmapp.presets import PresetError
+    from mmapp.presets.io import parse_preset
+
+    text = (resources_dir() / "presets" / "stream_1000_frames.mmpreset").read_text()
+    doc = json.loads(text)
+    doc["rig"]["camera"]["width"] = True
+    with pytest.raises(PresetError, match=r"rig\.camera\.width"):
+        parse_preset(json.dumps(doc), "p.mmpreset")

@@ -188,3 +188,42 @@ def test_display_table_maps_levels_linearly(dtype, lo, hi):
     grey = np.clip((values - lo) * 255.0 / (hi - lo), 0, 255).astype(np.uint32)
     expected = 0xFF000000 | grey << 16 | grey << 8 | grey
     assert np.abs(table.astype(np.int64) - expected.astype(np.int64)).max() <= 0x10101
+
+
+def test_processed_view_says_it_waits_instead_of_showing_the_raw_frame(view, feed):
+    """Processed with nothing processed yet: a message, never the raw frame
+    under the Processed name (an operator read it as 'deskew does nothing')."""
+    processed: list[Frame | None] = [None]
+    feed[0] = Frame(_noise((48, 64)))
+    view.poll()
+    assert view.frames_drawn == 1
+    view.set_processed_source(lambda: processed[0])
+    view.mode.setCurrentIndex(1)
+    view.poll()
+    assert view.waiting.isVisible()
+    assert view.image is None and view.frames_drawn == 1  # the raw frame is gone
+    mip = _noise((60, 64), 300, 400)
+    processed[0] = Frame(mip)
+    view.poll()
+    assert not view.waiting.isVisible()
+    assert view.image is mip and view.frames_drawn == 2
+    view.mode.setCurrentIndex(0)  # back to Raw: the raw frame again
+    view.poll()
+    assert view.image is feed[0].image
+
+
+def test_processed_contrast_ignores_a_bright_line(view, feed):
+    """A MIP turns a bright pixel of every frame into a line (hot pixel, the
+    simulated frame stamp): the processed view's contrast leaves it out."""
+    mip = _noise((256, 256), 100, 250)
+    mip[:150, 0] = 1500  # 0.23 % of the pixels
+    processed = [Frame(mip)]
+    view.set_processed_source(lambda: processed[0])
+    view.mode.setCurrentIndex(1)
+    view.poll()
+    lo, hi = view.levels
+    assert 100 <= lo < hi < 250  # the beads fill the range, not the line
+    feed[0] = Frame(mip.copy())  # the same pixels as a raw frame: 99.9 %
+    view.mode.setCurrentIndex(0)
+    view.poll()
+    assert view.levels[1] == 1500

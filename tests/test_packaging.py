@@ -20,10 +20,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_package_is_listed_for_the_wheel():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    # every folder holding Python (a folder without __init__.py is a namespace
+    # package, which an explicit list misses just the same)
     found = {
         ".".join(p.parent.relative_to(ROOT).parts)
-        for p in (ROOT / "mmapp").rglob("__init__.py")
+        for p in (ROOT / "mmapp").rglob("*.py")
     }
+    missing_init = [
+        name
+        for name in found
+        if not (ROOT / name.replace(".", "/") / "__init__.py").is_file()
+    ]
+    assert missing_init == []
     assert set(config["packages"]) == found | {"mmapp._assets"}
     assert config["package-dir"] == {"mmapp._assets": "resources"}
 

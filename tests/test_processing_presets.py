@@ -171,7 +171,7 @@ def test_acquire_and_info_show_the_processed_dataset(
     code, out, err = mmapp(capsys, "acquire", path, *args)
     assert code == 0, err
     last = out.strip().splitlines()[-1]
-    assert "20 frames processed, 20 processed images saved in" in last
+    assert "processing: 20 frames in, 20 processed images saved (in" in last
     assert "| processed" in out  # the progress line
     (raw,) = [p for p in out_dir.iterdir() if not p.name.endswith("_processed")]
     processed = out_dir / f"{raw.name}_processed"

@@ -10,7 +10,13 @@ import grpc
 import nidaqmx
 import numpy as np
 import pytest
-from nidaqmx.constants import AcquisitionType, Edge, Level, LineGrouping
+from nidaqmx.constants import (
+    AcquisitionType,
+    Edge,
+    Level,
+    LineGrouping,
+    UsageTypeCO,
+)
 from nidaqmx.grpc_session_options import GrpcSessionOptions
 from nidaqmx.system import System
 
@@ -375,3 +381,45 @@ def test_counter_ticks_refuse_what_daqmx_refuses(card: tuple) -> None:
             )
         assert _code(exc) == -200077
         assert co.channel_names == [], "nothing half-created"
+
+
+def test_counter_ticks_default_initial_delay_is_the_least(card: tuple) -> None:
+    device, opts = card
+    with nidaqmx.Task(grpc_options=opts) as co:
+        chan = co.co_channels.add_co_pulse_chan_ticks(
+            "Dev1/ctr0", "/Dev1/ao/SampleClock", low_ticks=3, high_ticks=5
+        )
+        assert chan.co_pulse_ticks_initial_delay == 0
+        task = device.task(co.name)
+        assert [task.channels[0].pulse_tick(k) for k in range(3)] == [2, 10, 18]
+
+
+def test_calibration_info_reads_as_an_x_series_card(card: tuple) -> None:
+    _device, opts = card
+    dev = System.remote(opts).devices["Dev1"]
+    assert dev.device_supports_cal and dev.self_cal_supported
+    assert dev.ext_cal_last_date_and_time.year == 2024
+    assert dev.ext_cal_recommended_interval == 24
+    assert dev.cal_dev_temp == 0.0
+    dev.cal_user_defined_info = "rig 3 checked"
+    assert dev.cal_user_defined_info == "rig 3 ch"[: dev.cal_user_defined_info_max_size]
+    with pytest.raises(nidaqmx.DaqError) as exc:
+        _ = dev.cal_acc_connection_count
+    assert _code(exc) == -200197
+    dev.restore_last_ext_cal_const()
+
+
+def test_counter_channels_keep_their_creation_timing(card: tuple) -> None:
+    _device, opts = card
+    with nidaqmx.Task(grpc_options=opts) as co:
+        freq = co.co_channels.add_co_pulse_chan_freq(
+            "Dev1/ctr0", idle_state=Level.HIGH, initial_delay=0.001, freq=50.0
+        )
+        ticks = co.co_channels.add_co_pulse_chan_ticks(
+            "Dev1/ctr1", "/Dev1/ao/SampleClock", initial_delay=2
+        )
+        assert freq.co_output_type == UsageTypeCO.PULSE_FREQUENCY
+        assert freq.co_pulse_idle_state == Level.HIGH
+        assert freq.co_pulse_freq_initial_delay == 0.001
+        assert ticks.co_output_type == UsageTypeCO.PULSE_TICKS
+        assert ticks.co_pulse_idle_state == Level.LOW

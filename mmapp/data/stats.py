@@ -39,19 +39,26 @@ class ProcessingSnapshot:
         """Plain dict (for JSON and the UI)."""
         return asdict(self)
 
-    def summary(self) -> str:
-        """One line for the operator."""
+    def summary(self, where: object = None) -> str:
+        """One line for the operator (`where`: the processed dataset)."""
+        images = "image" if self.outputs_written == 1 else "images"
         text = (
-            f"{self.frames_processed} frames processed, "
-            f"{self.outputs_written} processed images saved"
+            f"processing: {self.frames_processed} frames in, "
+            f"{self.outputs_written} processed {images} saved"
         )
+        if where is not None:
+            text += f" (in {where})"
         if self.frames_not_processed:
             text += (
                 f"; processing fell behind: {self.frames_not_processed} frames "
                 f"not processed"
             )
         if self.batches_dropped:
-            text += f"; {self.batches_dropped} incomplete batches dropped"
+            volumes = "volume" if self.batches_dropped == 1 else "volumes"
+            text += (
+                f"; {self.batches_dropped} incomplete {volumes} left out (frames "
+                "still missing when the run ended)"
+            )
         if self.disabled:
             text += f"; processing disabled: {self.disabled}"
         return text

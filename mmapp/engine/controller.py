@@ -135,9 +135,7 @@ class RunResult:
         )
         processed = ""
         if self.processing is not None:
-            processed = f"; {self.processing.summary()}"
-            if self.processed_dataset is not None:
-                processed += f" in {self.processed_dataset}"
+            processed = f"; {self.processing.summary(self.processed_dataset)}"
         return (
             f"{self.outcome.value}: {self.frames_acquired} frames acquired, "
             f"{self.frames_saved} saved, {self.frames_lost} lost{rejected}"

@@ -75,8 +75,15 @@ def run_gui(rig_path: str | None = None, preset_path: str | None = None) -> int:
     window.show()
     if preset_path:  # a preset that does not open says why; the window stays
         window.preset_files.open(preset_path)
-    # Ctrl-C in the terminal closes the window cleanly (Python needs a tick to see it)
-    signal.signal(signal.SIGINT, lambda *_: app.quit())
+    # a run killed last time: its dataset is named and recovery offered
+    QTimer.singleShot(0, window.recovery.offer)
+    # Ctrl-C in the terminal, SIGTERM (kill, logout) and SIGHUP (the terminal
+    # closed) close the window cleanly: shutdown() stops a run and finishes its
+    # dataset (Python needs a tick to see a signal)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            signal.signal(signum, lambda *_: app.quit())
     tick = QTimer()
     tick.timeout.connect(lambda: None)
     tick.start(200)

@@ -41,6 +41,15 @@ BUSY_HISTOGRAM_HZ = 1  # while the pipeline is behind (see PRESSURE_LIMIT)
 IDLE_POLL_HZ = 4  # the timer while nothing can be seen (readouts only)
 SUBSAMPLE_PIXELS = 16384  # pixels looked at per auto contrast or histogram
 AUTO_CONTRAST_PERCENTILES = (0.1, 99.9)
+# A projection (MIP) of processed volumes turns a few bright pixels of every
+# frame (a hot pixel; the simulated camera's frame stamp) into a line: its
+# contrast leaves out the brightest 0.5 %.
+PROCESSED_HIGH_PERCENTILE = 99.5
+WAITING_TEXT = (
+    "Processed: waiting for the first processed image\n"
+    "(a deskewed volume appears once all its planes are in; the first run "
+    "compiles the kernels, a few seconds)"
+)
 MIN_TRIMMED = 8  # extreme pixels auto contrast ignores at least (hot pixels, stamp)
 HISTOGRAM_BINS = 256
 HISTOGRAM_MARGIN = 0.25  # of the display range, shown each side of it
@@ -84,12 +93,14 @@ def display_step(pixel_size: tuple[float, float], device_ratio: float = 1.0) -> 
     return max(1, int(min(finite) / max(device_ratio, 1.0)))
 
 
-def auto_levels(image: np.ndarray) -> tuple[float, float]:
+def auto_levels(
+    image: np.ndarray, high: float = AUTO_CONTRAST_PERCENTILES[1]
+) -> tuple[float, float]:
     """Contrast limits from a subsample of the image (robust percentiles).
 
-    The 0.1 and 99.9 percentiles ignore a few extreme pixels: hot pixels of a
-    real camera, the frame number the simulated camera stamps into the first
-    pixels. A flat image gets (value, value + 1)."""
+    The 0.1 and 99.9 (`high`) percentiles ignore a few extreme pixels: hot
+    pixels of a real camera, the frame number the simulated camera stamps into
+    the first pixels. A flat image gets (value, value + 1)."""
     sample = _subsample(image).reshape(-1)
     n = sample.size
     # pixels left out at each end: 0.1 %, and never fewer than a stamp's worth
@@ -97,8 +108,10 @@ def auto_levels(image: np.ndarray) -> tuple[float, float]:
     trim = max(
         round(n * AUTO_CONTRAST_PERCENTILES[0] / 100), min(MIN_TRIMMED, n // 100)
     )
-    ends = np.partition(sample, (trim, n - 1 - trim))
-    lo, hi = float(ends[trim]), float(ends[n - 1 - trim])
+    trim_high = max(trim, round(n * (100 - high) / 100))
+    trim_high = min(trim_high, max(0, n - 1 - trim))
+    ends = np.partition(sample, (trim, n - 1 - trim_high))
+    lo, hi = float(ends[trim]), float(ends[n - 1 - trim_high])
     if hi <= lo:
         hi = lo + 1
     return lo, hi
@@ -308,7 +321,15 @@ class LiveView(QWidget):
         self.fit_button.clicked.connect(self.fit)
         self.mode = QComboBox()
         self.mode.addItems(["Raw", "Processed"])
+        self.mode.currentIndexChanged.connect(self._on_mode_changed)
         self._set_processed_available(False)
+        # said over the view while Processed has nothing to show yet
+        self.waiting = QLabel(WAITING_TEXT, self.graphics)
+        self.waiting.setStyleSheet(
+            "color: white; background: rgba(0, 0, 0, 160); padding: 8px;"
+        )
+        self.waiting.setWordWrap(True)
+        self.waiting.hide()
         self.cursor_label = QLabel("x –, y –: –")
         self.cursor_label.setMinimumWidth(170)
         self.rate_label = QLabel("display – fps | camera – fps")
@@ -410,6 +431,11 @@ class LiveView(QWidget):
         if busy and now - self._last_draw_t < 1 / BUSY_DISPLAY_HZ:
             return  # the pipeline is behind: leave it the CPU
         frame = source() if source is not None else None
+        processed = source is self._processed_source and source is not None
+        if processed and frame is None:
+            self._show_waiting(True)
+            return
+        self._show_waiting(False)
         if frame is None or frame is self._last_frame:
             return
         self._last_frame = frame
@@ -439,12 +465,38 @@ class LiveView(QWidget):
             self.timer.start(max(1, round(1000 / self.refresh_hz)))
             self._interval_ms = self.timer.interval()
 
+    def _on_mode_changed(self, index: int) -> None:
+        """Raw <-> Processed: the next tick draws the other source's newest
+        frame (never the old source's last one under the new name)."""
+        self._last_frame = None
+        if index == 0:
+            self._show_waiting(False)
+
+    def _show_waiting(self, waiting: bool) -> None:
+        """Processed has no image yet: say so over the view (not the raw frame)."""
+        if waiting == self.waiting.isVisible():
+            return
+        if waiting:
+            self.image_item.set_pixels(np.zeros((1, 1), np.uint32), QRectF(0, 0, 1, 1))
+            self._image = None
+            width = max(200, self.graphics.width() - 40)
+            self.waiting.setFixedWidth(width)
+            self.waiting.adjustSize()
+            self.waiting.move(20, 20)
+            self.waiting.show()
+        else:
+            self.waiting.hide()
+
+    def _high_percentile(self) -> float:
+        processed = self.mode.currentIndex() == 1 and self._processed_source is not None
+        return PROCESSED_HIGH_PERCENTILE if processed else AUTO_CONTRAST_PERCENTILES[1]
+
     def show_image(self, image: np.ndarray) -> None:
         """Draw one image now (also used for Snap)."""
         shape_changed = self._image is None or self._image.shape != image.shape
         self._image = image
         if self.auto_continuous.isChecked() or shape_changed:
-            self._levels = auto_levels(image)
+            self._levels = auto_levels(image, self._high_percentile())
         if shape_changed:
             self.fit()  # first: the zoom sets the stride the image is drawn at
         self._draw()
@@ -509,7 +561,7 @@ class LiveView(QWidget):
     def auto_contrast(self) -> None:
         """Set the display range from the current image once."""
         if self._image is not None:
-            self._levels = auto_levels(self._image)
+            self._levels = auto_levels(self._image, self._high_percentile())
             self._show_levels()
             self._new_since_histogram = True
             self._refresh_histogram()

@@ -11,6 +11,7 @@ import contextlib
 import gc
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,9 +57,12 @@ from mmapp.gui.log_panel import LogPanel
 from mmapp.gui.menus import build_menus
 from mmapp.gui.preset_bridge import PresetExtras, window_preset
 from mmapp.gui.preset_files import PresetFiles
+from mmapp.gui.processing_panel import ProcessingPanel
+from mmapp.gui.recovery import DatasetRecovery
 from mmapp.gui.scroll import FormScrollArea
 from mmapp.gui.settings import AppSettings
 from mmapp.presets import ApplyError, Preset, RecentPresets
+from mmapp.processing import ProcessingChain
 from mmapp.resources import default_rig_file
 from mmapp.rig import Rig, RigError, load_rig, read_rig_spec
 
@@ -135,16 +139,25 @@ class MainWindow(QMainWindow):
         self.log_panel = LogPanel()
         self.log_panel.attach()
         self.designer = WaveformDesigner(apply_handler=self._apply_program)
+        self.processing_panel = ProcessingPanel()
+        self.processing_panel.chain_changed.connect(self._on_chain_changed)
         self.docks = {
             "devices": self._dock("Devices", self.device_panel, "left"),
             "acquisition": self._dock(
                 "Acquisition", FormScrollArea(self.acquisition), "right"
+            ),
+            # a tab beside Devices: the whole height for its form, and the
+            # Acquisition dock keeps the right column (Start always in view)
+            "processing": self._dock(
+                "Processing", FormScrollArea(self.processing_panel), "left"
             ),
             "log": self._dock("Log", self.log_panel, "bottom"),
             "daq": self._dock("DAQ program", self.designer, "bottom"),
         }
         self.tabifyDockWidget(self.docks["log"], self.docks["daq"])
         self.docks["log"].raise_()
+        self.tabifyDockWidget(self.docks["devices"], self.docks["processing"])
+        self.docks["devices"].raise_()
         self.acquisition.save_dir.setText(str(self.settings.save_dir))
         self.acquisition.name_template.setText(self.settings.name_template)
         self.device_panel.camera_changed.connect(self._on_camera_changed)
@@ -152,6 +165,7 @@ class MainWindow(QMainWindow):
         self.acquisition.live_toggled.connect(self.set_live)
         self.acquisition.start_clicked.connect(self.start)
         self.acquisition.stop_clicked.connect(self.stop)
+        self.recovery = DatasetRecovery(self, self.acquisition.save_dir.text)
         self.menus = build_menus(self)
         # names the tests and the presets work use
         self.actions_by_name = self.menus.acquire
@@ -192,6 +206,10 @@ class MainWindow(QMainWindow):
         }[side]
         self.addDockWidget(area, dock)
         return dock
+
+    def _on_chain_changed(self, chain: ProcessingChain) -> None:
+        """The Processing panel's edit: the chain the next run (and Save) uses."""
+        self.preset_extras = replace(self.preset_extras, processing=chain)
 
     # --- rig ----------------------------------------------------------------------
     def open_rig(self, path: str | None) -> bool:
@@ -734,6 +752,7 @@ class MainWindow(QMainWindow):
     def _set_state(self, state: str) -> None:
         self.acquisition.set_state(state)
         self.device_panel.set_run_state(state)
+        self.processing_panel.set_run_state(state)
         idle = state == "idle"
         self.actions_by_name["snap"].setEnabled(idle)
         self.actions_by_name["start"].setEnabled(idle or state == "live")

@@ -101,6 +101,8 @@ def build_menus(window: MainWindow) -> Menus:
     open_last = act("Open &last dataset folder", w.open_last_dataset)
     open_last.setEnabled(False)
     data.addAction(open_last)
+    data.addSeparator()
+    data.addAction(act("&Recover unfinished datasets…", w.recovery.menu_recover))
 
     view = _menu(w, "&View")
     for dock in w.docks.values():

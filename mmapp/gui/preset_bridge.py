@@ -142,6 +142,9 @@ def show_preset(window: MainWindow, preset: Preset) -> None:
         window.set_program(preset.program)
     panel.use_daq.setChecked(preset.program is not None and panel.use_daq.isEnabled())
     window.preset_extras = PresetExtras.of(preset)
+    window.processing_panel.show_chain(preset.processing)
+    if preset.processing.active:  # the chain in view (a tab beside Devices)
+        window.docks["processing"].raise_()
     exposure = getattr(preset.acquisition, "exposure_ms", None)
     if exposure is not None:  # the camera's exposure: the device panel shows it
         try:

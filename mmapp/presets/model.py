@@ -47,8 +47,8 @@ NonEmpty = Annotated[str, Field(min_length=1, max_length=1000)]
 class CameraSettings(_Model):
     """Simulated camera settings; null keeps the rig file's value."""
 
-    width: int | None = Field(None, ge=1, le=16384)
-    height: int | None = Field(None, ge=1, le=16384)
+    width: StrictInt | None = Field(None, ge=1, le=16384)  # not `true`
+    height: StrictInt | None = Field(None, ge=1, le=16384)
     bit_depth: Literal[8, 10, 12, 14, 16] | None = None
     exposure_ms: float | None = Field(None, ge=0, le=3_600_000, allow_inf_nan=False)
     trigger_mode: Literal["Internal", "External"] | None = None

@@ -221,11 +221,27 @@ class Deskew(VolumeBatches):
         planes = self._deskew(volume.data, self.geometry)
         base = _without_z(coords)
         n = planes.shape[0]
+        g = self.geometry
+        voxel = [float(v) for v in g.voxel_um]  # (z, y, x) in the sample
+        upright = {  # the deskewed volume's own frame (not the camera's)
+            **volume.metadata,
+            "pixel_size_um": voxel[2],
+            "event_index": {k: v for k, v in base.items() if isinstance(v, int)},
+        }
         return [
             (
                 {**base, "z": k},
                 np.ascontiguousarray(planes[k]),
-                {**volume.metadata, "deskew": {"plane": k, "planes": n}},
+                {
+                    **upright,
+                    "deskew": {
+                        "plane": k,
+                        "planes": n,
+                        "voxel_um": voxel,
+                        "sheet_angle_deg": float(g.sheet_angle_deg),
+                        "scan_step_um": float(g.scan_step_um),
+                    },
+                },
             )
             for k in range(n)
         ]
@@ -283,7 +299,9 @@ class MaxProjection(VolumeBatches):
                 return None
             del self._held[key]
         md = {k: v for k, v in proj.metadata.items() if k != "deskew"}
-        md["mip"] = {"planes": planes}
+        md["mip"] = {"planes": planes, "axis": "z"}
+        if isinstance(info, dict) and "voxel_um" in info:  # (y, x) of the projection
+            md["mip"]["pixel_um"] = info["voxel_um"][1:]
         return _without_z(coords), proj.data, md
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmapp.sim.daq.device import AI_RANGES_V, expand_channels, physical
+from mmapp.sim.daq.device import ai_range, expand_channels, physical
 from mmapp.sim.daq.errors import INVALID_ATTRIBUTE_VALUE, DaqmxError
 
 if TYPE_CHECKING:
@@ -41,8 +41,7 @@ class AnalogInput:
                 f"Property: DAQmx_AI_Min\nRequested Value: {min_v:g}\n"
                 f"Maximum Value: {max_v:g}",
             )
-        span = max(abs(min_v), abs(max_v))
-        rng = next((r for r in AI_RANGES_V if r >= span - 1e-12), None)
+        rng = ai_range(min_v, max_v)
         if rng is None:
             raise DaqmxError(
                 INVALID_ATTRIBUTE_VALUE,
@@ -51,7 +50,9 @@ class AnalogInput:
             )
         for p, nm in zip(phys, _names(name, len(phys)), strict=True):
             internal = "/_ao" in p
-            term = RSE if internal or term_cfg == DEFAULT_TERM else term_cfg
+            # the 6363's AI terminals default to differential
+            default = RSE if internal else DIFF
+            term = default if internal or term_cfg == DEFAULT_TERM else term_cfg
             ch = Channel(nm or p, p, "ai", float(min_v), float(max_v), term_cfg=term)
             ch.rng_high, ch.rng_low = rng, -rng
             self._add(task, ch)  # type: ignore[attr-defined]
@@ -69,3 +70,11 @@ class AnalogInput:
                 mid, half = (ch.max_v + ch.min_v) / 2, (ch.max_v - ch.min_v) / 2
                 out[i] = mid + 0.5 * half * np.sin(2 * np.pi * samples / 50.0)
         return out
+
+
+def ai_codes(task: SimTask, volts: np.ndarray) -> np.ndarray:
+    """Volts (channel rows) as the ADC's 16-bit codes: full scale is each
+    channel's range (+/-32767 at +/-rng_high)."""
+    rng = np.array([ch.rng_high for ch in task.channels], dtype=np.float64)[:, None]
+    codes = np.round(volts * (32767.0 / rng))
+    return np.clip(codes, -32768, 32767).astype(np.int16)

@@ -10,7 +10,7 @@ changes what the card does); otherwise the value is kept in the object's
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nidaqmx.constants import (
@@ -59,6 +59,9 @@ def _enum(cls: Any) -> tuple[int, ...]:
     return tuple(int(m.value) for m in cls)
 
 
+AI_MEAS_TYPE, VOLTAGE_WITH_EXCIT, AI_CUSTOM_SCALE = 0x695, 10323, 0x17E0
+AI_VOLTAGE_UNITS = 0x1094
+AI_EXCIT_SRC, AI_EXCIT_VAL, AI_EXCIT_USE_FOR_SCALING = 0x17F4, 0x17F5, 0x17FC
 AO, AI, DO, DI, CO = ("ao",), ("ai",), ("do",), ("di",), ("co",)
 _lines: Callable[[Any], int] = lambda ch: len(ch.lines)  # noqa: E731
 
@@ -77,15 +80,15 @@ CHANNEL: dict[int, Attr] = {
         _a(0x182E, "ao_dac_rng_high", "f64", 10.0, kinds=AO),
         _a(0x182D, "ao_dac_rng_low", "f64", -10.0, kinds=AO),
         _a(0x182C, "ao_resolution", "f64", 16.0, kinds=AO, readonly=True),
-        _a(0x182B, "ao_resolution_units", "i32", 10109, kinds=AO, readonly=True),
+        _a(0x182B, "ao_resolution_units", "i32", 10109, kinds=AO, choices=(10109,)),
         _a(0x188E, "ao_term_cfg", "i32", 10083, kinds=AO),  # RSE
         _a(0x2240, "ao_idle_output_behavior", "i32", 12526, kinds=AO),
         _a(0x1830, "ao_dac_ref_allow_conn_to_gnd", "bool", False, kinds=AO),
         _a(0x130, "ao_dac_ref_conn_to_gnd", "bool", False, kinds=AO),
         _a(0x1832, "ao_dac_ref_val", "f64", 10.0, kinds=AO),
         # AI
-        _a(0x17DD, "ai_max", "f64", kinds=AI, field="max_v"),
-        _a(0x17DE, "ai_min", "f64", kinds=AI, field="min_v"),
+        _a(0x17DD, "ai_max", "f64", kinds=AI, field="ai_max"),
+        _a(0x17DE, "ai_min", "f64", kinds=AI, field="ai_min"),
         _a(0x695, "ai_meas_type", "i32", 10322, kinds=AI, readonly=True),
         _a(0x1094, "ai_voltage_units", "i32", 10348, kinds=AI),
         _a(0x17E0, "ai_custom_scale", "str", "", kinds=AI),
@@ -93,6 +96,13 @@ CHANNEL: dict[int, Attr] = {
         _a(0x1815, "ai_rng_high", "f64", kinds=AI, field="rng_high"),
         _a(0x1816, "ai_rng_low", "f64", kinds=AI, field="rng_low"),
         _a(0x1818, "ai_gain", "f64", 1.0, kinds=AI),
+        _a(0x22DA, "ai_raw_samp_size", "u32", 16, kinds=AI, readonly=True),
+        _a(0x1765, "ai_resolution", "f64", 16.0, kinds=AI, readonly=True),
+        _a(0x17F4, "ai_excit_src", "i32", 10230, kinds=AI),  # none
+        _a(0x17F5, "ai_excit_val", "f64", 0.0, kinds=AI),
+        _a(0x17F6, "ai_excit_voltage_or_current", "i32", 10322, kinds=AI),
+        _a(0x17FC, "ai_excit_use_for_scaling", "bool", False, kinds=AI),
+        _a(0x22D9, "ai_lossy_lsb_removal_compressed_samp_size", "u32", 16, kinds=AI),
         # DO / DI
         _a(0x2179, "do_num_lines", "u32", _lines, kinds=DO, readonly=True),
         _a(0x2178, "di_num_lines", "u32", _lines, kinds=DI, readonly=True),
@@ -148,6 +158,9 @@ CHANNEL: dict[int, Attr] = {
     )
 }
 
+SAMP_CLK_TIMEBASE_HZ = 100_000_000.0  # X-series: the sample clock divides 100 MHz
+
+
 TIMING: dict[int, Attr] = {
     a.id: a
     for a in (
@@ -175,10 +188,10 @@ TIMING: dict[int, Attr] = {
             0x1308,
             "samp_clk_timebase_src",
             "str",
-            lambda t: f"/{t.device}/20MHzTimebase",
+            lambda t: f"/{t.device}/100MHzTimebase",
         ),
-        _a(0x1303, "samp_clk_timebase_rate", "f64", 20_000_000.0),
-        _a(0x18EB, "samp_clk_timebase_div", "u32", 20000),
+        _a(0x1303, "samp_clk_timebase_rate", "f64", SAMP_CLK_TIMEBASE_HZ),
+        _a(0x18EB, "samp_clk_timebase_div", "u32", field="samp_clk_timebase_div"),
         _a(0x2EDB, "samp_clk_dig_fltr_enable", "bool", False),
         _a(0x2F1F, "samp_clk_overrun_behavior", "i32", 15859),
         _a(0x21A0, "simultaneous_ao_enable", "bool", False),
@@ -257,15 +270,27 @@ TRIGGER: dict[int, Attr] = {
         _a(0x1419, "ref_trig_type", "i32", field="ref_type"),
         _a(0x1434, "ref_dig_edge_src", "str", ""),
         _a(0x1430, "ref_dig_edge_edge", "i32", Edge.RISING.value, choices=_enum(Edge)),
-        _a(0x1445, "ref_pretrig_samples", "u32", 0),
+        _a(0x1445, "ref_pretrig_samples", "u32", 2),
         _a(0x311D, "ref_retriggerable", "bool", False),
     )
 }
+
+
+def _default_read(task: Any) -> int:
+    """Samples per channel a 'read all' reads: a finite task's whole
+    acquisition (unless read_all_avail_samp), else what is available."""
+    if task.on_demand:
+        return 1
+    if task.finite and not task.attrs.get(0x1215, False):
+        return int(task.samps_per_chan)
+    return int(task.avail_samples)
+
 
 READ: dict[int, Attr] = {
     a.id: a
     for a in (
         _a(0x1826, "auto_start", "bool", True),
+        _a(0x1215, "read_all_avail_samp", "bool", False),
         _a(0x1223, "avail_samp_per_chan", "u32", field="avail_samples", readonly=True),
         _a(
             0x192A,
@@ -305,7 +330,7 @@ READ: dict[int, Attr] = {
         _a(0x2A0A, "open_current_loop_chans", "str", "", readonly=True),
         _a(0x2A09, "open_current_loop_chans_exist", "bool", False, readonly=True),
         _a(0x1224, "read_all_avail_samp", "bool", False),
-        _a(0x31E8, "triggers", "u32", 0, readonly=True),
+        _a(0x31E8, "default_num_samps_to_read", "u32", _default_read, readonly=True),
         _a(
             0x217C,
             "di_num_booleans_per_chan",
@@ -386,7 +411,49 @@ EXPORT: dict[int, Attr] = {
     )
 }
 
+
+CAL_USER_INFO_MAX = 8  # characters the card's calibration memory keeps (assumed)
+
+
+@dataclass
+class CalInfo:
+    """The device's calibration information (values set by the client)."""
+
+    attrs: dict[int, Any] = field(default_factory=dict)
+    _user_info: str = ""
+
+    @property
+    def user_info(self) -> str:
+        """User-defined calibration text (longer text is truncated, as DAQmx
+        does with a warning)."""
+        return self._user_info
+
+    @user_info.setter
+    def user_info(self, value: str) -> None:
+        self._user_info = str(value)[:CAL_USER_INFO_MAX]
+
+
+CAL_INFO: dict[int, Attr] = {
+    a.id: a
+    for a in (
+        _a(0x1860, "self_cal_supported", "bool", True, readonly=True),
+        _a(0x1864, "self_cal_last_temp", "f64", 0.0, readonly=True),
+        _a(0x1867, "ext_cal_last_temp", "f64", 0.0, readonly=True),
+        _a(0x1868, "ext_cal_recommended_interval", "u32", 24, readonly=True),  # months
+        _a(0x223B, "cal_dev_temp", "f64", 0.0, readonly=True),
+        _a(0x1861, "cal_user_defined_info", "str", field="user_info"),
+        _a(
+            0x191C,
+            "cal_user_defined_info_max_size",
+            "u32",
+            CAL_USER_INFO_MAX,
+            readonly=True,
+        ),
+    )
+}
+
 GROUPS = {
+    "cal": CAL_INFO,
     "chan": CHANNEL,
     "timing": TIMING,
     "trig": TRIGGER,

@@ -17,10 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from mmapp.sim.daq.ai import AnalogInput
+from mmapp.sim.daq.attributes import CalInfo
 from mmapp.sim.daq.device import (
     AO_RANGE_V,
     MAX_AI_MULTI_RATE_HZ,
@@ -28,6 +30,7 @@ from mmapp.sim.daq.device import (
     MAX_AO_RATE_HZ,
     MAX_DO_RATE_HZ,
     DeviceSpec,
+    ai_range,
     expand_channels,
 )
 from mmapp.sim.daq.dio import DigitalIO
@@ -50,10 +53,13 @@ from mmapp.sim.daq.errors import (
     WRITE_BUFFER_TOO_SMALL,
     DaqmxError,
 )
+from mmapp.sim.daq.events import TaskEvents
 
 logger = logging.getLogger(__name__)
 
 MIN_RATE_HZ = 0.1
+DEFAULT_RATE_HZ = 1000.0  # a sample clock's rate until one is configured
+SAMP_CLK_TIMEBASE_HZ = 100_000_000.0  # X-series: the sample clock divides 100 MHz
 MIN_TICKS, MAX_TICKS = 2, 2**32 - 1  # X-series counter pulse ticks and delay
 # A retrigger this much before the burst ends still counts: the simulated
 # camera's exposure-out edges carry thread-wake jitter that real ones do not.
@@ -86,6 +92,7 @@ class Channel:
     high_ticks: int = 0
     low_ticks: int = 0
     lines: list[str] = field(default_factory=list)  # digital: its lines, in order
+    columns: list[str] = field(default_factory=list)  # digital: waveform columns
     term_cfg: int = 10083  # AI terminal configuration (RSE on internal channels)
     rng_high: float = 10.0
     rng_low: float = -10.0
@@ -121,6 +128,31 @@ class Channel:
         high = self.high_time
         self.freq_hz, self.duty = 1.0 / (high + value), high / (high + value)
 
+    @property
+    def ai_max(self) -> float:
+        """AI maximum as DAQmx reports it: coerced to the range's top."""
+        return self.rng_high
+
+    @ai_max.setter
+    def ai_max(self, value: float) -> None:
+        self.max_v = value
+        self._coerce_ai_range()
+
+    @property
+    def ai_min(self) -> float:
+        """AI minimum as DAQmx reports it: coerced to the range's bottom."""
+        return self.rng_low
+
+    @ai_min.setter
+    def ai_min(self, value: float) -> None:
+        self.min_v = value
+        self._coerce_ai_range()
+
+    def _coerce_ai_range(self) -> None:
+        rng = ai_range(self.min_v, self.max_v)
+        if rng is not None:
+            self.rng_high, self.rng_low = rng, -rng
+
     def reset_field(self, name: str) -> None:
         """Attribute reset: fields keep what the channel was created with."""
 
@@ -129,9 +161,15 @@ class Channel:
         """A counter pulse train timed in ticks of a source terminal."""
         return self.kind == "co" and self.high_ticks > 0
 
+    @property
+    def delay_ticks(self) -> int:
+        """Ticks before the first pulse: an initial delay of 0 (DAQmx's default)
+        is the counter's minimum."""
+        return max(self.initial_delay, MIN_TICKS)
+
     def pulse_tick(self, k: int) -> int:
         """Source tick of the k-th rising edge (ticks counters)."""
-        return self.initial_delay + k * (self.high_ticks + self.low_ticks)
+        return self.delay_ticks + k * (self.high_ticks + self.low_ticks)
 
 
 @dataclass
@@ -181,7 +219,8 @@ class SimTask:
     write_pos: int = 0
     input_buf_size: int = 0
     output_buf_size: int = 0
-    events: dict[str, object] = field(default_factory=dict)
+    events: dict[tuple[str, int], Any] = field(default_factory=dict)
+    runs: int = 0  # starts so far (events count samples per run)
     attrs: dict[int, object] = field(default_factory=dict)
     generated_now: int = 0  # refreshed by the card before attribute reads
     acquired: int = 0
@@ -203,13 +242,22 @@ class SimTask:
     # --- timing as the attribute tables see it -----------------------------
     @property
     def samp_clk_rate(self) -> float:
-        """Sample clock rate (Hz)."""
-        return float(self.rate or 0.0)
+        """Sample clock rate (Hz; DAQmx's 1 kHz before one is configured)."""
+        return float(self.rate or DEFAULT_RATE_HZ)
 
     @samp_clk_rate.setter
     def samp_clk_rate(self, value: float) -> None:
         self.rate = float(value)
         self.on_demand = False
+
+    @property
+    def samp_clk_timebase_div(self) -> int:
+        """Ticks of the 100 MHz timebase per sample."""
+        return round(SAMP_CLK_TIMEBASE_HZ / self.samp_clk_rate)
+
+    @samp_clk_timebase_div.setter
+    def samp_clk_timebase_div(self, value: int) -> None:
+        self.samp_clk_rate = SAMP_CLK_TIMEBASE_HZ / int(value)
 
     @property
     def samp_mode(self) -> int:
@@ -305,6 +353,11 @@ class SimTask:
             "regen_mode": ALLOW_REGENERATION,
             "active_edge": RISING,
             "start_edge": RISING,
+            "samp_mode": CONTINUOUS,
+            "samps_per_chan": 1000,
+            "samp_clk_rate": DEFAULT_RATE_HZ,
+            "samp_clk_timebase_div": round(SAMP_CLK_TIMEBASE_HZ / DEFAULT_RATE_HZ),
+            "samp_clk_src": "",
         }
         if name in defaults:
             setattr(self, name, defaults[name])
@@ -333,7 +386,7 @@ class SimTask:
         return bool(self.channels) and self.channels[0].counts_ticks
 
 
-class SimDaqDevice(AnalogInput, DigitalIO):
+class SimDaqDevice(AnalogInput, DigitalIO, TaskEvents):
     """The card: tasks, their real-time playback and the lines' held values."""
 
     def __init__(self, spec: DeviceSpec | None = None) -> None:
@@ -349,6 +402,7 @@ class SimDaqDevice(AnalogInput, DigitalIO):
         self._players: dict[str, _EdgePlayer] = {}
         self._next_id = 1
         self.calls: list[str] = []  # RPC names, for tests and diagnostics
+        self.cal_info = CalInfo()
         # what the sample clocks count against (tests may step it by hand)
         self.clock: Callable[[], float] = time.monotonic
 
@@ -421,6 +475,8 @@ class SimDaqDevice(AnalogInput, DigitalIO):
                 self.stop_task(name)
             self.release_lines(task)
             del self.tasks[name]
+        for reg in task.events.values():
+            reg.closed.set()
 
     def add_ao_channels(
         self, task: SimTask, physical: str, name: str, min_v: float, max_v: float
@@ -472,7 +528,8 @@ class SimDaqDevice(AnalogInput, DigitalIO):
         Idle low: `initial_delay` ticks low, then `high_ticks` high and
         `low_ticks` low per pulse; the k-th rising edge is at source tick
         ``initial_delay + k * (high_ticks + low_ticks)``. X-series counters need
-        at least 2 ticks for each of the three.
+        at least 2 ticks for each of the three (an initial delay of 0, the
+        default, is the least).
         """
         source = self.spec.terminal(source) or source
         for phys in expand_channels(counter):
@@ -491,7 +548,8 @@ class SimDaqDevice(AnalogInput, DigitalIO):
                 ("DAQmx_CO_Pulse_HighTicks", high_ticks),
                 ("DAQmx_CO_Pulse_LowTicks", low_ticks),
             ):
-                if not MIN_TICKS <= value <= MAX_TICKS:
+                low = 0 if prop.endswith("InitialDelay") and value == 0 else MIN_TICKS
+                if not low <= value <= MAX_TICKS:
                     raise DaqmxError(
                         INVALID_ATTRIBUTE_VALUE,
                         f"Property: {prop}\nRequested Value: {value}\nPossible "
@@ -673,6 +731,7 @@ class SimDaqDevice(AnalogInput, DigitalIO):
                     None if task.trigger_source is not None else self.clock()
                 )
             task.running = True
+            task.runs += 1
             if task.started_at is not None and task.kind != "co":
                 self._fire_start_trigger(task)
             self._attach_followers(task)
@@ -837,9 +896,9 @@ class SimDaqDevice(AnalogInput, DigitalIO):
                 tb = TIMEBASES.get(ch.source.rsplit("/", 1)[-1].lower())
                 if tb is None or task.started_at is None:
                     return 0.0
-                ticks = int((self.clock() - task.started_at) * tb) - ch.initial_delay
+                ticks = int((self.clock() - task.started_at) * tb) - ch.delay_ticks
             else:
-                ticks = self.ticks(task) - ch.initial_delay
+                ticks = self.ticks(task) - ch.delay_ticks
             n = 0.0 if ticks <= 0 else (ticks - 1) // (ch.high_ticks + ch.low_ticks) + 1
         elif task.master is not None:
             n = self._generated(task.master) - task.origin
@@ -865,6 +924,15 @@ class SimDaqDevice(AnalogInput, DigitalIO):
         )
 
     # --- input --------------------------------------------------------------------
+    def sample_time(self, name: str, k: int) -> float:
+        """Wall-clock time (s since the epoch) of sample `k` of a task (now for
+        on-demand tasks or one whose start has no clock time)."""
+        task = self.task(name)
+        now = time.time()
+        if task.on_demand or not task.rate or task.started_at is None:
+            return now
+        return now - (self.clock() - (task.started_at + k / task.rate))
+
     def read(self, name: str, n: int, timeout: float) -> np.ndarray:
         """Read `n` samples per channel (-1: all of a finite task, or what is
         available); rows as `task.rows()` (AI: channels, DI: lines)."""
@@ -889,6 +957,9 @@ class SimDaqDevice(AnalogInput, DigitalIO):
                     if n < 0:
                         want = task.samps_per_chan if task.finite else have
                         want = max(want - task.read_pos, 0)
+                    elif task.finite and not task.retriggerable:
+                        # more than the acquisition holds: what is left
+                        want = min(n, max(task.samps_per_chan - task.read_pos, 0))
                     else:
                         want = n
                     if have >= task.read_pos + want:

@@ -24,6 +24,12 @@ SERIAL_NUMBER = 0x1D0C0DE
 PRODUCT_NUMBER = 0x7435
 
 
+def ai_range(min_v: float, max_v: float) -> float | None:
+    """The smallest AI range (+/- volts) covering [min_v, max_v]; None if none."""
+    span = max(abs(min_v), abs(max_v))
+    return next((r for r in AI_RANGES_V if r >= span - 1e-12), None)
+
+
 @dataclass(frozen=True)
 class DeviceSpec:
     """Name and channel set of a simulated X-series card (PCIe-6363 layout)."""

@@ -45,6 +45,21 @@ class DigitalIO:
             )
         return groups
 
+    def wave_columns(self, text: str) -> list[str]:
+        """A channel's lines in waveform column order: listed lines as listed,
+        a whole port highest line first (line 0 in the rightmost column)."""
+        spec = self.spec  # type: ignore[attr-defined]
+        cols: list[str] = []
+        for name in expand_channels(text):
+            port = next((p for p in spec.do_ports() if p.lower() == name.lower()), None)
+            if port is None:
+                cols.append(physical(spec, name, spec.do_lines()))
+            else:
+                cols += [ln for ln in spec.do_lines() if ln.startswith(port + "/")][
+                    ::-1
+                ]
+        return cols
+
     def add_digital(
         self, task: SimTask, kind: str, lines: str, name: str, grouping: int
     ) -> None:
@@ -65,9 +80,14 @@ class DigitalIO:
             return
         all_lines = [ln for g in groups for ln in g]
         phys = lines.strip().lstrip("/")
-        if "," in phys or ":" in phys:  # DAQmx names a line range 'first...last'
+        default_name = phys
+        entries = expand_channels(phys)
+        if len(entries) > 1:  # DAQmx names a multi-entry channel 'first...'
             phys = f"{all_lines[0]}...{all_lines[-1]}"
-        self._add(task, Channel(name or phys, phys, kind, lines=all_lines))  # type: ignore[attr-defined]
+            default_name = f"{entries[0].lstrip('/')}..."
+        chan = Channel(name or default_name, phys, kind, lines=all_lines)
+        chan.columns = self.wave_columns(lines)
+        self._add(task, chan)  # type: ignore[attr-defined]
 
     def add_do_lines(self, task: SimTask, lines: str, name: str) -> None:
         """Add digital output lines (one channel per line)."""

@@ -26,6 +26,7 @@ INVALID_PHYS_CHAN_TYPE = -200430
 SAMPLES_NOT_YET_AVAILABLE = -200284
 WRITE_NUM_CHANS_MISMATCH = -200524
 READ_BUFFER_TOO_SMALL = -200229
+NUM_LINES_MISMATCH_IN_READ_OR_WRITE = -200463
 INVALID_CHANNEL = -200087  # no such virtual channel in the task
 CHAN_ALREADY_IN_TASK = -200489
 FUNCTION_NOT_SUPPORTED_FOR_DEVICE_TASKS = -200092
@@ -35,6 +36,9 @@ DONE_EVENT_ALREADY_REGISTERED = -200950
 EVERY_N_SAMPS_EVENT_ALREADY_REGISTERED = -200966
 EVERY_N_SAMPS_TRANSFERRED_EVENT_ALREADY_REGISTERED = -200967
 INVALID_RANGE_OF_OBJECTS_SYNTAX_IN_STRING = -200498
+SIGNAL_EVENT_ALREADY_REGISTERED = -200949
+EVERY_N_SAMPS_ACQ_EVENT_NOT_SUPPORTED = -200981  # output tasks
+EVERY_N_SAMPS_TRANSFERRED_EVENT_NOT_SUPPORTED = -200980  # input tasks
 CANNOT_WRITE_WHEN_AUTO_START_FALSE_AND_TASK_NOT_RUNNING = -200846
 SAMPLES_CAN_NOT_YET_BE_WRITTEN = -200292
 NO_MORE_SPACE = -200293
@@ -83,6 +87,9 @@ MESSAGES = {
     WRITE_NUM_CHANS_MISMATCH: "Number of channels in the data does not match the "
     "number of channels in the task.",
     READ_BUFFER_TOO_SMALL: "Buffer is too small to fit read data.",
+    NUM_LINES_MISMATCH_IN_READ_OR_WRITE: "Specified read or write operation failed, "
+    "because the number of lines in the data for a channel does not match the "
+    "number of lines in the channel.",
     INVALID_CHANNEL: "Specified channel cannot be found in the task.",
     CHAN_ALREADY_IN_TASK: "Channel is already in the task.",
     FUNCTION_NOT_SUPPORTED_FOR_DEVICE_TASKS: "Function is not supported for "
@@ -96,6 +103,12 @@ MESSAGES = {
     "event is already registered for this task.",
     EVERY_N_SAMPS_TRANSFERRED_EVENT_ALREADY_REGISTERED: "Every N Samples "
     "Transferred From Buffer event is already registered for this task.",
+    SIGNAL_EVENT_ALREADY_REGISTERED: "Signal event is already registered for "
+    "this task.",
+    EVERY_N_SAMPS_ACQ_EVENT_NOT_SUPPORTED: "Every N Samples Acquired Into Buffer "
+    "event is not supported by the device for this task.",
+    EVERY_N_SAMPS_TRANSFERRED_EVENT_NOT_SUPPORTED: "Every N Samples Transferred "
+    "From Buffer event is not supported by the device for this task.",
     INVALID_RANGE_OF_OBJECTS_SYNTAX_IN_STRING: "Syntax for a range of objects in "
     "the input string is invalid.",
     CANNOT_WRITE_WHEN_AUTO_START_FALSE_AND_TASK_NOT_RUNNING: "Cannot write while "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -21,9 +21,11 @@ from nidaqmx._stubs import nidaqmx_pb2 as pb
 from nidaqmx._stubs import nidaqmx_pb2_grpc as pb_grpc
 from session_pb2 import Session
 
-from mmapp.sim.daq import attributes
+from mmapp.sim.daq import attributes, waveforms
+from mmapp.sim.daq.ai import ai_codes
 from mmapp.sim.daq.card import SimDaqDevice, SimTask
 from mmapp.sim.daq.device import (
+    AO_RANGE_V,
     DEVICE_ARRAYS,
     DEVICE_SCALARS,
     check_device,
@@ -54,6 +56,7 @@ ALLOW_REGENERATION, DONT_ALLOW_REGENERATION = 10097, 10158
 CHAN_TYPE = {"ao": 10102, "do": 10153, "co": 10132}
 X_SERIES_DAQ = 15858
 BUS_PCIE = 13612
+CAL_DATE = (2024, 1, 15, 9, 30)  # the simulated card's last calibration
 
 
 def _raw(request: Any, name: str) -> int:
@@ -194,19 +197,33 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
 
     @_rpc
     def CreateCOPulseChanFreq(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        before = len(task.channels)
         self.device.add_co_pulse_freq(
-            self._task(request.task),
+            task,
             request.counter,
             request.name_to_assign_to_channel,
             request.freq,
             request.duty_cycle,
         )
+        self._co_timing(task.channels[before:], request, 10119)
         return pb.CreateCOPulseChanFreqResponse()
+
+    def _co_timing(self, channels: list[Any], request: Any, output_type: int) -> None:
+        """What a CO pulse channel keeps from its creation: output type,
+        initial delay (s) and idle state."""
+        idle = _raw(request, "idle_state") or LEVEL_LOW
+        for ch in channels:
+            ch.output_type = output_type
+            ch.delay_s = float(request.initial_delay)
+            ch.idle_state = idle
 
     @_rpc
     def CreateCOPulseChanTicks(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        before = len(task.channels)
         self.device.add_co_pulse_ticks(
-            self._task(request.task),
+            task,
             request.counter,
             request.name_to_assign_to_channel,
             request.source_terminal,
@@ -215,6 +232,8 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             low_ticks=int(request.low_ticks),
             high_ticks=int(request.high_ticks),
         )
+        for ch in task.channels[before:]:
+            ch.output_type = 10268  # pulse ticks
         return pb.CreateCOPulseChanTicksResponse()
 
     # --- timing and triggers ----------------------------------------------------------
@@ -260,6 +279,70 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         data = self._layout(request, np.asarray(request.write_array, dtype=np.float64))
         n = self.device.write(self._task(request.task), data, request.auto_start)
         return pb.WriteAnalogF64Response(samps_per_chan_written=n)
+
+    @_rpc
+    def WriteAnalogWaveforms(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        data = waveforms.analog_rows(task, request.waveforms)
+        n = self.device.write(task, data, request.auto_start)
+        return pb.WriteAnalogWaveformsResponse(samps_per_chan_written=n)
+
+    @_rpc
+    def WriteDigitalWaveforms(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        data = waveforms.digital_rows(task, request.waveforms)
+        n = self.device.write(task, data, request.auto_start)
+        return pb.WriteDigitalWaveformsResponse(samps_per_chan_written=n)
+
+    def _write_binary(self, request: Any, response: Any) -> Any:
+        """Unscaled AO writes: DAC codes, +/-32767 at the DAC's +/-10 V."""
+        task = self._task(request.task)
+        if task.kind != "ao":
+            raise DaqmxError(
+                ATTR_NOT_SUPPORTED, "Binary writes need an analog output task."
+            )
+        codes = self._layout(request, np.asarray(request.write_array, np.float64))
+        volts = codes * (AO_RANGE_V / 32767.0)
+        n = self.device.write(task, volts, request.auto_start)
+        return response(samps_per_chan_written=n)
+
+    @_rpc
+    def WriteRaw(self, request, context):  # noqa: ANN001, ANN201
+        """Raw AO writes: the DAC's int16 codes, channels interleaved."""
+        task = self._task(request.task)
+        if task.kind != "ao":
+            raise DaqmxError(
+                ATTR_NOT_SUPPORTED, "Raw writes need an analog output task."
+            )
+        n, n_chan = int(request.num_samps), max(len(task.channels), 1)
+        codes = np.frombuffer(request.write_array, dtype="<i2")
+        if n < 1 or codes.size < n * n_chan:
+            raise DaqmxError(
+                INVALID_NUM_SAMPS_TO_WRITE,
+                f"{codes.size} values for {n} samples x {n_chan} channels "
+                f"(Task Name: {task.name})",
+            )
+        rows = codes[: n * n_chan].astype(np.float64).reshape(n, n_chan).T
+        written = self.device.write(
+            task, rows * (AO_RANGE_V / 32767.0), request.auto_start
+        )
+        return pb.WriteRawResponse(samps_per_chan_written=written)
+
+    @_rpc
+    def WriteBinaryI16(self, request, context):  # noqa: ANN001, ANN201
+        return self._write_binary(request, pb.WriteBinaryI16Response)
+
+    @_rpc
+    def WriteBinaryU16(self, request, context):  # noqa: ANN001, ANN201
+        return self._write_binary(request, pb.WriteBinaryU16Response)
+
+    @_rpc
+    def WriteBinaryI32(self, request, context):  # noqa: ANN001, ANN201
+        return self._write_binary(request, pb.WriteBinaryI32Response)
+
+    @_rpc
+    def WriteBinaryU32(self, request, context):  # noqa: ANN001, ANN201
+        return self._write_binary(request, pb.WriteBinaryU32Response)
 
     @_rpc
     def WriteAnalogScalarF64(self, request, context):  # noqa: ANN001, ANN201
@@ -415,6 +498,29 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
         return pb.SelfCalResponse()
 
     @_rpc
+    def DeviceSupportsCal(self, request, context):  # noqa: ANN001, ANN201
+        check_device(self.device.spec, request.device_name)
+        return pb.DeviceSupportsCalResponse(cal_supported=True)
+
+    def _cal_date(self, request: Any, response: Any) -> Any:
+        check_device(self.device.spec, request.device_name)
+        y, mo, d, h, mi = CAL_DATE
+        return response(year=y, month=mo, day=d, hour=h, minute=mi)
+
+    @_rpc
+    def GetExtCalLastDateAndTime(self, request, context):  # noqa: ANN001, ANN201
+        return self._cal_date(request, pb.GetExtCalLastDateAndTimeResponse)
+
+    @_rpc
+    def GetSelfCalLastDateAndTime(self, request, context):  # noqa: ANN001, ANN201
+        return self._cal_date(request, pb.GetSelfCalLastDateAndTimeResponse)
+
+    @_rpc
+    def RestoreLastExtCalConst(self, request, context):  # noqa: ANN001, ANN201
+        check_device(self.device.spec, request.device_name)
+        return pb.RestoreLastExtCalConstResponse()
+
+    @_rpc
     def ResetDevice(self, request, context):  # noqa: ANN001, ANN201
         check_device(self.device.spec, request.device_name)
         self.device.close()
@@ -423,15 +529,46 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
     # --- channels (AI, DI, CO time) ------------------------------------------
     @_rpc
     def CreateAIVoltageChan(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        before = len(task.channels)
         self.device.add_ai_voltage(
-            self._task(request.task),
+            task,
             request.physical_channel,
             request.name_to_assign_to_channel,
             request.min_val,
             request.max_val,
             _raw(request, "terminal_config"),
         )
+        units = _raw(request, "units")
+        for ch in task.channels[before:]:
+            if units:
+                ch.attrs[attributes.AI_VOLTAGE_UNITS] = units
+            if request.custom_scale_name:
+                ch.attrs[attributes.AI_CUSTOM_SCALE] = request.custom_scale_name
         return pb.CreateAIVoltageChanResponse()
+
+    @_rpc
+    def CreateAIVoltageChanWithExcit(self, request, context):  # noqa: ANN001, ANN201
+        task = self._task(request.task)
+        before = len(task.channels)
+        self.device.add_ai_voltage(
+            task,
+            request.physical_channel,
+            request.name_to_assign_to_channel,
+            request.min_val,
+            request.max_val,
+            _raw(request, "terminal_config"),
+        )
+        for ch in task.channels[before:]:
+            ch.attrs.update(
+                {
+                    attributes.AI_MEAS_TYPE: attributes.VOLTAGE_WITH_EXCIT,
+                    attributes.AI_EXCIT_SRC: _raw(request, "voltage_excit_source"),
+                    attributes.AI_EXCIT_VAL: request.voltage_excit_val,
+                    attributes.AI_EXCIT_USE_FOR_SCALING: request.use_excit_for_scaling,
+                }
+            )
+        return pb.CreateAIVoltageChanWithExcitResponse()
 
     @_rpc
     def CreateDIChan(self, request, context):  # noqa: ANN001, ANN201
@@ -451,16 +588,74 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
             raise DaqmxError(
                 INVALID_ATTRIBUTE_VALUE, f"High time {high} s / low time {low} s"
             )
+        task = self._task(request.task)
+        before = len(task.channels)
         self.device.add_co_pulse_freq(
-            self._task(request.task),
+            task,
             request.counter,
             request.name_to_assign_to_channel,
             1.0 / (high + low),
             high / (high + low),
         )
-        for ch in self._task(request.task).channels:
-            ch.output_type = 10269
+        self._co_timing(task.channels[before:], request, 10269)
         return pb.CreateCOPulseChanTimeResponse()
+
+    # --- events (server streams) ---------------------------------------------------
+    def _events(
+        self, context: grpc.ServicerContext, request: Any, key: tuple[str, int], n: int
+    ) -> Iterator[int]:
+        """Register an event, confirm with initial metadata (a refusal closes
+        the stream first, as NI's server does) and stream what the card raises."""
+        name = request.task.name
+        self.device.calls.append(f"Register:{key[0]}")
+        try:
+            reg = self.device.register_event(name, key, n)
+        except DaqmxError as exc:
+            context.set_trailing_metadata((("ni-error", str(exc.code)),))
+            context.abort(grpc.StatusCode.UNKNOWN, str(exc))
+        context.add_callback(reg.closed.set)
+        context.send_initial_metadata(())
+        try:
+            yield from self.device.watch(name, reg)
+        finally:
+            reg.closed.set()
+            with self.device.lock:
+                task = self.device.tasks.get(name)
+                if task is not None and task.events.get(key) is reg:
+                    del task.events[key]
+
+    def RegisterDoneEvent(self, request, context):  # noqa: ANN001, ANN201
+        for status in self._events(context, request, ("done", 0), 0):
+            yield pb.RegisterDoneEventResponse(status=status)
+
+    def RegisterEveryNSamplesEvent(self, request, context):  # noqa: ANN001, ANN201
+        which = _raw(request, "every_n_samples_event_type")
+        for n in self._events(context, request, ("every_n", which), request.n_samples):
+            yield pb.RegisterEveryNSamplesEventResponse(
+                every_n_samples_event_type_raw=which, n_samples=n
+            )
+
+    def RegisterSignalEvent(self, request, context):  # noqa: ANN001, ANN201
+        signal = _raw(request, "signal_id")
+        for value in self._events(context, request, ("signal", signal), 0):
+            yield pb.RegisterSignalEventResponse(signal_id=value)
+
+    @_rpc
+    def UnregisterDoneEvent(self, request, context):  # noqa: ANN001, ANN201
+        self.device.unregister_event(request.task.name, ("done", 0))
+        return pb.UnregisterDoneEventResponse()
+
+    @_rpc
+    def UnregisterEveryNSamplesEvent(self, request, context):  # noqa: ANN001, ANN201
+        which = _raw(request, "every_n_samples_event_type")
+        self.device.unregister_event(request.task.name, ("every_n", which))
+        return pb.UnregisterEveryNSamplesEventResponse()
+
+    @_rpc
+    def UnregisterSignalEvent(self, request, context):  # noqa: ANN001, ANN201
+        signal = _raw(request, "signal_id")
+        self.device.unregister_event(request.task.name, ("signal", signal))
+        return pb.UnregisterSignalEventResponse()
 
     # --- reads ------------------------------------------------------------------------
     def _read(self, request: Any) -> tuple[SimTask, np.ndarray]:
@@ -495,6 +690,73 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
     def ReadAnalogScalarF64(self, request, context):  # noqa: ANN001, ANN201
         _, data = self._read(request)
         return pb.ReadAnalogScalarF64Response(value=float(data[0, 0]))
+
+    def _codes(self, request: Any) -> tuple[SimTask, np.ndarray]:
+        task, data = self._read(request)
+        if task.kind != "ai":
+            raise DaqmxError(
+                ATTR_NOT_SUPPORTED, "Binary reads need an analog input task."
+            )
+        return task, ai_codes(task, data)
+
+    def _read_binary(self, request: Any, response: Any, dtype: Any) -> Any:
+        _, codes = self._codes(request)
+        size = int(request.array_size_in_samps)
+        if codes.size > size:
+            raise DaqmxError(READ_BUFFER_TOO_SMALL, f"Array size: {size}")
+        return response(
+            read_array=self._group(request, codes.astype(dtype)).tolist(),
+            samps_per_chan_read=codes.shape[1],
+        )
+
+    @_rpc
+    def ReadBinaryI16(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_binary(request, pb.ReadBinaryI16Response, np.int16)
+
+    @_rpc
+    def ReadBinaryU16(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_binary(request, pb.ReadBinaryU16Response, np.uint16)
+
+    @_rpc
+    def ReadBinaryI32(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_binary(request, pb.ReadBinaryI32Response, np.int32)
+
+    @_rpc
+    def ReadBinaryU32(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_binary(request, pb.ReadBinaryU32Response, np.uint32)
+
+    @_rpc
+    def ReadRaw(self, request, context):  # noqa: ANN001, ANN201
+        _, codes = self._codes(request)
+        raw = codes.T.reshape(-1).tobytes()  # interleaved, as the ADC delivers
+        size = int(request.array_size_in_bytes)
+        if len(raw) > size:
+            raise DaqmxError(READ_BUFFER_TOO_SMALL, f"Array size: {size}")
+        return pb.ReadRawResponse(
+            read_array=raw, samps_read=codes.shape[1], num_bytes_per_samp=2
+        )
+
+    def _read_waveforms(self, request: Any, make: Callable, response: Any) -> Any:
+        task = self._task(request.task)
+        first = task.read_pos
+        task, data = self._read(request)
+        t0 = self.device.sample_time(task.name, first)
+        mode = _raw(request, "waveform_attribute_mode")
+        return response(
+            waveforms=make(task, data, t0, mode), samps_per_chan_read=data.shape[1]
+        )
+
+    @_rpc
+    def ReadAnalogWaveforms(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_waveforms(
+            request, waveforms.analog, pb.ReadAnalogWaveformsResponse
+        )
+
+    @_rpc
+    def ReadDigitalWaveforms(self, request, context):  # noqa: ANN001, ANN201
+        return self._read_waveforms(
+            request, waveforms.digital, pb.ReadDigitalWaveformsResponse
+        )
 
     def _ports(self, task: SimTask, lines: np.ndarray) -> np.ndarray:
         """Per-line rows -> one integer row per channel (bit k: k-th line)."""
@@ -613,7 +875,7 @@ class SimDaqServicer(pb_grpc.NiDAQmxServicer):
 
 _ATTR = re.compile(
     r"^(Get|Set|Reset)(Chan|Timing|Trig|Read|Write|Buffer|ExportedSignal|Device|"
-    r"PhysicalChan)Attribute(Bool|Double|Int32|UInt32|UInt64|String|"
+    r"PhysicalChan|CalInfo)Attribute(Bool|Double|Int32|UInt32|UInt64|String|"
     r"DoubleArray|Int32Array|UInt32Array)?$"
 )
 _GROUP = {
@@ -643,6 +905,14 @@ def _attribute_handler(servicer: SimDaqServicer, name: str) -> Callable | None:
             if group == "Device":
                 check_device(device.spec, request.device_name)
                 return _respond(response, type_, servicer.device_value(attribute))
+            if group == "CalInfo":
+                check_device(device.spec, request.device_name)
+                if verb == "Get":
+                    value = attributes.get("cal", device.cal_info, attribute)
+                    return _respond(response, type_, value)
+                with device.lock:
+                    attributes.set_("cal", device.cal_info, attribute, _value(request))
+                return response()
             if group == "PhysicalChan":
                 value = servicer.physical_value(request.physical_channel, attribute)
                 return _respond(response, type_, value)
@@ -723,7 +993,7 @@ class SimDaqServer:
     ) -> None:
         self.device = device
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="simdaq"),
+            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="simdaq"),
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
