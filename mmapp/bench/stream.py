@@ -32,6 +32,7 @@ from mmapp.data import file_io
 from mmapp.engine.controller import RunController, RunRequest, RunResult
 from mmapp.engine.events import stream_event
 from mmapp.rig import load_rig, set_buffer_mb
+from mmapp.rig.buffer import on_slots_freed
 from mmapp.rig.simulated import expected_pattern, stamp
 
 
@@ -227,6 +228,8 @@ def run_pipeline(
     else:  # free-running, limited by the pipeline (never by overflow)
         ring_core, full = core, core.getBufferTotalCapacity() - 2
         camera.flow_control = lambda: ring_core.getRemainingImageCount() >= full
+    # a held camera goes on as soon as the writer frees a slot (no sleep)
+    undo_hook = on_slots_freed(core, camera.room_freed)
     controller = RunController(rig)
     sampler = RssSampler(controller)
     request = RunRequest(
@@ -251,6 +254,7 @@ def run_pipeline(
     sampler.stop()
     assert result is not None
     camera.flow_control = None
+    undo_hook()
     rig.close()
     del rig, controller, core, camera
     gc.collect()

@@ -28,11 +28,11 @@ from mmapp.data.stats import RunStats
 from mmapp.data.validation import validate_frame
 
 DEFAULT_QUEUE_BYTES = 512 * 1024 * 1024
-# An idle writer is woken once this many frames wait (or after WRITER_IDLE_S):
-# one wake-up per few frames instead of one per frame saves a thread hand-off
-# (a futex round trip and a GIL switch) per frame at high frame rates.
-WAKE_WRITER_AT = 4
-WRITER_IDLE_S = 0.002
+# A writer with nothing to do sleeps until a frame comes; then until a run's
+# worth waits (RUN_FRAMES or RUN_BYTES) or RUN_WAIT_S has passed: about two
+# wake-ups per run instead of one per frame (each a futex round trip and a GIL
+# switch), and a frame waits in RAM at most RUN_WAIT_S for a slow camera.
+RUN_WAIT_S = 0.002
 # The writer takes the frames waiting in runs of up to this many frames and
 # bytes, written with one call when the storage has `put_run` (ndtiff_sink):
 # small frames share one system call; a 2048x2048 frame (8 MB) still goes
@@ -96,6 +96,8 @@ class DataHandler:
         self._error: StorageWriteError | None = None
         self._latest: Frame | None = None
         self._finished = False
+        # what the writer waits for: put() wakes it only then ("" when busy)
+        self._writer_waits = ""  # "frame" (queue empty) or "run" (a run's worth)
         self._writer = threading.Thread(
             target=self._write_loop, name="mmapp-writer", daemon=True
         )
@@ -149,7 +151,9 @@ class DataHandler:
             self._pending[key] = frame
             self._latest = frame
             self.stats.add_in(nbytes)
-            if len(self._queue) == WAKE_WRITER_AT:  # see WAKE_WRITER_AT
+            waits = self._writer_waits
+            if waits and (waits == "frame" or self._run_ready()):  # see RUN_WAIT_S
+                self._writer_waits = ""
                 self._cond.notify()
 
     def stop_waiting(self) -> None:
@@ -200,13 +204,15 @@ class DataHandler:
         put_run = getattr(self.storage, "put_run", None)
         while True:
             with self._cond:
-                if not self._queue:
-                    # woken when WAKE_WRITER_AT frames wait, or after at most
-                    # WRITER_IDLE_S with whatever has come (fewer thread hand-offs)
+                if not self._queue and not self._closing:
+                    self._writer_waits = "frame"  # until the next frame comes
+                    self._cond.wait_for(lambda: self._queue or self._closing)
+                if not self._closing and not self._run_ready():
+                    self._writer_waits = "run"  # a run's worth, or RUN_WAIT_S
                     self._cond.wait_for(
-                        lambda: len(self._queue) >= WAKE_WRITER_AT or self._closing,
-                        WRITER_IDLE_S,
+                        lambda: self._closing or self._run_ready(), RUN_WAIT_S
                     )
+                self._writer_waits = ""
                 if not self._queue:
                     if self._closing:
                         return
@@ -223,6 +229,10 @@ class DataHandler:
             for frame in run:  # one by one: each frame's own outcome
                 if not self._write_one(frame):
                     return
+
+    def _run_ready(self) -> bool:
+        """Whether a whole run waits (under the lock)."""
+        return len(self._queue) >= RUN_FRAMES or self.stats.queue_bytes >= RUN_BYTES
 
     def _next_run(self) -> list[Frame]:
         """The frames waiting, oldest first, up to one run (under the lock)."""
