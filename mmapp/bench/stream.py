@@ -217,11 +217,23 @@ def open_bench_rig(rig_path: Path | None, size: int | None) -> Rig:
         return load_rig(width=size, height=size, exposure_ms=0.0, readout_ms=0.0)
     rig = load_rig(rig_path)
     if size:
+        core = rig.core
         try:
-            rig.core.setROI(0, 0, size, size)
+            core.clearROI()
+            sensor = (core.getImageWidth(), core.getImageHeight())
+            problem = "larger than the sensor" if size > min(sensor) else ""
+            if not problem:
+                core.setROI(0, 0, size, size)
+                shape = (core.getImageWidth(), core.getImageHeight())
+                problem = "" if shape == (size, size) else f"it gave {shape}"
         except Exception as exc:
+            sensor, problem = (0, 0), str(exc)
+        if problem:
             rig.close()
-            raise RigError(f"the camera refused a {size}x{size} ROI: {exc}") from None
+            raise RigError(
+                f"the camera ({sensor[0]}x{sensor[1]}) refused a {size}x{size} "
+                f"ROI: {problem}"
+            )
     return rig
 
 
@@ -387,9 +399,9 @@ def run_stream_bench(args: argparse.Namespace) -> int:
             "which this Python does not have (use --io portable)"
         )
         return 2
-    height, width = frame.shape
+    frame_h, frame_w = frame.shape
     say(
-        f"bench stream: {width}x{height} {frame.dtype}, {frames} frames, into "
+        f"bench stream: {frame_w}x{frame_h} {frame.dtype}, {frames} frames, into "
         f"{directory} (sink I/O: {' and '.join(paths)})"
     )
     if rig_path is not None:
@@ -506,7 +518,7 @@ def run_stream_bench(args: argparse.Namespace) -> int:
     report = {
         "size": size,
         "rig": None if rig_path is None else str(rig_path),
-        "frame_shape": [height, width],
+        "frame_shape": [frame_h, frame_w],
         "camera_alone_fps": None if camera_fps is None else round(camera_fps, 1),
         # the pipeline against the camera alone: 1.0 means it saved every frame
         # the camera could give (the ratio to raw is then the camera's limit)
