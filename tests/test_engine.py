@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import sys
 import threading
 import time
 from pathlib import Path
@@ -413,3 +414,26 @@ def test_stop_while_the_next_sequence_waits_for_the_writer(
     assert rig.camera.frames_emitted == 20  # the second sequence never started
     assert result.frames_saved == 20
     _assert_safe(rig)
+
+
+def test_gil_switch_interval_follows_the_frame_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small frames get the longer interval, large ones the short one; never
+    longer than the process had before its first run."""
+    from mmapp.engine import controller
+
+    before = sys.getswitchinterval()
+    monkeypatch.setattr(controller, "_switch_interval_before", 0.005)
+    try:
+        controller.tune_gil_for_streaming(256 * 256 * 2)
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+        controller.tune_gil_for_streaming(2048 * 2048 * 2)
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+        controller.tune_gil_for_streaming(0)  # size unknown: the short one
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+        monkeypatch.setattr(controller, "_switch_interval_before", 0.001)
+        controller.tune_gil_for_streaming(256 * 256 * 2)
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        sys.setswitchinterval(before)
