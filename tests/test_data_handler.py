@@ -22,6 +22,7 @@ import pytest
 import tifffile
 
 from mmapp.data import file_io, ndtiff_sink
+from mmapp.data import handler as handler_module
 from mmapp.data.coordinates import DataCoordinates
 from mmapp.data.errors import (
     DuplicateCoordinatesError,
@@ -758,3 +759,33 @@ def test_waiting_frames_go_to_the_storage_as_runs(refuse):
     assert [c["time"] for c in storage.calls] == ([0] if not refuse else list(range(9)))
     assert released == list(range(1, 9))
     assert handler.stats.frames_written == 9
+
+
+def test_a_lone_frame_is_written_without_waiting_for_a_run(make_handler):
+    """The writer sleeps until a frame comes, then waits at most RUN_WAIT_S
+    for a run's worth: one frame alone is still written (no finish needed)."""
+    storage = FakeStorage()
+    handler = make_handler(storage)
+    wait_until(lambda: handler._writer_waits == "frame", "the idle writer")
+    handler.put({"time": 0}, frame(0))
+    storage.wait_entered(1)
+    wait_until(lambda: handler.stats.frames_written == 1, "the frame written")
+    assert handler._writer_waits == "frame"  # asleep again, no polling
+    np.testing.assert_array_equal(storage.written[0][1], frame(0))
+
+
+def test_a_runs_worth_of_frames_wakes_the_writer_at_once(make_handler, monkeypatch):
+    monkeypatch.setattr(handler_module, "RUN_WAIT_S", 10 * GATE_TIMEOUT_S)
+    storage = FakeStorage()
+    handler = make_handler(storage)
+    wait_until(lambda: handler._writer_waits == "frame", "the idle writer")
+    handler.put({"time": 0}, frame(0))
+    wait_until(lambda: handler._writer_waits == "run", "the writer waiting for a run")
+    for i in range(1, handler_module.RUN_FRAMES):
+        handler.put({"time": i}, frame(i))
+    # not RUN_WAIT_S (here the gate timeout) later: the last put woke it
+    storage.wait_entered(handler_module.RUN_FRAMES)
+    wait_until(
+        lambda: handler.stats.frames_written == handler_module.RUN_FRAMES,
+        "the run written",
+    )
