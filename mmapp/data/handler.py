@@ -52,8 +52,10 @@ class Storage(Protocol):
         self, coords: Mapping[str, int | str], image: np.ndarray, metadata: Any
     ) -> None: ...
     def get(self, coords: Mapping[str, int | str]) -> tuple[np.ndarray, dict]: ...
-    # optional: put_run(frames) -> bool, frames [(coords, image, metadata)]
-    # written in one go, or False with nothing written (then put() each)
+    # optional: put_run(frames) -> bool, frames [(coords, image, metadata) or
+    # what prepare(coords, image, metadata) returned] written in one go, or
+    # False with nothing written (then put() each). prepare() is called by
+    # put(), in the producer's thread, so the writer thread does less.
     def has(self, coords: Mapping[str, int | str]) -> bool: ...
     def finish(self) -> None: ...
 
@@ -66,6 +68,7 @@ class Frame(NamedTuple):
     metadata: Mapping[str, Any]
     # called once the frame is written or dropped (frees a camera buffer slot)
     release: Callable[[], None] | None = None
+    prepared: Any = None  # the storage's prepare() of it (None: not prepared)
 
 
 class DataHandler:
@@ -84,6 +87,7 @@ class DataHandler:
         self.max_queue_bytes = max_queue_bytes
         self.put_timeout_s = put_timeout_s
         self.stats = RunStats(max_queue_bytes)
+        self._prepare: Callable[..., Any] | None = getattr(storage, "prepare", None)
         self._cond = threading.Condition()  # the writer waits here for frames
         # put() waits here for room; woken only below the low-water mark, so a
         # full queue costs one wake-up per batch of frames, not one per frame
@@ -122,7 +126,14 @@ class DataHandler:
         except InvalidFrameError:
             self.stats.add_rejected()
             raise
-        frame = Frame(key, image, metadata or {}, release)
+        metadata = metadata or {}
+        prepared = None
+        if self._prepare is not None:  # encoded here, while the writer writes
+            try:
+                prepared = self._prepare(key, image, metadata)
+            except Exception:  # the writer's put() of it says why
+                prepared = None
+        frame = Frame(key, image, metadata, release, prepared)
         nbytes = image.nbytes
         with self._cond:
             self._check_open()
@@ -220,7 +231,14 @@ class DataHandler:
                 run = self._next_run()
             if len(run) > 1 and put_run is not None:
                 try:
-                    written = put_run([(f.coords, f.image, f.metadata) for f in run])
+                    written = put_run(
+                        [
+                            (f.coords, f.image, f.metadata)
+                            if f.prepared is None
+                            else f.prepared
+                            for f in run
+                        ]
+                    )
                 except Exception:  # put() of the first frame says why
                     written = False
                 if written:

@@ -183,8 +183,8 @@ class GatheredWriter(SingleNDTiffWriter):
 FILE_PADDING = 5_000_000  # ndstorage's margin before a file's 4 GiB limit
 
 
-class _Prepared(NamedTuple):
-    """A frame checked and encoded, ready to be written."""
+class PreparedFrame(NamedTuple):
+    """A frame checked and encoded, ready to be written (:meth:`NDTiffSink.prepare`)."""
 
     axes: dict[str, int | str]
     key: frozenset
@@ -262,12 +262,14 @@ class NDTiffSink:
         self._writer = GatheredWriter(str(self.path), filename, self._summary)
         return self._writer
 
-    def _prepare(
+    def prepare(
         self,
         coords: Mapping[str, int | str],
         image: np.ndarray,
         metadata: Mapping[str, Any] | str,
-    ) -> _Prepared:
+    ) -> PreparedFrame:
+        """Check and encode a frame for :meth:`put_run` (any thread, no lock):
+        the queue's producer does this while the writer is in a write."""
         image = validate_frame(image)
         axes = ordered_axes(coords)
         md = (
@@ -275,7 +277,7 @@ class NDTiffSink:
             if isinstance(metadata, str)
             else json.dumps({**metadata, "Axes": axes}, default=_json_default)
         ).encode("utf-8")
-        return _Prepared(axes, frozenset(axes.items()), image, md)
+        return PreparedFrame(axes, frozenset(axes.items()), image, md)
 
     def _check_writable(self) -> None:
         if self.failed is not None:
@@ -290,7 +292,7 @@ class NDTiffSink:
         metadata: Mapping[str, Any] | str,
     ) -> None:
         """Validate and write one frame; on failure nothing later is corrupted."""
-        frame = self._prepare(coords, image, metadata)
+        frame = self.prepare(coords, image, metadata)
         with self._lock:
             self._check_writable()
             if frame.axes in self._written:
@@ -301,7 +303,9 @@ class NDTiffSink:
 
     def put_run(
         self,
-        frames: Sequence[tuple[Mapping[str, int | str], np.ndarray, Any]],
+        frames: Sequence[
+            PreparedFrame | tuple[Mapping[str, int | str], np.ndarray, Any]
+        ],
     ) -> bool:
         """Write consecutive frames with one gathered write and one index append.
 
@@ -310,7 +314,10 @@ class NDTiffSink:
         failed and was rolled back): then put() each frame, which says why.
         """
         try:
-            run = [self._prepare(*frame) for frame in frames]
+            run = [
+                frame if isinstance(frame, PreparedFrame) else self.prepare(*frame)
+                for frame in frames
+            ]
         except InvalidFrameError:
             return False
         with self._lock:
@@ -323,7 +330,7 @@ class NDTiffSink:
                 return False
             return self._write(run, strict=False)
 
-    def _write(self, run: Sequence[_Prepared], *, strict: bool) -> bool:
+    def _write(self, run: Sequence[PreparedFrame], *, strict: bool) -> bool:
         """Write the run and its index entries (under the lock); on failure roll
         back, then raise (strict) or return False."""
         writer = self._writer
