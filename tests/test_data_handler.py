@@ -789,3 +789,49 @@ def test_a_runs_worth_of_frames_wakes_the_writer_at_once(make_handler, monkeypat
         lambda: handler.stats.frames_written == handler_module.RUN_FRAMES,
         "the run written",
     )
+
+
+class RunRecorder:
+    """Storage with prepare() and put_run(): records what the writer gets."""
+
+    path = Path("recorder")
+
+    def __init__(self) -> None:
+        self.prepared_in: list[str] = []
+        self.runs: list[list[Any]] = []
+
+    def prepare(self, coords: Mapping, image: np.ndarray, metadata: Any) -> tuple:
+        self.prepared_in.append(threading.current_thread().name)
+        return ("prepared", dict(coords), image)
+
+    def put_run(self, frames: list[Any]) -> bool:
+        self.runs.append(list(frames))
+        return True
+
+    def put(self, coords: Mapping, image: np.ndarray, metadata: Any) -> None:
+        raise AssertionError("every run goes in one piece here")
+
+    def get(self, coords: Mapping) -> tuple[np.ndarray, dict]:
+        raise KeyError(dict(coords))
+
+    def has(self, coords: Mapping) -> bool:
+        return False
+
+    def finish(self) -> None:
+        pass
+
+
+def test_frames_are_prepared_by_the_producer_and_written_uncopied(make_handler):
+    """put() encodes each frame in the caller's thread (storage.prepare); the
+    writer hands that to put_run, and the pixels are the caller's array."""
+    storage = RunRecorder()
+    handler = make_handler(storage)
+    images = [frame(i) for i in range(3)]
+    for i, image in enumerate(images):
+        handler.put({"time": i}, image)
+    handler.finish(timeout=GATE_TIMEOUT_S)
+    assert storage.prepared_in == [threading.current_thread().name] * 3
+    written = [item for run in storage.runs for item in run]
+    expected = [("prepared", {"time": i}) for i in range(3)]
+    assert [item[:2] for item in written] == expected
+    assert all(item[2] is image for item, image in zip(written, images, strict=True))

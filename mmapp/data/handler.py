@@ -229,7 +229,7 @@ class DataHandler:
                         return
                     continue
                 run = self._next_run()
-            if len(run) > 1 and put_run is not None:
+            if put_run is not None and (len(run) > 1 or run[0].prepared is not None):
                 try:
                     written = put_run(
                         [
