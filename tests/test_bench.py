@@ -9,6 +9,7 @@ import pytest
 from helpers import HEIGHT, WIDTH, run_mmapp
 
 from mmapp.data.file_io import HAS_POSITIONAL_IO
+from mmapp.resources import default_rig_file
 
 
 def test_bench_stream_json(tmp_path: Path) -> None:
@@ -205,6 +206,13 @@ def test_bench_stream_rig_democam(tmp_path: Path, democam_cfg: Path) -> None:
     assert list((tmp_path / "bench").iterdir()) == []
     roi = _stream_json(tmp_path, "--rig", str(democam_cfg), "--size", "32")
     assert roi["frame_shape"] == [32, 32] and roi["dropped_frames"] == 0
+
+
+def test_bench_stream_rig_file_sets_the_simulated_camera_size(tmp_path: Path) -> None:
+    """A rig file (not a .cfg): --size goes through its camera settings."""
+    report = _stream_json(tmp_path, "--rig", str(default_rig_file()), "--size", "32")
+    assert report["frame_shape"] == [32, 32] and report["dropped_frames"] == 0
+    assert report["camera_alone_fps"] > 0 and report["outcomes"] == ["completed"]
 
 
 def test_bench_stream_rig_refuses_a_size_the_camera_cannot_crop(

@@ -212,28 +212,34 @@ class RssSampler:
 
 def open_bench_rig(rig_path: Path | None, size: int | None) -> Rig:
     """The simulated camera at size x size, free-running with no exposure; or
-    the rig of `rig_path` as configured (`size`: an ROI of size x size)."""
+    the rig of `rig_path` as configured (`size`: frames of size x size, by the
+    rig file's camera settings or else an ROI)."""
     if rig_path is None:
         return load_rig(width=size, height=size, exposure_ms=0.0, readout_ms=0.0)
-    rig = load_rig(rig_path)
-    if size:
-        core = rig.core
-        try:
-            core.clearROI()
-            sensor = (core.getImageWidth(), core.getImageHeight())
-            problem = "larger than the sensor" if size > min(sensor) else ""
-            if not problem:
-                core.setROI(0, 0, size, size)
-                shape = (core.getImageWidth(), core.getImageHeight())
-                problem = "" if shape == (size, size) else f"it gave {shape}"
-        except Exception as exc:
-            sensor, problem = (0, 0), str(exc)
-        if problem:
-            rig.close()
-            raise RigError(
-                f"the camera ({sensor[0]}x{sensor[1]}) refused a {size}x{size} "
-                f"ROI: {problem}"
-            )
+    if size and rig_path.suffix.lower() != ".cfg":
+        rig = load_rig(rig_path, width=size, height=size)
+    else:
+        rig = load_rig(rig_path)
+    core = rig.core
+    if not size or (core.getImageWidth(), core.getImageHeight()) == (size, size):
+        return rig
+    sensor = (core.getImageWidth(), core.getImageHeight())
+    try:
+        core.clearROI()
+        sensor = (core.getImageWidth(), core.getImageHeight())
+        problem = "larger than the sensor" if size > min(sensor) else ""
+        if not problem:
+            core.setROI(0, 0, size, size)
+            shape = (core.getImageWidth(), core.getImageHeight())
+            problem = "" if shape == (size, size) else f"it gave {shape}"
+    except Exception as exc:
+        problem = str(exc)
+    if problem:
+        rig.close()
+        raise RigError(
+            f"the camera ({sensor[0]}x{sensor[1]}) refused a {size}x{size} ROI: "
+            f"{problem}"
+        )
     return rig
 
 
