@@ -22,6 +22,7 @@ import pytest
 import tifffile
 
 from mmapp.data import file_io, ndtiff_sink
+from mmapp.data import handler as handler_module
 from mmapp.data.coordinates import DataCoordinates
 from mmapp.data.errors import (
     DuplicateCoordinatesError,
@@ -718,3 +719,119 @@ def test_latest_frame_outlives_the_release_of_its_buffer(tmp):
     assert latest is not None and latest.release is None
     assert not np.shares_memory(latest.image, slot)
     np.testing.assert_array_equal(latest.image, np.full((8, 8), 7, np.uint16))
+
+
+class RunStorage(FakeStorage):
+    """FakeStorage that also takes runs (refusing them while `refuse`)."""
+
+    def __init__(self, *, refuse: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.refuse = refuse
+        self.runs: list[list[dict]] = []
+
+    def put_run(self, frames: list) -> bool:
+        self.runs.append([dict(c) for c, _, _ in frames])
+        if self.refuse:
+            return False
+        for c, image, md in frames:
+            self.written.append((dict(c), image.copy(), md))
+        return True
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_waiting_frames_go_to_the_storage_as_runs(refuse):
+    storage = RunStorage(refuse=refuse, gated=True)
+    handler = DataHandler(storage)
+    released: list[int] = []
+    handler.put({"time": 0}, np.full((4, 4), 0, np.uint16), {"t": 0})
+    assert storage.entries.acquire(timeout=GATE_TIMEOUT_S)  # the writer holds frame 0
+    for t in range(1, 9):
+        handler.put({"time": t}, np.full((4, 4), t, np.uint16), {"t": t},
+                    release=lambda t=t: released.append(t))  # fmt: skip
+    storage.gate.set()
+    handler.finish(timeout=10)
+    assert storage.runs == [[{"time": t} for t in range(1, 9)]]
+    assert [c["time"] for c, _, _ in storage.written] == list(range(9))
+    for c, image, md in storage.written:
+        assert md == {"t": c["time"]}
+        np.testing.assert_array_equal(image, np.full((4, 4), c["time"], np.uint16))
+    # refused: each frame was put by itself, in order
+    assert [c["time"] for c in storage.calls] == ([0] if not refuse else list(range(9)))
+    assert released == list(range(1, 9))
+    assert handler.stats.frames_written == 9
+
+
+def test_a_lone_frame_is_written_without_waiting_for_a_run(make_handler):
+    """The writer sleeps until a frame comes, then waits at most RUN_WAIT_S
+    for a run's worth: one frame alone is still written (no finish needed)."""
+    storage = FakeStorage()
+    handler = make_handler(storage)
+    wait_until(lambda: handler._writer_waits == "frame", "the idle writer")
+    handler.put({"time": 0}, frame(0))
+    storage.wait_entered(1)
+    wait_until(lambda: handler.stats.frames_written == 1, "the frame written")
+    assert handler._writer_waits == "frame"  # asleep again, no polling
+    np.testing.assert_array_equal(storage.written[0][1], frame(0))
+
+
+def test_a_runs_worth_of_frames_wakes_the_writer_at_once(make_handler, monkeypatch):
+    monkeypatch.setattr(handler_module, "RUN_WAIT_S", 10 * GATE_TIMEOUT_S)
+    storage = FakeStorage()
+    handler = make_handler(storage)
+    wait_until(lambda: handler._writer_waits == "frame", "the idle writer")
+    handler.put({"time": 0}, frame(0))
+    wait_until(lambda: handler._writer_waits == "run", "the writer waiting for a run")
+    for i in range(1, handler_module.RUN_FRAMES):
+        handler.put({"time": i}, frame(i))
+    # not RUN_WAIT_S (here the gate timeout) later: the last put woke it
+    storage.wait_entered(handler_module.RUN_FRAMES)
+    wait_until(
+        lambda: handler.stats.frames_written == handler_module.RUN_FRAMES,
+        "the run written",
+    )
+
+
+class RunRecorder:
+    """Storage with prepare() and put_run(): records what the writer gets."""
+
+    path = Path("recorder")
+
+    def __init__(self) -> None:
+        self.prepared_in: list[str] = []
+        self.runs: list[list[Any]] = []
+
+    def prepare(self, coords: Mapping, image: np.ndarray, metadata: Any) -> tuple:
+        self.prepared_in.append(threading.current_thread().name)
+        return ("prepared", dict(coords), image)
+
+    def put_run(self, frames: list[Any]) -> bool:
+        self.runs.append(list(frames))
+        return True
+
+    def put(self, coords: Mapping, image: np.ndarray, metadata: Any) -> None:
+        raise AssertionError("every run goes in one piece here")
+
+    def get(self, coords: Mapping) -> tuple[np.ndarray, dict]:
+        raise KeyError(dict(coords))
+
+    def has(self, coords: Mapping) -> bool:
+        return False
+
+    def finish(self) -> None:
+        pass
+
+
+def test_frames_are_prepared_by_the_producer_and_written_uncopied(make_handler):
+    """put() encodes each frame in the caller's thread (storage.prepare); the
+    writer hands that to put_run, and the pixels are the caller's array."""
+    storage = RunRecorder()
+    handler = make_handler(storage)
+    images = [frame(i) for i in range(3)]
+    for i, image in enumerate(images):
+        handler.put({"time": i}, image)
+    handler.finish(timeout=GATE_TIMEOUT_S)
+    assert storage.prepared_in == [threading.current_thread().name] * 3
+    written = [item for run in storage.runs for item in run]
+    expected = [("prepared", {"time": i}) for i in range(3)]
+    assert [item[:2] for item in written] == expected
+    assert all(item[2] is image for item, image in zip(written, images, strict=True))

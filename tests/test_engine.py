@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import sys
 import threading
 import time
 from pathlib import Path
@@ -177,16 +178,16 @@ def test_loop_with_duration_completes(controller, rig, tmp_path):
 
 def _slow_first_write(monkeypatch, seconds: float) -> None:
     """A disk that stalls on the first image (the writer falls behind)."""
-    real_put = NDTiffSink.put
+    real_write = NDTiffSink._write  # every image goes through it (put, put_run)
     stalled = threading.Event()
 
-    def put(self, coords, image, metadata):
+    def write(self, run, *, strict):
         if not stalled.is_set():
             stalled.set()
             threading.Event().wait(seconds)
-        return real_put(self, coords, image, metadata)
+        return real_write(self, run, strict=strict)
 
-    monkeypatch.setattr(NDTiffSink, "put", put)
+    monkeypatch.setattr(NDTiffSink, "_write", write)
 
 
 @pytest.mark.parametrize("finite", [True, False])
@@ -240,14 +241,16 @@ def test_camera_fault_is_an_error_and_keeps_frames(controller, rig, tmp_path):
 def test_disk_error_stops_the_run_and_keeps_written_frames(
     controller, rig, tmp_path, monkeypatch
 ):
-    real_put = NDTiffSink.put
+    real_write = NDTiffSink._write
 
-    def put(self, coords, image, metadata):
-        if self.images_written == 3:
+    def write(self, run, *, strict):  # put() and put_run() both write here
+        if self.images_written + len(run) > 3:
+            if not strict:  # a run: refused, then put() frame by frame
+                return False
             raise StorageWriteError("writing failed after 3 images: the disk is full")
-        return real_put(self, coords, image, metadata)
+        return real_write(self, run, strict=strict)
 
-    monkeypatch.setattr(NDTiffSink, "put", put)
+    monkeypatch.setattr(NDTiffSink, "_write", write)
     result = _run(controller, [stream_event()], tmp_path)
     assert result.outcome is RunOutcome.ERROR
     assert "the disk is full" in result.message
@@ -368,14 +371,14 @@ def test_frames_refused_by_the_handler_are_counted(
 
 
 def _slow_writes(monkeypatch, seconds: float) -> None:
-    real_put = NDTiffSink.put
+    real_write = NDTiffSink._write
     pause = threading.Event()
 
-    def put(self, coords, image, metadata):
-        pause.wait(seconds)  # a disk slower than the camera
-        return real_put(self, coords, image, metadata)
+    def write(self, run, *, strict):  # put() and put_run() both write here
+        pause.wait(seconds * len(run))  # a disk slower than the camera
+        return real_write(self, run, strict=strict)
 
-    monkeypatch.setattr(NDTiffSink, "put", put)
+    monkeypatch.setattr(NDTiffSink, "_write", write)
 
 
 def test_stop_keeps_every_frame_the_camera_delivered(
@@ -411,3 +414,26 @@ def test_stop_while_the_next_sequence_waits_for_the_writer(
     assert rig.camera.frames_emitted == 20  # the second sequence never started
     assert result.frames_saved == 20
     _assert_safe(rig)
+
+
+def test_gil_switch_interval_follows_the_frame_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small frames get the longer interval, large ones the short one; never
+    longer than the process had before its first run."""
+    from mmapp.engine import controller
+
+    before = sys.getswitchinterval()
+    monkeypatch.setattr(controller, "_switch_interval_before", 0.005)
+    try:
+        controller.tune_gil_for_streaming(256 * 256 * 2)
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+        controller.tune_gil_for_streaming(2048 * 2048 * 2)
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+        controller.tune_gil_for_streaming(0)  # size unknown: the short one
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+        monkeypatch.setattr(controller, "_switch_interval_before", 0.001)
+        controller.tune_gil_for_streaming(256 * 256 * 2)
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        sys.setswitchinterval(before)

@@ -30,13 +30,13 @@ def window(qtbot, tmp) -> MainWindow:
 
 def _slow_disk(monkeypatch) -> threading.Event:
     gate = threading.Event()
-    real_put = NDTiffSink.put
+    real_write = NDTiffSink._write  # every image goes through it (put, put_run)
 
-    def put(self, coords, image, metadata):
+    def write(self, run, *, strict):
         assert gate.wait(60)
-        real_put(self, coords, image, metadata)
+        return real_write(self, run, strict=strict)
 
-    monkeypatch.setattr(NDTiffSink, "put", put)
+    monkeypatch.setattr(NDTiffSink, "_write", write)
     return gate
 
 

@@ -352,16 +352,16 @@ def test_stop_between_time_points(democam_controller, democam_rig, tmp_path):
 
 def _slow_first_write(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     """A disk that stalls on the first image (the writer falls behind)."""
-    real_put = NDTiffSink.put
+    real_write = NDTiffSink._write  # every image goes through it (put, put_run)
     stalled = threading.Event()
 
-    def put(self, coords, image, metadata):
+    def write(self, run, *, strict):
         if not stalled.is_set():
             stalled.set()
             threading.Event().wait(seconds)
-        return real_put(self, coords, image, metadata)
+        return real_write(self, run, strict=strict)
 
-    monkeypatch.setattr(NDTiffSink, "put", put)
+    monkeypatch.setattr(NDTiffSink, "_write", write)
 
 
 @pytest.mark.parametrize("finite", [True, False], ids=["frames", "loop"])

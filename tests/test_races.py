@@ -67,13 +67,13 @@ def test_stop_is_seen_while_put_waits_for_queue_room(rig: Rig, tmp, monkeypatch)
     """With the writer stuck and the queue full, Stop stops the camera at once
     (put used to wait up to 30 s first); every frame is still saved."""
     gate = threading.Event()
-    real_put = NDTiffSink.put
+    real_write = NDTiffSink._write  # every image goes through it (put, put_run)
 
-    def slow_put(self, coords, image, metadata):
+    def slow_write(self, run, *, strict):
         assert gate.wait(30)
-        real_put(self, coords, image, metadata)
+        return real_write(self, run, strict=strict)
 
-    monkeypatch.setattr(NDTiffSink, "put", slow_put)
+    monkeypatch.setattr(NDTiffSink, "_write", slow_write)
     controller = RunController(rig)
     frame_bytes = 48 * 64 * 2
     controller.start(

@@ -9,6 +9,7 @@ import pytest
 from pymmcore_plus.experimental.unicore.core._sequence_buffer import SequenceBuffer
 
 from mmapp.engine.ring import RingLease
+from mmapp.rig.buffer import on_slots_freed
 
 SHAPE = (4, 8)
 
@@ -83,3 +84,69 @@ def test_wait_all_released() -> None:
     releases[0]()
     t.join(5)
     assert done.is_set()
+
+
+def test_take_many_hands_out_the_oldest_frames_once() -> None:
+    ring = SequenceBuffer(size_mb=1, overwrite_on_overflow=False)
+    _fill(ring, 5)
+    lease = RingLease(ring)
+    first = lease.take_many(3)
+    assert [int(view[0, 0]) for view, _, _ in first] == [0, 1, 2]
+    assert [meta["i"] for _, meta, _ in first] == [0, 1, 2]
+    assert all(not view.flags.writeable for view, _, _ in first)
+    rest = lease.take_many(10)  # only what is there
+    assert [int(view[0, 0]) for view, _, _ in rest] == [3, 4]
+    assert lease.take_many(10) == [] and lease.remaining() == 0
+    for _, _, release in first + rest:
+        release()
+    assert len(ring) == 0 and lease.outstanding == 0
+
+
+def test_wait_is_woken_by_a_published_frame() -> None:
+    ring = SequenceBuffer(size_mb=1, overwrite_on_overflow=False)
+    lease = RingLease(ring)
+    assert lease.wait(0.0) is False  # nothing there
+    woke: list[bool] = []
+    thread = threading.Thread(target=lambda: woke.append(lease.wait(30.0)))
+    thread.start()
+    while not lease._waiting and thread.is_alive():  # blocked in wait()
+        thread.join(0.001)
+    _fill(ring, 1)  # finalize_slot, through the lease's hook
+    thread.join(10)
+    assert woke == [True]  # long before the 30 s timeout
+    lease.close()
+    assert "finalize_slot" not in ring.__dict__  # the ring's own method again
+
+
+def test_wake_ends_a_wait_without_a_frame() -> None:
+    ring = SequenceBuffer(size_mb=1, overwrite_on_overflow=False)
+    lease = RingLease(ring)
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(lease.wait(30.0)))
+    thread.start()
+    while not lease._waiting and thread.is_alive():
+        thread.join(0.001)
+    lease.wake()
+    thread.join(10)
+    assert result == [False] and not thread.is_alive()
+
+
+def test_on_slots_freed_tells_of_every_freed_slot_until_undone() -> None:
+    class Core:
+        _seq_buffer = SequenceBuffer(size_mb=1, overwrite_on_overflow=False)
+
+    ring = Core._seq_buffer
+    _fill(ring, 3)
+    freed: list[int] = []
+    undo = on_slots_freed(Core(), lambda: freed.append(len(ring)))
+    lease = RingLease(ring)
+    taken = lease.take_many(3)
+    taken[1][2]()
+    assert freed == []  # the oldest is still held: nothing freed
+    taken[0][2]()
+    assert len(freed) == 2 and len(ring) == 1
+    undo()
+    taken[2][2]()
+    assert len(freed) == 2 and len(ring) == 0
+    assert "_evict_slot" not in ring.__dict__
+    assert on_slots_freed(object(), lambda: None)() is None  # no ring: a no-op

@@ -23,15 +23,18 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mmapp.data import file_io
 from mmapp.engine.controller import RunController, RunRequest, RunResult
 from mmapp.engine.events import stream_event
-from mmapp.rig import load_rig, set_buffer_mb
+from mmapp.rig import Rig, RigError, load_rig, set_buffer_mb
+from mmapp.rig.buffer import on_slots_freed
 from mmapp.rig.simulated import expected_pattern, stamp
 
 
@@ -207,26 +210,97 @@ class RssSampler:
         return self.samples[-1][1] if self.samples else float("nan")
 
 
+def open_bench_rig(rig_path: Path | None, size: int | None) -> Rig:
+    """The simulated camera at size x size, free-running with no exposure; or
+    the rig of `rig_path` as configured (`size`: frames of size x size, by the
+    rig file's camera settings or else an ROI)."""
+    if rig_path is None:
+        return load_rig(width=size, height=size, exposure_ms=0.0, readout_ms=0.0)
+    if size and rig_path.suffix.lower() != ".cfg":
+        rig = load_rig(rig_path, width=size, height=size)
+    else:
+        rig = load_rig(rig_path)
+    core = rig.core
+    if not size or (core.getImageWidth(), core.getImageHeight()) == (size, size):
+        return rig
+    sensor = (core.getImageWidth(), core.getImageHeight())
+    try:
+        core.clearROI()
+        sensor = (core.getImageWidth(), core.getImageHeight())
+        problem = "larger than the sensor" if size > min(sensor) else ""
+        if not problem:
+            core.setROI(0, 0, size, size)
+            shape = (core.getImageWidth(), core.getImageHeight())
+            problem = "" if shape == (size, size) else f"it gave {shape}"
+    except Exception as exc:
+        problem = str(exc)
+    if problem:
+        rig.close()
+        raise RigError(
+            f"the camera ({sensor[0]}x{sensor[1]}) refused a {size}x{size} ROI: "
+            f"{problem}"
+        )
+    return rig
+
+
+def frame_like(core: Any) -> np.ndarray:
+    """A frame of the camera's shape and pixel type (for the raw writes)."""
+    height, width = core.getImageHeight(), core.getImageWidth()
+    dtype = {1: np.uint8, 2: np.uint16, 4: np.uint32}[core.getBytesPerPixel()]
+    return (np.arange(height * width) % 4093).astype(dtype).reshape(height, width)
+
+
+def camera_alone_fps(core: Any, frames: int) -> float:
+    """The camera streaming into its own buffer, each frame popped (one copy,
+    as the pipeline's) and dropped: the most any pipeline can save."""
+    pause = threading.Event()
+    core.startSequenceAcquisition(frames, 0, True)
+    t0 = time.perf_counter()
+    got = 0
+    try:
+        while got < frames:
+            if core.getRemainingImageCount():
+                core.popNextImage()
+                got += 1
+            elif not core.isSequenceRunning():
+                break
+            else:
+                pause.wait(0.0002)
+    finally:
+        if core.isSequenceRunning():
+            core.stopSequenceAcquisition()
+    return got / (time.perf_counter() - t0)
+
+
 def run_pipeline(
     directory: Path,
-    size: int,
+    size: int | None,
     frames: int,
     *,
     rate_fps: float | None,
     buffer_mb: int,
     queue_mb: int,
+    rig_path: Path | None = None,
 ) -> tuple[RunResult, RssSampler]:
-    """The simulated camera streaming into NDTiff through the real pipeline."""
-    rig = load_rig(width=size, height=size, exposure_ms=0.0, readout_ms=0.0)
+    """The camera streaming into NDTiff through the real pipeline (the
+    simulated one, or the camera of the rig at `rig_path`)."""
+    rig = open_bench_rig(rig_path, size)
     core = rig.core
     set_buffer_mb(core, buffer_mb)
-    camera = rig.camera
-    assert camera is not None
-    if rate_fps:
+    camera = rig.camera  # the simulated camera; None: a Micro-Manager one
+    undo_hook: Callable[[], None] = lambda: None  # noqa: E731
+    if camera is None or not hasattr(camera, "flow_control"):
+        if rate_fps:  # a real camera's pace is its exposure
+            core.setExposure(1000.0 / rate_fps)
+    elif rate_fps:
         core.setProperty(core.getCameraDevice(), "FrameIntervalMs", 1000.0 / rate_fps)
     else:  # free-running, limited by the pipeline (never by overflow)
-        ring_core, full = core, core.getBufferTotalCapacity() - 2
-        camera.flow_control = lambda: ring_core.getRemainingImageCount() >= full
+        full = core.getBufferTotalCapacity() - 2
+        ring = getattr(core, "_seq_buffer", None)  # len(): no device look-up
+        count = ring.__len__ if ring is not None else core.getRemainingImageCount
+        camera.flow_control = lambda: count() >= full
+        # a held camera goes on as soon as the writer frees a slot (no sleep)
+        undo_hook = on_slots_freed(core, camera.room_freed)
     controller = RunController(rig)
     sampler = RssSampler(controller)
     request = RunRequest(
@@ -250,7 +324,9 @@ def run_pipeline(
     sampler.start_s = start_s
     sampler.stop()
     assert result is not None
-    camera.flow_control = None
+    if camera is not None and hasattr(camera, "flow_control"):
+        camera.flow_control = None
+    undo_hook()
     rig.close()
     del rig, controller, core, camera
     gc.collect()
@@ -272,10 +348,27 @@ def run_stream_bench(args: argparse.Namespace) -> int:
     directory: Path = args.dir
     directory.mkdir(parents=True, exist_ok=True)
     size, frames = args.size, args.frames
-    frame = np.ascontiguousarray(
-        expected_pattern((size, size), np.uint16, 0.0, 0.0)
-    ).copy()
-    stamp(frame, 0)
+    rig_path: Path | None = getattr(args, "rig", None)
+    camera_fps: float | None = None
+    if rig_path is not None:  # its frames' shape, and what the camera alone gives
+        try:
+            probe = open_bench_rig(rig_path, size)
+        except RigError as exc:
+            print(f"mmapp bench: {exc}")
+            return 2
+        try:
+            set_buffer_mb(probe.core, args.buffer_mb)
+            frame = frame_like(probe.core)
+            camera_fps = camera_alone_fps(probe.core, min(frames, 2000))
+        finally:
+            probe.close()
+            del probe
+            gc.collect()
+    else:
+        frame = np.ascontiguousarray(
+            expected_pattern((size, size), np.uint16, 0.0, 0.0)
+        ).copy()
+        stamp(frame, 0)
     raw_frames = min(frames, max(1, RAW_PHASE_BYTES // frame.nbytes))
     sources = raw_sources(frame)
     say = (lambda *a: None) if args.json else print
@@ -312,10 +405,16 @@ def run_stream_bench(args: argparse.Namespace) -> int:
             "which this Python does not have (use --io portable)"
         )
         return 2
+    frame_h, frame_w = frame.shape
     say(
-        f"bench stream: {size}x{size} uint16, {frames} frames, into {directory} "
-        f"(sink I/O: {' and '.join(paths)})"
+        f"bench stream: {frame_w}x{frame_h} {frame.dtype}, {frames} frames, into "
+        f"{directory} (sink I/O: {' and '.join(paths)})"
     )
+    if rig_path is not None:
+        say(
+            f"  camera of {rig_path}: alone (popped, not saved) "
+            f"{camera_fps:.1f} fps ({camera_fps * frame.nbytes / 1e6:.1f} MB/s)"
+        )
     if rate:
         say(f"  camera paced at {rate:.1f} fps ({rate * frame.nbytes / 1e6:.0f} MB/s)")
     settle_disk()
@@ -353,6 +452,7 @@ def run_stream_bench(args: argparse.Namespace) -> int:
                 rate_fps=rate,
                 buffer_mb=args.buffer_mb,
                 queue_mb=args.queue_mb,
+                rig_path=rig_path,
             )
         finally:
             file_io.use_portable_io(was_portable)
@@ -423,6 +523,14 @@ def run_stream_bench(args: argparse.Namespace) -> int:
     assert sampler is not None
     report = {
         "size": size,
+        "rig": None if rig_path is None else str(rig_path),
+        "frame_shape": [frame_h, frame_w],
+        "camera_alone_fps": None if camera_fps is None else round(camera_fps, 1),
+        # the pipeline against the camera alone: 1.0 means it saved every frame
+        # the camera could give (the ratio to raw is then the camera's limit)
+        "ratio_to_camera": None
+        if camera_fps is None
+        else round(pipeline * 1e6 / frame.nbytes / camera_fps, 3),
         "frames": frames,
         "repeats": args.repeats,
         "io": args.io or paths[0],
@@ -482,6 +590,11 @@ def run_stream_bench(args: argparse.Namespace) -> int:
                 f"  ratio portable/positional: "
                 f"{report['portable_vs_positional']:.3f} (median of adjacent pairs "
                 f"{report['portable_vs_positional_pairs']})"
+            )
+        if camera_fps is not None:
+            say(
+                f"  pipeline/camera alone: {report['ratio_to_camera']:.3f} "
+                f"(camera alone {camera_fps:.1f} fps)"
             )
         say(f"  dropped frames:      {dropped}")
         say(

@@ -17,7 +17,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="camera -> NDTiff vs raw writes (both until fsync), interleaved",
     )
     stream.add_argument("--dir", type=Path, required=True, help="where to write")
-    stream.add_argument("--size", type=positive_int, default=2048, help="pixels")
+    stream.add_argument(
+        "--size",
+        type=positive_int,
+        help="pixels (default 2048; with --rig: the camera's frame, or an ROI "
+        "of this size)",
+    )
+    stream.add_argument(
+        "--rig",
+        type=Path,
+        metavar="CFG",
+        help="stream this rig's camera (a Micro-Manager .cfg or a rig file; "
+        "default: the simulated camera)",
+    )
     stream.add_argument("--frames", type=positive_int, default=500)
     stream.add_argument(
         "--rate", type=positive_float, help="pace the camera at FPS (default: free)"
@@ -140,7 +152,11 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from mmapp.bench.stop import run_stop_bench
 
         return run_stop_bench(args)
+    if args.size is None and not (args.rig and not args.deskew):
+        args.size = 2048
     if args.deskew:
+        if args.rig:
+            parser.error("--rig and --deskew cannot be combined")
         from mmapp.bench.stream_deskew import run_stream_deskew_bench
 
         return run_stream_deskew_bench(args)

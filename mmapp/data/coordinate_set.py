@@ -17,6 +17,8 @@ COUNTING_AXIS = "time"  # the axis a loop counts up; else the last integer axis
 
 def _split(coords: Mapping[str, int | str]) -> tuple[tuple, int]:
     """(the other axes as a hashable group, the counting axis's value)."""
+    if len(coords) == 1 and type(value := coords.get(COUNTING_AXIS)) is int:
+        return (), value  # a stream's frames: time alone (checked per frame)
     items = sorted(coords.items())
     counting = None
     if isinstance(coords.get(COUNTING_AXIS), int):

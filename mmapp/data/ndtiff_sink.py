@@ -14,21 +14,25 @@ import contextlib
 import errno
 import json
 import os
-import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from ndstorage.ndtiff_file import SingleNDTiffWriter
+from ndstorage.ndtiff_file import MAX_FILE_SIZE, SingleNDTiffWriter
 
 from mmapp.data import file_io
 from mmapp.data.coordinate_set import CoordinateSet
 from mmapp.data.datasets import INDEX_FILE, create_dataset_folder
-from mmapp.data.errors import DuplicateCoordinatesError, StorageWriteError
-from mmapp.data.ndtiff_index import IndexEntry, find_entry
+from mmapp.data.errors import (
+    DuplicateCoordinatesError,
+    InvalidFrameError,
+    StorageWriteError,
+)
+from mmapp.data.ndtiff_ifd import IFD_BYTES, ImagePlace, pack_ifd
+from mmapp.data.ndtiff_index import EIGHT_BIT, SIXTEEN_BIT, IndexEntry, find_entry
 from mmapp.data.validation import validate_frame
 
 # Every image's axes in one order: tifffile compares each index entry's axes
@@ -77,9 +81,6 @@ def write_gathered(fd: int, chunks: list[memoryview], offset: int) -> None:
     file_io.write_gathered(fd, chunks, offset)
 
 
-_BITS_PER_SAMPLE_VALUE = 2 + 2 * 12 + 8  # third IFD entry's value field
-
-
 class _PositionedFile:
     """The writer's file with its position kept in Python: no lseek per call.
 
@@ -125,48 +126,70 @@ class _PositionedFile:
 
 
 class GatheredWriter(SingleNDTiffWriter):
-    """ndstorage's file writer, writing each image with one gathered write.
+    """ndstorage's file writer, writing images with one gathered write.
 
     The stock writer issues three writes and a flush per image; each releases
     and re-takes the GIL, which the engine thread holds much of the time at
     high frame rates. It also tags 8-bit frames as 16 bits per sample, which
     tifffile then cannot read, keeps an index entry of every image of its
     file in RAM and a reader of the file open for ever. Here only a count of
-    the file's images is kept, and the file is closed once finished.
-    Layout and offsets stay ndstorage's own.
+    the file's images is kept, and the file is closed once finished. A run
+    of images goes out with one gathered write. Layout and offsets stay
+    ndstorage's own (:mod:`mmapp.data.ndtiff_ifd`).
     """
 
     def __init__(self, directory: str, filename: str, summary_md: Any) -> None:
         super().__init__(directory, filename, summary_md)
         self.reader.close()  # never read through: one descriptor per file, not two
         self.file = _PositionedFile(self.file)
+        self.basename = os.path.basename(self.filename)
         self.images = 0
 
-    def write_image(
-        self,
-        index_key: frozenset,
-        pixels: np.ndarray,
-        metadata: bytes,
-        bit_depth: int | str = "auto",
-    ) -> Any:
-        """Write one image (IFD, pixels, metadata) at the end of the file."""
-        index_key = _AxesKey(index_key)  # equal and hashed as the plain key
-        height, width = pixels.shape
-        if bit_depth == "auto":
-            bit_depth = 8 if pixels.dtype == np.uint8 else 16
-        entry = self._write_ifd(
-            index_key, pixels, metadata, False, height, width, bit_depth
-        )
-        if pixels.dtype == np.uint8:
-            struct.pack_into("<I", self.buffers[0], _BITS_PER_SAMPLE_VALUE, 8)
-        position = self.file.tell()
-        chunks = [memoryview(b).cast("B") for b in self.buffers]
-        self.buffers.clear()
-        total = sum(len(c) for c in chunks)
-        write_gathered(self.file.fileno(), chunks, position)
-        self.file.seek(position + total)
-        self.images += 1
-        return entry
+    def has_room(self, nbytes: int) -> bool:
+        """Whether `nbytes` more (images, IFDs, metadata) fit in this file."""
+        return self.file.tell() + nbytes + FILE_PADDING < MAX_FILE_SIZE
+
+    def write_run(self, images: Sequence[tuple[np.ndarray, bytes]]) -> list[ImagePlace]:
+        """Write images (IFD, pixels, metadata each) at the end of the file,
+        with one gathered write; returns where each one went."""
+        start = position = self.file.tell()
+        start += start & 1  # IFDs start on a word (the byte skipped, as ndstorage)
+        chunks: list[Any] = []
+        places = []
+        for pixels, metadata in images:
+            pad = position & 1  # between images of the run: a zero byte
+            position += pad
+            height, width = pixels.shape
+            place = pack_ifd(
+                position,
+                height,
+                width,
+                pixels.itemsize,
+                len(metadata),
+                (self.res_numerator, self.res_denominator),
+            )
+            ifd = b"\0" + place.ifd if pad and places else place.ifd
+            chunks += (ifd, memoryview(pixels).cast("B"), metadata)
+            position = place.metadata_offset + len(metadata)
+            places.append(place)
+        write_gathered(self.file.fileno(), chunks, start)
+        self.file.seek(position)
+        self.next_ifd_offset_location = places[-1].next_ifd_offset_location
+        self.first_ifd = False
+        self.images += len(places)
+        return places
+
+
+FILE_PADDING = 5_000_000  # ndstorage's margin before a file's 4 GiB limit
+
+
+class PreparedFrame(NamedTuple):
+    """A frame checked and encoded, ready to be written (:meth:`NDTiffSink.prepare`)."""
+
+    axes: dict[str, int | str]
+    key: frozenset
+    image: np.ndarray
+    metadata: bytes
 
 
 # Index entries of the most recent images kept for get(); older ones are read
@@ -219,6 +242,7 @@ class NDTiffSink:
         self._file_index = 0
         self._written = CoordinateSet()
         self._recent: OrderedDict[frozenset, IndexEntry] = OrderedDict()
+        self._index_length = 0  # bytes of NDTiff.index written (no tell() per image)
         self.images_written = 0
         self.failed: StorageWriteError | None = None
         self.finished = False
@@ -238,13 +262,14 @@ class NDTiffSink:
         self._writer = GatheredWriter(str(self.path), filename, self._summary)
         return self._writer
 
-    def put(
+    def prepare(
         self,
         coords: Mapping[str, int | str],
         image: np.ndarray,
         metadata: Mapping[str, Any] | str,
-    ) -> None:
-        """Validate and write one frame; on failure nothing later is corrupted."""
+    ) -> PreparedFrame:
+        """Check and encode a frame for :meth:`put_run` (any thread, no lock):
+        the queue's producer does this while the writer is in a write."""
         image = validate_frame(image)
         axes = ordered_axes(coords)
         md = (
@@ -252,51 +277,108 @@ class NDTiffSink:
             if isinstance(metadata, str)
             else json.dumps({**metadata, "Axes": axes}, default=_json_default)
         ).encode("utf-8")
+        return PreparedFrame(axes, frozenset(axes.items()), image, md)
+
+    def _check_writable(self) -> None:
+        if self.failed is not None:
+            raise self.failed
+        if self.finished:
+            raise StorageWriteError(f"dataset {self.path} is already finished")
+
+    def put(
+        self,
+        coords: Mapping[str, int | str],
+        image: np.ndarray,
+        metadata: Mapping[str, Any] | str,
+    ) -> None:
+        """Validate and write one frame; on failure nothing later is corrupted."""
+        frame = self.prepare(coords, image, metadata)
         with self._lock:
-            if self.failed is not None:
-                raise self.failed
-            if self.finished:
-                raise StorageWriteError(f"dataset {self.path} is already finished")
-            if axes in self._written:
+            self._check_writable()
+            if frame.axes in self._written:
                 raise DuplicateCoordinatesError(
-                    f"an image with coordinates {axes} is already in {self.path}"
+                    f"an image with coordinates {frame.axes} is already in {self.path}"
                 )
-            writer = self._writer
-            rollback = (
-                (writer, writer.file.tell(), writer.next_ifd_offset_location)
-                if writer is not None
-                else None
-            )
-            index_length = self._index_file.tell()
-            key = frozenset(axes.items())
-            try:
-                if writer is None:
-                    writer = self._new_writer()
-                elif not writer.has_space_to_write(image, md):
-                    writer.finished_writing()  # the full file is closed
-                    writer = self._new_writer()
-                entry = writer.write_image(key, image, md)
-                self._index_file.write(entry.as_byte_buffer().getvalue())
-                self._index_file.flush()
-            except Exception as exc:
-                with contextlib.suppress(OSError):  # the original error matters
-                    self._roll_back(rollback, index_length)
-                self.failed = _storage_error(exc, self.path, self.images_written)
-                raise self.failed from exc
-            self._written.add(axes)
-            self._recent[key] = IndexEntry(
-                axes,
-                entry.filename,
-                entry.pix_offset,
-                entry.image_width,
-                entry.image_height,
-                entry.pixel_type,
-                entry.metadata_offset,
-                entry.metadata_length,
-            )
-            if len(self._recent) > RECENT_ENTRIES:
-                self._recent.popitem(last=False)
-            self.images_written += 1
+            self._write((frame,), strict=True)
+
+    def put_run(
+        self,
+        frames: Sequence[
+            PreparedFrame | tuple[Mapping[str, int | str], np.ndarray, Any]
+        ],
+    ) -> bool:
+        """Write consecutive frames with one gathered write and one index append.
+
+        False, with nothing written, when the run cannot go in one piece (a
+        frame invalid or already written, a new file needed, a write that
+        failed and was rolled back): then put() each frame, which says why.
+        """
+        try:
+            run = [
+                frame if isinstance(frame, PreparedFrame) else self.prepare(*frame)
+                for frame in frames
+            ]
+        except InvalidFrameError:
+            return False
+        with self._lock:
+            self._check_writable()
+            keys = {frame.key for frame in run}
+            if len(keys) < len(run) or any(f.axes in self._written for f in run):
+                return False
+            nbytes = sum(IFD_BYTES + 1 + f.image.nbytes + len(f.metadata) for f in run)
+            if self._writer is not None and not self._writer.has_room(nbytes):
+                return False
+            return self._write(run, strict=False)
+
+    def _write(self, run: Sequence[PreparedFrame], *, strict: bool) -> bool:
+        """Write the run and its index entries (under the lock); on failure roll
+        back, then raise (strict) or return False."""
+        writer = self._writer
+        rollback = (
+            (writer, writer.file.tell(), writer.next_ifd_offset_location)
+            if writer is not None
+            else None
+        )
+        index_length = self._index_length
+        try:
+            if writer is None:
+                writer = self._new_writer()
+            elif not writer.has_space_to_write(run[0].image, run[0].metadata):
+                writer.finished_writing()  # the full file is closed
+                writer = self._new_writer()
+            places = writer.write_run([(f.image, f.metadata) for f in run])
+            entries = [
+                IndexEntry(
+                    f.axes,
+                    writer.basename,
+                    place.pixel_offset,
+                    f.image.shape[1],
+                    f.image.shape[0],
+                    EIGHT_BIT if f.image.dtype == np.uint8 else SIXTEEN_BIT,
+                    place.metadata_offset,
+                    len(f.metadata),
+                )
+                for f, place in zip(run, places, strict=True)
+            ]
+            packed = b"".join(entry.pack() for entry in entries)
+            self._index_file.write(packed)
+            self._index_file.flush()
+        except Exception as exc:
+            with contextlib.suppress(OSError):  # the original error matters
+                self._roll_back(rollback, index_length)
+            if not strict:
+                return False
+            self.failed = _storage_error(exc, self.path, self.images_written)
+            raise self.failed from exc
+        self._index_length = index_length + len(packed)
+        recent = self._recent
+        for frame, entry in zip(run, entries, strict=True):
+            self._written.add(frame.axes)
+            recent[frame.key] = entry
+        while len(recent) > RECENT_ENTRIES:
+            recent.popitem(last=False)
+        self.images_written += len(run)
+        return True
 
     def _roll_back(self, rollback: tuple | None, index_length: int) -> None:
         """Forget a half-written image: files end at the last good one."""
@@ -326,6 +408,7 @@ class NDTiffSink:
         path = self.path / INDEX_FILE
         os.truncate(path, length)
         self._index_file = open(path, "ab")  # noqa: SIM115 - closed by finish()
+        self._index_length = length
 
     def has(self, coords: Mapping[str, int | str]) -> bool:
         """Whether an image with these coordinates is on disk."""

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any, Protocol
 
 from pymmcore_plus import CMMCorePlus, FocusDirection
@@ -31,15 +33,19 @@ from mmapp.engine.errors import (
     CameraTimeoutError,
     DeviceError,
 )
-from mmapp.engine.events import is_barrier_event, is_stream_event
+from mmapp.engine.events import indexed_events, is_barrier_event, is_stream_event
 from mmapp.engine.ring import RingLease, fit_ring_to_frames
 from mmapp.rig.triggers import GENERIC as GENERIC_TRIGGER
 from mmapp.rig.triggers import CameraTriggerError, CameraTriggerSpec, trigger_value
 
 logger = logging.getLogger(__name__)
 
-POLL_S = 0.0002  # first wait when no frame is ready; doubles while idle ...
-MAX_POLL_S = 0.002  # ... up to this (Stop is an event: it never waits for a poll)
+POLL_S = 0.0002  # copied frames (C++ cameras): first wait when none is ready,
+MAX_POLL_S = 0.002  # doubling up to this (Stop is an event: it never waits a poll)
+# Leased frames (Python cameras) wake the engine as they arrive; it blocks at
+# most this long between looks at the camera's state, the DAQ and the limits.
+LEASE_WAIT_S = 0.01
+BATCH_FRAMES = 64  # frames taken from the ring in one go (one lock)
 ENDLESS = 2**31 - 1  # frames: "until stopped", with stop-on-overflow
 RELEASE_KEY = "mmapp_release"  # payload metadata: call once the frame is stored
 RELEASE_TIMEOUT_S = 60.0
@@ -103,6 +109,8 @@ class StreamingEngine(MDAEngine):
         self._safe_state_hooks.clear()
         self._camera_fault = None
         self.zero_copy = False
+        if self._lease is not None:
+            self._lease.close()
         self._lease = None
         self.daq = None
         self._camera_ready = None
@@ -112,6 +120,8 @@ class StreamingEngine(MDAEngine):
     def request_abort(self) -> None:
         """Stop now: unblock the camera and the pop loop (thread-safe)."""
         self.abort_event.set()
+        if (lease := self._lease) is not None:
+            lease.wake()  # an engine waiting for a frame sees the Stop at once
         if self.daq is None or not self.daq.camera_waits_for_daq():
             self._unblock_camera()
         # else: the engine thread stops the card first, lets the camera read out
@@ -376,11 +386,10 @@ class StreamingEngine(MDAEngine):
         self.post_sequence_started(event)
 
         daq = self.daq
-
-        def event_at(i: int) -> MDAEvent:
-            if daq is not None:
-                return daq.event_for(base, i)
-            return base.model_copy(update={"index": {"t": i}})
+        # each frame its own event and index
+        event_at: Callable[[int], MDAEvent] = (
+            indexed_events(base) if daq is None else partial(daq.event_for, base)
+        )
 
         yield from self._pop_frames(
             source,
@@ -453,6 +462,9 @@ class StreamingEngine(MDAEngine):
             "hardware_triggered": True,
         }
         unclaimed: dict | None = None  # the last payload's metadata
+        # frames taken from the ring in one go, not yet yielded (oldest first)
+        batch: deque[tuple[Any, Any, Any]] = deque()
+        lease = source if isinstance(source, RingLease) else None
 
         def payload(take: tuple[Any, Any, Any], remaining: int) -> tuple:
             nonlocal count, unclaimed
@@ -490,8 +502,10 @@ class StreamingEngine(MDAEngine):
                     break
                 if deadline_s is not None and time.perf_counter() >= deadline_s:
                     break
-                remaining = source.remaining()
-                if not remaining:
+                if not batch:
+                    want = BATCH_FRAMES if expected is None else expected - count
+                    batch.extend(source.take_many(min(want, BATCH_FRAMES)))
+                if not batch:
                     if not core.isSequenceRunning() and not source.remaining():
                         self._raise_camera_stopped(count, expected)
                     if self.daq is not None and (late := self.daq.overdue()):
@@ -504,10 +518,14 @@ class StreamingEngine(MDAEngine):
                             f"the camera delivered no frame for {timeout:.1f} s "
                             f"after {count} frames (is it waiting for a trigger?)"
                         )
-                    abort.wait(idle_wait)  # short right after a frame, longer when idle
-                    idle_wait = min(idle_wait * 2, MAX_POLL_S)
+                    if lease is not None:  # woken by the next frame (or Stop)
+                        lease.wait(LEASE_WAIT_S)
+                    else:  # short right after a frame, longer when idle
+                        abort.wait(idle_wait)
+                        idle_wait = min(idle_wait * 2, MAX_POLL_S)
                     continue
-                taken = source.take()
+                taken = batch.popleft()
+                remaining = len(batch) + 1
                 number = _image_number(taken[1])
                 if number is not None:
                     # The core stamps ImageNumber, from 0 at each sequence start:
@@ -536,6 +554,9 @@ class StreamingEngine(MDAEngine):
                     break
         except AcquisitionError as exc:
             error = exc
+        except BaseException:  # closed early: what was taken goes back
+            self._give_back(batch)
+            raise
         finally:
             settle()
             holds_camera = self.daq is not None and self.daq.camera_waits_for_daq()
@@ -552,6 +573,12 @@ class StreamingEngine(MDAEngine):
                     self._await_triggered_frames(source, count, expected)
                 self._stop_camera()
         # Stop, a limit or an error: what the camera already delivered is data.
+        try:
+            while batch:
+                yield payload(batch.popleft(), len(batch) + 1)
+                settle()
+        finally:
+            self._give_back(batch)
         while (expected is None or count < expected) and source.remaining():
             yield payload(source.take(), source.remaining())
             settle()
@@ -559,6 +586,15 @@ class StreamingEngine(MDAEngine):
             raise error
         if self.daq is not None:
             self.daq.stop_and_check(count)
+
+    def _give_back(self, batch: deque[tuple[Any, Any, Any]]) -> None:
+        """Frames taken but never yielded (the run was closed): acquired and
+        lost, their ring slots freed."""
+        self.frames_acquired += len(batch)
+        self.frames_lost += len(batch)
+        while batch:
+            if (release := batch.popleft()[2]) is not None:
+                release()
 
     def _await_triggered_frames(
         self, source: FrameSource, count: int, expected: int | None
@@ -599,6 +635,7 @@ class StreamingEngine(MDAEngine):
                         f"were not stored within {RELEASE_TIMEOUT_S:.0f} s"
                     )
             if self._lease.ring is not ring:
+                self._lease.close()
                 self._lease = None
         if not fit_ring_to_frames(ring, _frame_bytes(core)):
             return _CopyingSource(core)
@@ -628,6 +665,9 @@ class FrameSource(Protocol):
 
     def remaining(self) -> int: ...
     def take(self) -> tuple[Any, Any, Callable[[], None] | None]: ...
+    def take_many(
+        self, limit: int
+    ) -> list[tuple[Any, Any, Callable[[], None] | None]]: ...
 
 
 class _CopyingSource:
@@ -640,6 +680,11 @@ class _CopyingSource:
     def take(self) -> tuple[Any, Any, None]:
         img, meta = self._pop()
         return img, meta, None
+
+    def take_many(self, limit: int) -> list[tuple[Any, Any, None]]:
+        """Up to `limit` frames, each copied out of MMCore's buffer once."""
+        pop = self._pop
+        return [(*pop(), None) for _ in range(min(limit, self.remaining()))]
 
 
 def _frame_bytes(core: CMMCorePlus) -> int:

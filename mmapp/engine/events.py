@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from useq import CustomAction, MDAEvent
@@ -28,6 +29,32 @@ def stream_event(
     return MDAEvent(
         action=CustomAction(name=STREAM_ACTION, data=data), exposure=exposure_ms
     )
+
+
+def indexed_events(base: MDAEvent, axis: str = "t") -> Callable[[int], MDAEvent]:
+    """`i -> base with index {axis: i}`: the stream's per-frame events, cheaply.
+
+    What `base.model_copy(update={"index": {axis: i}})` gives (a shallow copy,
+    no validation), built from the template's fields directly: a third of the
+    time, per frame.
+    """
+    cls = type(base)
+    fields = dict(base.__dict__)
+    fields_set = set(base.__pydantic_fields_set__) | {"index"}
+    extra, private = base.__pydantic_extra__, base.__pydantic_private__
+    new, put = object.__new__, object.__setattr__
+
+    def event_at(i: int) -> MDAEvent:
+        event = new(cls)
+        own = fields.copy()
+        own["index"] = {axis: i}
+        put(event, "__dict__", own)
+        put(event, "__pydantic_fields_set__", fields_set.copy())
+        put(event, "__pydantic_extra__", None if extra is None else dict(extra))
+        put(event, "__pydantic_private__", None if private is None else dict(private))
+        return event
+
+    return event_at
 
 
 def is_stream_event(event: MDAEvent) -> bool:

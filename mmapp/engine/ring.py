@@ -8,6 +8,11 @@ read-only views of the slots instead and frees them, oldest first, only when
 the writer is done with them. The camera therefore never overwrites a frame
 that is still queued: a writer that falls behind fills the ring, and the
 camera stops with a buffer overflow (the sequence must stop on overflow).
+
+The lease also tells the consumer when a frame arrives (:meth:`RingLease.wait`,
+woken by the ring's `finalize_slot`), so an idle engine blocks instead of
+polling, and :meth:`RingLease.take_many` hands out every waiting frame under
+one lock.
 """
 
 from __future__ import annotations
@@ -50,6 +55,40 @@ class RingLease:
         self._lock: threading.Lock = ring._lock
         self._tokens: deque[_Token] = deque()  # handed out, oldest first
         self._all_released = threading.Condition(threading.Lock())
+        # set by the camera's thread when a frame is published while the
+        # consumer waits (only then: no wake-up per frame while it is busy)
+        self._arrived = threading.Event()
+        self._waiting = False
+        self._publish = ring.finalize_slot
+        ring.finalize_slot = self._finalize_slot  # the core calls the instance's
+
+    def _finalize_slot(self, metadata: Any = None) -> None:
+        self._publish(metadata)
+        if self._waiting:
+            self._arrived.set()
+
+    def close(self) -> None:
+        """Give the ring its own `finalize_slot` back (the lease is not used again)."""
+        if self.ring.__dict__.get("finalize_slot") == self._finalize_slot:
+            del self.ring.finalize_slot
+        self.wake()
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a frame not yet handed out is waiting, :meth:`wake` is
+        called, or `timeout` passes; returns whether a frame is waiting."""
+        self._arrived.clear()
+        self._waiting = True
+        try:
+            if self.remaining():
+                return True
+            self._arrived.wait(timeout)
+        finally:
+            self._waiting = False
+        return self.remaining() > 0
+
+    def wake(self) -> None:
+        """End a :meth:`wait` now (Stop)."""
+        self._arrived.set()
 
     @staticmethod
     def supported(core: Any) -> bool:
@@ -75,6 +114,24 @@ class RingLease:
         view = slot.array.view()
         view.flags.writeable = False
         return view, dict(slot.metadata or {}), _Release(self, token)
+
+    def take_many(
+        self, limit: int
+    ) -> list[tuple[np.ndarray, Mapping[str, Any], Callable[[], None]]]:
+        """Up to `limit` of the oldest frames not yet handed out, under one lock."""
+        with self._lock:
+            slots = self._ring._slots
+            start = len(self._tokens)
+            count = min(limit, len(slots) - start)
+            tokens = [_Token() for _ in range(count)]
+            self._tokens.extend(tokens)
+            taken = [slots[start + k] for k in range(count)]
+        out = []
+        for slot, token in zip(taken, tokens, strict=True):
+            view = slot.array.view()
+            view.flags.writeable = False
+            out.append((view, dict(slot.metadata or {}), _Release(self, token)))
+        return out
 
     def _release(self, token: _Token) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,31 @@ def buffer_size_problem(size_mb: int, total_mb: int | None = None) -> str | None
             f"camera ({limit} MB: {MAX_BUFFER_SHARE:.0%} of its {total_mb} MB of RAM)"
         )
     return None
+
+
+def on_slots_freed(core: Any, callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback` whenever the Python circular buffer frees a slot.
+
+    For a camera that waits for room (benchmarks' flow control): it is told
+    at once instead of looking again after a sleep. Returns the undo; a
+    no-op where the core has no Python circular buffer.
+    """
+    ring = getattr(core, "_seq_buffer", None)
+    evict = getattr(ring, "_evict_slot", None)
+    if evict is None:
+        return lambda: None
+
+    def evict_and_tell(slot: Any) -> None:
+        evict(slot)
+        callback()
+
+    ring._evict_slot = evict_and_tell
+
+    def undo() -> None:
+        if ring.__dict__.get("_evict_slot") is evict_and_tell:
+            del ring._evict_slot
+
+    return undo
 
 
 def prefault(core: Any) -> bool:

@@ -20,6 +20,7 @@ from mmapp.sim.sample import oblique_slice
 from mmapp.sim.state import SimRigState, TriggerLine
 
 TRIGGER_MODES = ("Internal", "External")
+FLOW_WAIT_S = 0.002  # a camera held by flow_control looks again at least this often
 BIT_DEPTHS = (8, 10, 12, 14, 16)
 
 
@@ -55,7 +56,11 @@ class SimCamera(CameraDevice):
         self._slot_contents: dict[int, np.ndarray] = {}  # ring address -> pattern
         # Benchmarks only: while this returns True the camera holds the next frame
         # (a free-running camera limited by the pipeline, never by overflow).
+        # It looks again when room_freed() is called, at the latest after
+        # FLOW_WAIT_S.
         self.flow_control: Callable[[], bool] | None = None
+        self._room = threading.Event()
+        self._holding = False
 
     # --- mandatory camera API -------------------------------------------------
     def get_exposure(self) -> float:
@@ -156,7 +161,30 @@ class SimCamera(CameraDevice):
     def abort(self) -> None:
         """Stop now, even while waiting for a trigger."""
         self._abort.set()
+        self._room.set()
         self.trigger.interrupt()
+
+    def room_freed(self) -> None:
+        """The ring freed slots: a camera held by `flow_control` looks again now
+        (any thread; cheap when the camera is not held)."""
+        if self._holding:
+            self._room.set()
+
+    def _hold(self, flow: Callable[[], bool]) -> bool:
+        """Wait while `flow()` holds the next frame; False on abort."""
+        room, abort = self._room, self._abort
+        while flow():
+            room.clear()
+            self._holding = True
+            try:
+                if not flow():
+                    break
+                room.wait(FLOW_WAIT_S)
+            finally:
+                self._holding = False
+            if abort.is_set():
+                return False
+        return not abort.is_set()
 
     # --- acquisition ------------------------------------------------------------
     def _fill(self, buf: np.ndarray, pattern: np.ndarray) -> None:
@@ -233,9 +261,8 @@ class SimCamera(CameraDevice):
                 # a sensor never starts frames closer than its period: a late
                 # frame delays the next ones instead of catching up
                 next_t = max(next_t, time.perf_counter()) + period
-            while self.flow_control is not None and self.flow_control():
-                if abort.wait(0.002):
-                    return
+            if (flow := self.flow_control) is not None and not self._hold(flow):
+                return
             if i == self._fault_after:
                 self.last_error = f"simulated sensor fault after {i} frames"
                 return
