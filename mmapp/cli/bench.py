@@ -74,6 +74,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=("deskew", "empty", "none"),
         help="with --deskew: the chains to run, interleaved (default: deskew)",
     )
+    stream.add_argument(
+        "--processing-queue-mb",
+        type=positive_int,
+        default=256,
+        help="with --deskew: the chain's queue_mb (RAM for frames in processing; "
+        "the preset field's default is 256)",
+    )
     stream.add_argument("--json", action="store_true", help="one JSON object")
 
     stop = bench_sub.add_parser("stop", help="Stop latency in each run state")

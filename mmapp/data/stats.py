@@ -103,12 +103,15 @@ class RunStats:
         self.bytes_written = 0
         self.buffer_fill = -1.0
         self.first_frame_at: float | None = None  # perf_counter of the first frame
+        self.last_frame_at: float | None = None  # and of the newest
 
     def add_in(self, nbytes: int) -> None:
         """A frame entered the queue."""
         with self._lock:
+            now = time.perf_counter()
             if not self.frames_in:
-                self.first_frame_at = time.perf_counter()
+                self.first_frame_at = now
+            self.last_frame_at = now
             self.frames_in += 1
             self.queue_frames += 1
             self.queue_bytes += nbytes
