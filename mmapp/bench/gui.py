@@ -40,6 +40,8 @@ def run_gui_bench(args: argparse.Namespace) -> int:
     from mmapp.gui.settings import AppSettings
 
     app = make_app()  # noqa: F841 - alive for the whole benchmark
+    if args.dir is not None:  # like the other benches: made if missing
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="mmapp-bench-gui-", dir=args.dir))
     settings = AppSettings.at(work / "settings.ini")
     settings.save_dir = work / "data"
