@@ -218,6 +218,38 @@ def test_buffer_overflow_is_an_error_with_counts(
     _assert_safe(rig)
 
 
+def test_a_camera_that_overflows_before_its_arming_is_checked(
+    controller, rig, tmp_path, monkeypatch
+):
+    """The race CI hit: at exposure 0 the camera can fill its buffer and stop
+    before the engine looks whether it armed; that run is a buffer overflow
+    with its frames saved, not "the camera did not arm"."""
+    core = rig.core
+    core.setProperty("Camera", "SensorWidth", 64)
+    core.setProperty("Camera", "SensorHeight", 64)
+    core.setExposure(0.0)
+    core.setCircularBufferMemoryFootprint(1)  # 128 frames of 8 kB
+    camera = rig.camera
+
+    def armed_too_late(timeout: float) -> bool:
+        # the camera's thread ends (overflowed) before the engine looks
+        camera.armed.wait(timeout)
+        while core.isSequenceRunning() and camera.armed.is_set():
+            camera.armed.wait(0.001)
+        return camera.armed.is_set()
+
+    monkeypatch.setattr(rig, "camera_ready", armed_too_late)
+    _slow_first_write(monkeypatch, 1.0)
+    result = _run(controller, [stream_event()], tmp_path, queue_bytes=4 * 64 * 64 * 2)
+    assert result.outcome is RunOutcome.ERROR
+    assert "overflow" in result.message, result.message
+    assert result.frames_acquired == result.frames_saved + result.frames_lost
+    frames = read_all(result.dataset)
+    assert sorted(frames) == list(range(result.frames_saved)) and frames
+    assert all(read_stamp(img) == t for t, img in frames.items())
+    _assert_safe(rig)
+
+
 def test_camera_timeout_is_an_error(controller, rig, tmp_path):
     rig.core.setProperty("Camera", "TriggerMode", "External")
     result = _run(

@@ -403,10 +403,23 @@ class StreamingEngine(MDAEngine):
     def post_sequence_started(self, event: MDAEvent) -> None:
         """Right after the camera is armed: start the DAQ (followers, then master)."""
         if self._camera_ready is not None and not self._camera_ready(2.0):
-            raise CameraStoppedError("the camera did not arm within 2 s")
+            if not self._camera_ran():
+                raise CameraStoppedError("the camera did not arm within 2 s")
+            # it armed, ran and stopped before we looked (e.g. it filled its
+            # buffer at once): the frame loop saves what it left and says why
+            self.camera_armed.set()
+            return
         self.camera_armed.set()
         if self.daq is not None:
             self.daq.start()
+
+    def _camera_ran(self) -> bool:
+        """Whether the started camera has already delivered frames."""
+        core = self.mmcore
+        try:
+            return core.getRemainingImageCount() > 0 or core.isBufferOverflowed()
+        except Exception:
+            return False
 
     def teardown_sequence(self, sequence: MDASequence) -> None:
         """Camera stopped and the rig made safe, whatever happened."""
