@@ -7,11 +7,15 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from helpers import HEIGHT, WIDTH
+from nidaqmx.grpc_session_options import GrpcSessionOptions
 
 from mmapp.engine.controller import RunController
 from mmapp.rig import Rig, load_rig
+from mmapp.sim.daq_device import SimDaqDevice
+from mmapp.sim.daq_server import SimDaqServer
 
 
 @pytest.fixture(autouse=True)
@@ -117,3 +121,14 @@ def democam_controller(democam_rig: Rig) -> Iterator[RunController]:
     yield c
     c.stop()
     c.wait(10)
+
+
+@pytest.fixture
+def card() -> Iterator[tuple[SimDaqDevice, GrpcSessionOptions]]:
+    """A simulated card on an ephemeral port and client options for it."""
+    device = SimDaqDevice()
+    server = SimDaqServer(device).start()
+    channel = grpc.insecure_channel(server.address)
+    yield device, GrpcSessionOptions(grpc_channel=channel, session_name="")
+    channel.close()
+    server.stop()

@@ -3,9 +3,6 @@ reads, through the real nidaqmx client over gRPC."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import grpc
 import nidaqmx
 import numpy as np
 import pytest
@@ -16,22 +13,7 @@ from nidaqmx.constants import (
     TaskMode,
     TriggerType,
 )
-from nidaqmx.grpc_session_options import GrpcSessionOptions
 from nidaqmx.stream_writers import CounterWriter
-
-from mmapp.sim.daq_device import SimDaqDevice
-from mmapp.sim.daq_server import SimDaqServer
-
-
-@pytest.fixture
-def card() -> Iterator[tuple[SimDaqDevice, GrpcSessionOptions]]:
-    """A simulated card on an ephemeral port and client options for it."""
-    device = SimDaqDevice()
-    server = SimDaqServer(device).start()
-    channel = grpc.insecure_channel(server.address)
-    yield device, GrpcSessionOptions(grpc_channel=channel, session_name="")
-    channel.close()
-    server.stop()
 
 
 def _code(exc: pytest.ExceptionInfo) -> int:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
-import grpc
 import nidaqmx
 import numpy as np
 import pytest
@@ -17,23 +15,9 @@ from nidaqmx.constants import (
     LineGrouping,
     UsageTypeCO,
 )
-from nidaqmx.grpc_session_options import GrpcSessionOptions
 from nidaqmx.system import System
 
 from mmapp.daq.connection import DaqConnection
-from mmapp.sim.daq_device import SimDaqDevice
-from mmapp.sim.daq_server import SimDaqServer
-
-
-@pytest.fixture
-def card() -> Iterator[tuple[SimDaqDevice, GrpcSessionOptions]]:
-    """A simulated card on an ephemeral port and client options for it."""
-    device = SimDaqDevice()
-    server = SimDaqServer(device).start()
-    channel = grpc.insecure_channel(server.address)
-    yield device, GrpcSessionOptions(grpc_channel=channel, session_name="")
-    channel.close()
-    server.stop()
 
 
 def test_device_discovery_like_nimax(card: tuple) -> None:
