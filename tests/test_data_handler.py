@@ -835,3 +835,69 @@ def test_frames_are_prepared_by_the_producer_and_written_uncopied(make_handler):
     expected = [("prepared", {"time": i}) for i in range(3)]
     assert [item[:2] for item in written] == expected
     assert all(item[2] is image for item, image in zip(written, images, strict=True))
+
+
+# --------------------------------------------------------------------------
+# put_many: a run of frames from the engine under one lock
+# --------------------------------------------------------------------------
+
+
+def test_put_many_larger_than_the_queue_wakes_the_writer_and_keeps_every_frame(
+    make_handler, tmp
+):
+    """The bug the engine's overflow test found: a run bigger than the queue
+    waited for room while the writer slept, never told of the frames already
+    queued (30 s, then a timeout). Every frame must arrive, in order."""
+    sink = NDTiffSink(tmp, "many", {})
+    handler = make_handler(
+        sink, max_queue_bytes=3 * FRAME_BYTES, put_timeout_s=GATE_TIMEOUT_S
+    )
+    released: list[int] = []
+    frames = [
+        ({"time": t}, frame(t), {"t": t}, lambda t=t: released.append(t))
+        for t in range(40)
+    ]
+    assert handler.put_many(frames) == (40, None)
+    handler.finish()
+    assert released == list(range(40))  # each slot freed once, oldest first
+    images = read_ndstorage(sink.path)
+    assert len(images) == 40
+    for t in range(40):
+        image, md = images[key({"time": t})]
+        np.testing.assert_array_equal(image, frame(t))
+        assert md == {"t": t, "Axes": {"time": t}}
+    assert handler.stats.snapshot().frames_written == 40
+
+
+def test_put_many_stops_at_an_invalid_frame_and_says_why(make_handler):
+    storage = FakeStorage()
+    handler = make_handler(storage)
+    bad = np.zeros((H, W), np.float32)
+    frames = [({"time": t}, frame(t), None, None) for t in range(3)]
+    frames.insert(2, ({"time": 9}, bad, None, None))
+    queued, error = handler.put_many(frames)
+    assert queued == 2
+    assert isinstance(error, InvalidFrameError)
+    assert "uint8 or uint16" in str(error) and "float32" in str(error)
+    handler.finish()
+    assert [c["time"] for c, _, _ in storage.written] == [0, 1]  # the rest: caller's
+    snap = handler.stats.snapshot()
+    assert (snap.frames_written, snap.frames_rejected) == (2, 1)
+
+
+def test_put_many_refuses_coordinates_already_waiting(make_handler):
+    storage = FakeStorage(gated=True)
+    handler = make_handler(storage, put_timeout_s=GATE_TIMEOUT_S)
+    handler.put({"time": 0}, frame(0))
+    storage.wait_entered()  # frame 0 is in the writer's hands (gated)
+    handler.put({"time": 1}, frame(1))
+    queued, error = handler.put_many(
+        [({"time": 2}, frame(2), None, None), ({"time": 1}, frame(5), None, None)]
+    )
+    assert queued == 1
+    assert isinstance(error, DuplicateCoordinatesError)
+    assert "{'time': 1}" in str(error) and "already waiting" in str(error)
+    storage.gate.set()
+    handler.finish()
+    assert [c["time"] for c, _, _ in storage.written] == [0, 1, 2]
+    np.testing.assert_array_equal(storage.written[1][1], frame(1))  # not frame 5

@@ -17,6 +17,7 @@ from useq import MDASequence
 from mmapp.data.errors import StorageWriteError
 from mmapp.data.ndtiff_sink import NDTiffSink
 from mmapp.engine.controller import RunController, RunOutcome, RunRequest
+from mmapp.engine.engine import RUN_KEY
 from mmapp.engine.events import stream_event
 from mmapp.rig import Rig
 from mmapp.sim.frames import DARK_LEVEL, expected_pattern, read_stamp, unstamped
@@ -85,6 +86,53 @@ def test_metadata_summary_and_per_frame(controller, rig, tmp_path):
         assert md["Axes"] == {"time": 2}
         assert md["camera_metadata"]["mmapp-frame"] == "2"
         assert md["hardware_triggered"] is True
+    finally:
+        ds.close()
+
+
+def test_frames_waiting_together_go_out_as_one_run_each_with_its_own_metadata(
+    controller, rig, tmp_path
+):
+    """The frames the engine takes from the ring in one go reach the relay as
+    one frameReady (RUN_KEY); every frame still gets its own coordinates,
+    metadata (plain keys: the core's Keyword enums as names) and pixels."""
+    core = rig.core
+    core.setProperty("Camera", "SensorWidth", 64)
+    core.setProperty("Camera", "SensorHeight", 64)
+    core.setExposure(0.0)
+    runs: list[int] = []
+    backlog = threading.Event()
+
+    def first_listener(img, event, meta) -> None:
+        runs.append(len(meta.get(RUN_KEY) or [meta]))
+        if len(runs) == 1:  # hold the engine until frames wait in the ring
+            deadline = time.monotonic() + 10
+            while core.getRemainingImageCount() < 12:
+                assert time.monotonic() < deadline, "the camera gave no backlog"
+                backlog.wait(0.001)
+
+    core.mda.events.frameReady.connect(first_listener)  # before the relay
+    try:
+        result = _run(controller, [stream_event(max_frames=200)], tmp_path)
+    finally:
+        core.mda.events.frameReady.disconnect(first_listener)
+    assert result.outcome is RunOutcome.COMPLETED, result.message
+    assert result.frames_saved == 200 and result.frames_lost == 0
+    assert sum(runs) == 200
+    assert max(runs) >= 11  # the backlog went out as one run
+    assert len(runs) < 200
+    ds = open_dataset(result.dataset)
+    try:
+        for t in range(200):
+            md = ds.read_metadata(time=t)
+            assert md["Axes"] == {"time": t}
+            assert md["event_index"] == {"t": t}
+            camera = md["camera_metadata"]
+            assert camera["ImageNumber"] == str(t)
+            assert camera["mmapp-frame"] == str(t)
+            assert camera["PixelType"] == "GRAY16"
+            assert camera["Camera"] == "Camera"
+            assert read_stamp(np.array(ds.read_image(time=t))) == t
     finally:
         ds.close()
 

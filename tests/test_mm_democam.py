@@ -35,7 +35,7 @@ from mmapp.engine.controller import (
     RunRequest,
     RunResult,
 )
-from mmapp.engine.engine import _CopyingSource
+from mmapp.engine.engine import RUN_KEY, _CopyingSource
 from mmapp.engine.events import stream_event
 from mmapp.rig import Rig
 
@@ -55,14 +55,16 @@ class Popped:
         self.core.mda.events.frameReady.connect(self._on_frame)
 
     def _on_frame(self, img: np.ndarray, event, meta) -> None:
-        self.frames.append(np.array(img, copy=True))
-        number = (meta.get("camera_metadata") or {}).get("ImageNumber")
-        self.numbers.append(None if number is None else int(number))
-        self.states.append(
-            (self.core.getCurrentConfig("Channel"), self.core.getPosition())
-        )
-        if self.core.isSequenceRunning():
-            self.shutter_open.append(self.core.getShutterOpen())
+        # frames the engine took together come as one run (RUN_KEY)
+        for img_, _event, meta_ in meta.get(RUN_KEY) or [(img, event, meta)]:
+            self.frames.append(np.array(img_, copy=True))
+            number = (meta_.get("camera_metadata") or {}).get("ImageNumber")
+            self.numbers.append(None if number is None else int(number))
+            self.states.append(
+                (self.core.getCurrentConfig("Channel"), self.core.getPosition())
+            )
+            if self.core.isSequenceRunning():
+                self.shutter_open.append(self.core.getShutterOpen())
 
     def close(self) -> None:
         self.core.mda.events.frameReady.disconnect(self._on_frame)

@@ -4,6 +4,7 @@ that cannot go in one piece is refused with nothing written."""
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from ndstorage.ndtiff_file import SingleNDTiffWriter
 
 from mmapp.data import ndtiff_sink
 from mmapp.data.ndtiff_ifd import pack_ifd
-from mmapp.data.ndtiff_sink import NDTiffSink
+from mmapp.data.ndtiff_index import axes_json
+from mmapp.data.ndtiff_sink import NDTiffSink, ordered_axes
 
 
 def frame(t: int, dtype: type = np.uint16, shape: tuple[int, int] = (6, 5)):
@@ -130,3 +132,30 @@ def test_pack_ifd_is_ndstorages_layout(tmp_path, md_length):
     next_ifd = struct.unpack_from("<I", theirs, 2 + 13 * 12)[0]
     assert ours.next_ifd_offset == next_ifd and next_ifd % 2 == 0
     Path(tmp_path / "x.tif").unlink()
+
+
+@pytest.mark.parametrize(
+    "axes",
+    [
+        {"time": 3},
+        {"position": 0, "time": 12, "channel": "DAPI é"},
+        {"z": -1, "channel": 'a"b\\c'},
+        {"time": 2**40, "flag": True},
+        {},
+    ],
+)
+def test_index_axes_are_the_bytes_json_writes(axes):
+    """The index entry's axes, built from cached per-name prefixes, are the
+    bytes json.dumps gives (what ndstorage writes), asked twice (cached)."""
+    expected = json.dumps(axes).encode("utf-8")
+    assert axes_json(axes) == expected
+    assert axes_json(dict(axes)) == expected
+
+
+def test_axis_order_is_the_same_whatever_order_coordinates_come_in():
+    first = ordered_axes({"channel": "GFP", "z": 2, "time": 1, "position": 0})
+    second = ordered_axes({"time": 1, "position": 0, "channel": "GFP", "z": 2})
+    assert list(first) == list(second) == ["position", "time", "z", "channel"]
+    assert first == {"position": 0, "time": 1, "z": 2, "channel": "GFP"}
+    extra = ordered_axes({"zeta": 1, "alpha": 2, "time": 0})
+    assert list(extra) == ["time", "alpha", "zeta"]  # others after, by name

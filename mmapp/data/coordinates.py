@@ -143,7 +143,9 @@ class DataCoordinates(MutableMapping[str, AxisValue]):
         **axes: AxisValue,
     ) -> None:
         """Build from ``coordinate_dict`` or from keyword axes (not both)."""
-        if coordinate_dict is None:
+        if type(coordinate_dict) is dict and not axes:  # fast path: a plain dict
+            coords = _validated(coordinate_dict)
+        elif coordinate_dict is None:
             coords = _validated(axes)
         elif axes:
             raise ValueError(

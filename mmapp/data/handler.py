@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -141,31 +141,103 @@ class DataHandler:
                 raise DuplicateCoordinatesError(
                     f"coordinates {dict(key)} are already waiting to be written"
                 )
-            ok = self._room.wait_for(
-                lambda: (
-                    self._closing
-                    or self._error is not None
-                    or self._no_wait
-                    or not self._queue
-                    or self.stats.queue_bytes + nbytes <= self.max_queue_bytes
-                ),
-                self.put_timeout_s,
-            )
-            self._check_open()
-            if not ok:
-                raise TimeoutError(
-                    f"the writer did not free queue space within "
-                    f"{self.put_timeout_s:g} s ({self.stats.queue_frames} frames, "
-                    f"{self.stats.queue_bytes / 1e6:.0f} MB waiting)"
-                )
+            if not self._has_room(nbytes):
+                self._wait_for_room(nbytes)
             self._queue.append(frame)
             self._pending[key] = frame
             self._latest = frame
             self.stats.add_in(nbytes)
-            waits = self._writer_waits
-            if waits and (waits == "frame" or self._run_ready()):  # see RUN_WAIT_S
-                self._writer_waits = ""
-                self._cond.notify()
+            self._wake_writer()
+
+    def put_many(
+        self,
+        frames: Sequence[
+            tuple[
+                Mapping[str, int | str],
+                np.ndarray,
+                Mapping[str, Any] | None,
+                Callable[[], None] | None,
+            ]
+        ],
+    ) -> tuple[int, BaseException | None]:
+        """Queue (coords, image, metadata, release) frames in order, as put()
+        each, under one lock; stops at the first that cannot be queued.
+
+        Returns how many were queued and, if one could not be, why (that frame
+        and the ones after it are still the caller's).
+        """
+        ready: list[Frame] = []
+        failure: BaseException | None = None
+        prepare = self._prepare
+        for coords, image, metadata, release in frames:
+            key = coords
+            if not isinstance(key, DataCoordinates):
+                key = DataCoordinates(coords)
+            try:
+                image = validate_frame(image)
+            except InvalidFrameError as exc:
+                self.stats.add_rejected()
+                failure = exc
+                break
+            metadata = metadata or {}
+            prepared = None
+            if prepare is not None:  # encoded here, while the writer writes
+                try:
+                    prepared = prepare(key, image, metadata)
+                except Exception:  # the writer's put() of it says why
+                    prepared = None
+            ready.append(Frame(key, image, metadata, release, prepared))
+        queued = 0
+        with self._cond:
+            try:
+                for frame in ready:
+                    self._check_open()
+                    if frame.coords in self._pending:
+                        raise DuplicateCoordinatesError(
+                            f"coordinates {dict(frame.coords)} are already waiting "
+                            f"to be written"
+                        )
+                    nbytes = frame.image.nbytes
+                    if not self._has_room(nbytes):
+                        self._wait_for_room(nbytes)
+                    self._queue.append(frame)
+                    self._pending[frame.coords] = frame
+                    self._latest = frame
+                    self.stats.add_in(nbytes)
+                    queued += 1
+                    self._wake_writer()  # before any wait for room: it frees it
+            except Exception as exc:
+                failure = exc
+        return queued, failure
+
+    def _wake_writer(self) -> None:
+        """Wake the writer if it waits for what the queue now holds (under the
+        lock; see RUN_WAIT_S)."""
+        waits = self._writer_waits
+        if waits and (waits == "frame" or self._run_ready()):
+            self._writer_waits = ""
+            self._cond.notify()
+
+    def _has_room(self, nbytes: int) -> bool:
+        """Whether a frame of `nbytes` may be queued now (under the lock)."""
+        return (
+            self._closing
+            or self._error is not None
+            or self._no_wait
+            or not self._queue
+            or self.stats.queue_bytes + nbytes <= self.max_queue_bytes
+        )
+
+    def _wait_for_room(self, nbytes: int) -> None:
+        """Wait (bounded) until the frame may be queued (under the lock)."""
+        ok = self._room.wait_for(lambda: self._has_room(nbytes), self.put_timeout_s)
+        self._check_open()
+        if not ok:
+            raise TimeoutError(
+                f"the writer did not free queue space within "
+                f"{self.put_timeout_s:g} s ({self.stats.queue_frames} frames, "
+                f"{self.stats.queue_bytes / 1e6:.0f} MB waiting)"
+            )
 
     def stop_waiting(self) -> None:
         """Stop was pressed: put() no longer waits for room, so the engine sees

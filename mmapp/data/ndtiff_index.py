@@ -23,6 +23,47 @@ _MAX_AXES_BYTES = 1 << 16  # longer: not an entry (garbage or unwritten space)
 _MAX_NAME_BYTES = 4096
 
 EIGHT_BIT, SIXTEEN_BIT = 0, 1  # ndstorage's pixel types for uint8 / uint16
+# axis names -> the JSON text before each value ('{"time": ', ', "z": ', ...)
+_AXES_PREFIXES: dict[tuple, tuple[str, ...]] = {}
+
+
+def axes_json(axes: Mapping[str, int | str]) -> bytes:
+    """The axes as json.dumps writes them (same bytes), in a fraction of its time."""
+    names = tuple(axes)
+    prefixes = _AXES_PREFIXES.get(names)
+    if prefixes is None:
+        if not all(type(name) is str for name in names):
+            return json.dumps(dict(axes)).encode("utf-8")
+        prefixes = tuple(
+            ("{" if i == 0 else ", ") + json.dumps(name) + ": "
+            for i, name in enumerate(names)
+        )
+        if len(_AXES_PREFIXES) < 256:  # a run has a handful of axis combinations
+            _AXES_PREFIXES[names] = prefixes
+    parts = [
+        prefix + (str(value) if type(value) is int else json.dumps(value))
+        for prefix, value in zip(prefixes, axes.values(), strict=True)
+    ]
+    return ("".join(parts) + "}").encode("utf-8") if parts else b"{}"
+
+
+def pack_length_prefixed(data: bytes) -> bytes:
+    """u32 length + the bytes (an index entry's axes and file name)."""
+    return _U32.pack(len(data)) + data
+
+
+def pack_entry_numbers(
+    pix_offset: int,
+    width: int,
+    height: int,
+    pixel_type: int,
+    md_offset: int,
+    md_length: int,
+) -> bytes:
+    """The eight u32 that end an index entry (no compression)."""
+    return _NUMBERS.pack(
+        pix_offset, width, height, pixel_type, 0, md_offset, md_length, 0
+    )
 
 
 @dataclass(frozen=True)
@@ -45,7 +86,7 @@ class IndexEntry:
 
     def pack(self) -> bytes:
         """The entry's bytes in NDTiff.index (axes in the given order)."""
-        axes = json.dumps(dict(self.axes)).encode("utf-8")
+        axes = axes_json(self.axes)
         name = self.filename.encode("utf-8")
         return b"".join(
             (

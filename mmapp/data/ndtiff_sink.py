@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import pydantic_core
 from ndstorage.ndtiff_file import MAX_FILE_SIZE, SingleNDTiffWriter
 
 from mmapp.data import file_io
@@ -32,7 +33,15 @@ from mmapp.data.errors import (
     StorageWriteError,
 )
 from mmapp.data.ndtiff_ifd import IFD_BYTES, ImagePlace, pack_ifd
-from mmapp.data.ndtiff_index import EIGHT_BIT, SIXTEEN_BIT, IndexEntry, find_entry
+from mmapp.data.ndtiff_index import (
+    EIGHT_BIT,
+    SIXTEEN_BIT,
+    IndexEntry,
+    axes_json,
+    find_entry,
+    pack_entry_numbers,
+    pack_length_prefixed,
+)
 from mmapp.data.validation import validate_frame
 
 # Every image's axes in one order: tifffile compares each index entry's axes
@@ -47,9 +56,18 @@ def _axis_rank(axis: str) -> tuple[int, str]:
     return _RANK.get(axis, len(_RANK)), axis
 
 
+_ORDERS: dict[tuple[str, ...], tuple[str, ...]] = {}  # axis names -> their order
+
+
 def ordered_axes(coords: Mapping[str, int | str]) -> dict[str, int | str]:
     """The coordinates in the dataset's one axis order (others after, by name)."""
-    return {k: coords[k] for k in sorted(coords, key=_axis_rank)}
+    names = tuple(coords)
+    order = _ORDERS.get(names)
+    if order is None:
+        order = tuple(sorted(names, key=_axis_rank))
+        if len(_ORDERS) < 256:  # a run has a handful of axis combinations
+            _ORDERS[names] = order
+    return {k: coords[k] for k in order}
 
 
 class _AxesKey(frozenset):
@@ -64,6 +82,12 @@ class _AxesKey(frozenset):
 def json_safe(obj: Any) -> Any:
     """Make metadata JSON-serialisable (unknown objects become strings)."""
     return json.loads(json.dumps(obj, default=_json_default))
+
+
+def encode_metadata(metadata: Mapping[str, Any]) -> bytes:
+    """An image's metadata as JSON bytes (pydantic-core's encoder: a third of
+    the json module's time; numpy values and models as json_safe makes them)."""
+    return pydantic_core.to_json(metadata, fallback=_json_default)
 
 
 def _json_default(obj: Any) -> Any:
@@ -143,6 +167,7 @@ class GatheredWriter(SingleNDTiffWriter):
         self.reader.close()  # never read through: one descriptor per file, not two
         self.file = _PositionedFile(self.file)
         self.basename = os.path.basename(self.filename)
+        self.index_name = pack_length_prefixed(self.basename.encode("utf-8"))
         self.images = 0
 
     def has_room(self, nbytes: int) -> bool:
@@ -190,6 +215,7 @@ class PreparedFrame(NamedTuple):
     key: frozenset
     image: np.ndarray
     metadata: bytes
+    index_axes: bytes  # the index entry's length-prefixed axes JSON
 
 
 # Index entries of the most recent images kept for get(); older ones are read
@@ -241,7 +267,8 @@ class NDTiffSink:
         self._writer: GatheredWriter | None = None
         self._file_index = 0
         self._written = CoordinateSet()
-        self._recent: OrderedDict[frozenset, IndexEntry] = OrderedDict()
+        # the fields of an IndexEntry (built only when one is read back)
+        self._recent: OrderedDict[frozenset, tuple] = OrderedDict()
         self._index_length = 0  # bytes of NDTiff.index written (no tell() per image)
         self.images_written = 0
         self.failed: StorageWriteError | None = None
@@ -273,11 +300,12 @@ class NDTiffSink:
         image = validate_frame(image)
         axes = ordered_axes(coords)
         md = (
-            metadata
+            metadata.encode("utf-8")
             if isinstance(metadata, str)
-            else json.dumps({**metadata, "Axes": axes}, default=_json_default)
-        ).encode("utf-8")
-        return PreparedFrame(axes, frozenset(axes.items()), image, md)
+            else encode_metadata({**metadata, "Axes": axes})
+        )
+        index_axes = pack_length_prefixed(axes_json(axes))
+        return PreparedFrame(axes, frozenset(axes.items()), image, md, index_axes)
 
     def _check_writable(self) -> None:
         if self.failed is not None:
@@ -347,20 +375,23 @@ class NDTiffSink:
                 writer.finished_writing()  # the full file is closed
                 writer = self._new_writer()
             places = writer.write_run([(f.image, f.metadata) for f in run])
-            entries = [
-                IndexEntry(
-                    f.axes,
-                    writer.basename,
+            name, name_part = writer.basename, writer.index_name
+            parts: list[bytes] = []
+            recent_entries = []
+            for f, place in zip(run, places, strict=True):
+                height, width = f.image.shape
+                pixel_type = EIGHT_BIT if f.image.itemsize == 1 else SIXTEEN_BIT
+                numbers = (
                     place.pixel_offset,
-                    f.image.shape[1],
-                    f.image.shape[0],
-                    EIGHT_BIT if f.image.dtype == np.uint8 else SIXTEEN_BIT,
+                    width,
+                    height,
+                    pixel_type,
                     place.metadata_offset,
                     len(f.metadata),
                 )
-                for f, place in zip(run, places, strict=True)
-            ]
-            packed = b"".join(entry.pack() for entry in entries)
+                parts += (f.index_axes, name_part, pack_entry_numbers(*numbers))
+                recent_entries.append((f.axes, name, *numbers))
+            packed = b"".join(parts)
             self._index_file.write(packed)
             self._index_file.flush()
         except Exception as exc:
@@ -371,9 +402,9 @@ class NDTiffSink:
             self.failed = _storage_error(exc, self.path, self.images_written)
             raise self.failed from exc
         self._index_length = index_length + len(packed)
-        recent = self._recent
-        for frame, entry in zip(run, entries, strict=True):
-            self._written.add(frame.axes)
+        recent, written = self._recent, self._written
+        for frame, entry in zip(run, recent_entries, strict=True):
+            written.add(frame.axes)
             recent[frame.key] = entry
         while len(recent) > RECENT_ENTRIES:
             recent.popitem(last=False)
@@ -417,9 +448,9 @@ class NDTiffSink:
 
     def _entry(self, axes: dict[str, int | str]) -> IndexEntry | None:
         """Where the image lies: a recent one from RAM, older ones from the index."""
-        entry = self._recent.get(frozenset(axes.items()))
-        if entry is not None:
-            return entry
+        recent = self._recent.get(frozenset(axes.items()))
+        if recent is not None:
+            return IndexEntry(*recent)
         if axes not in self._written:
             return None
         self._index_file.flush()

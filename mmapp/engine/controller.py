@@ -49,7 +49,7 @@ from mmapp.engine.daq_link import (
     write_program_changes,
 )
 from mmapp.engine.disk_watch import DiskWatch
-from mmapp.engine.engine import RELEASE_KEY, StreamingEngine
+from mmapp.engine.engine import RELEASE_KEY, RUN_KEY, StreamingEngine
 from mmapp.engine.errors import DiskNearlyFullError, UnsafeRigError
 from mmapp.engine.events import barrier_event, coordinates_for
 from mmapp.processing import (
@@ -269,6 +269,10 @@ class _FrameRelay:
     ) -> None:
         """frameReady with a pipeline: it copies the frame first (the raw
         frame's ring slot may be released as soon as it is queued)."""
+        if (run := meta.pop(RUN_KEY, None)) is not None:
+            for payload in run:  # each frame to the pipeline, then stored
+                self.frameReadyProcessing(*payload)
+            return
         if self.error is None and isinstance(img, np.ndarray) and img.ndim == 2:
             record = frame_record(event, meta)
             coords = coordinates_for(event)
@@ -278,6 +282,9 @@ class _FrameRelay:
             self.frameReady(img, event, meta)
 
     def frameReady(self, img: np.ndarray, event: MDAEvent, meta: Mapping) -> None:
+        if (run := meta.pop(RUN_KEY, None)) is not None:
+            self._put_run(run)
+            return
         release = meta.pop(RELEASE_KEY, None)
         if self.error is not None:  # the run is ending: this frame cannot be kept
             self._drop(release, lost=True)
@@ -296,6 +303,30 @@ class _FrameRelay:
         except Exception as exc:
             # an invalid frame is already counted as rejected by the handler
             self._drop(release, lost=not isinstance(exc, InvalidFrameError))
+            self.error = exc
+            self.engine.request_abort()
+
+    def _put_run(self, run: list[tuple[np.ndarray, MDAEvent, dict]]) -> None:
+        """A run of frames (RUN_KEY) to the handler in one go."""
+        frames = [
+            (
+                coordinates_for(event),
+                img,
+                frame_record(event, meta),
+                meta.pop(RELEASE_KEY, None),
+            )
+            for img, event, meta in run
+        ]
+        if self.error is not None:  # the run is ending: these cannot be kept
+            for frame in frames:
+                self._drop(frame[3], lost=True)
+            return
+        queued, exc = self.handler.put_many(frames)
+        if exc is not None:
+            # an invalid frame is already counted as rejected by the handler
+            self._drop(frames[queued][3], lost=not isinstance(exc, InvalidFrameError))
+            for frame in frames[queued + 1 :]:
+                self._drop(frame[3], lost=True)
             self.error = exc
             self.engine.request_abort()
 
@@ -573,6 +604,7 @@ class RunController:
             relay = _FrameRelay(handler, sink, engine, settings)
             relay.pipeline = pipeline
             engine.zero_copy = True  # the relay releases every frame it gets
+            engine.frame_runs = True  # and takes runs of frames (RUN_KEY)
             core = self.rig.core
             core.mda.set_engine(engine)
             # Direct psygnal connections: frames stay on the engine thread (no

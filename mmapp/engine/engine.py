@@ -48,6 +48,12 @@ LEASE_WAIT_S = 0.01
 BATCH_FRAMES = 64  # frames taken from the ring in one go (one lock)
 ENDLESS = 2**31 - 1  # frames: "until stopped", with stop-on-overflow
 RELEASE_KEY = "mmapp_release"  # payload metadata: call once the frame is stored
+# With `frame_runs` on, the frames taken from the ring together go out as one
+# payload: the first frame's, its metadata holding every payload of the run
+# (the first included) under RUN_KEY. One frameReady per run instead of one per
+# frame: at thousands of small frames per second the runner's and the signal's
+# per-frame work cost more than writing the frames.
+RUN_KEY = "mmapp_run"
 RELEASE_TIMEOUT_S = 60.0
 DRAIN_S = 0.5  # after Stop: time for frames the card triggered to be read out
 
@@ -91,6 +97,8 @@ class StreamingEngine(MDAEngine):
         # metadata RELEASE_KEY (and calls the release, if not None, once the
         # frame is stored): a frame whose key is left was lost.
         self.zero_copy = False
+        # The controller turns this on when its relay takes runs (RUN_KEY).
+        self.frame_runs = False
         self._lease: RingLease | None = None
         self.daq = daq
         self._camera_ready = camera_ready
@@ -109,6 +117,7 @@ class StreamingEngine(MDAEngine):
         self._safe_state_hooks.clear()
         self._camera_fault = None
         self.zero_copy = False
+        self.frame_runs = False
         if self._lease is not None:
             self._lease.close()
         self._lease = None
@@ -474,7 +483,7 @@ class StreamingEngine(MDAEngine):
             "pixel_size_um": core.getPixelSizeUm(True),
             "hardware_triggered": True,
         }
-        unclaimed: dict | None = None  # the last payload's metadata
+        unclaimed: list[dict] = []  # the metadata of the payloads last yielded
         # frames taken from the ring in one go, not yet yielded (oldest first)
         batch: deque[tuple[Any, Any, Any]] = deque()
         lease = source if isinstance(source, RingLease) else None
@@ -494,19 +503,56 @@ class StreamingEngine(MDAEngine):
                 # the relay pops the key when it takes the frame (a copied frame
                 # has None to call): a key left means no one stored the frame
                 meta[RELEASE_KEY] = release
-            unclaimed = meta
+            unclaimed.append(meta)
             count += 1
             self.frames_acquired += 1
             return (img, event, meta)
 
         def settle() -> None:
-            """A frame no listener took (one raised first): free it, count it."""
-            nonlocal unclaimed
-            if unclaimed is not None and RELEASE_KEY in unclaimed:
-                if (release := unclaimed.pop(RELEASE_KEY)) is not None:
-                    release()
-                self.frames_lost += 1
-            unclaimed = None
+            """Frames no listener took (one raised first): free them, count them."""
+            for meta in unclaimed:
+                if RELEASE_KEY in meta:
+                    if (release := meta.pop(RELEASE_KEY)) is not None:
+                        release()
+                    self.frames_lost += 1
+            unclaimed.clear()
+
+        def check_numbering(taken: tuple[Any, Any, Any]) -> None:
+            """Count the frames the camera numbered but never gave us."""
+            nonlocal skipped, error
+            number = _image_number(taken[1])
+            if number is None:
+                return
+            # The core stamps ImageNumber, from 0 at each sequence start:
+            # UniMMCore for Python cameras, MMCore's circular buffer for
+            # C++ ones (whatever the adapter sent). So a first frame
+            # numbered N means N frames were dropped before it (MMCore's
+            # continuous mode clears a full buffer and goes on).
+            # (Counted per sequence: the numbers start again at each.)
+            gap = number - count - skipped
+            if gap > 0:  # exposed, then overwritten before it was popped
+                skipped += gap
+                self.frames_acquired += gap
+                self.frames_lost += gap
+                error = BufferOverflowError(
+                    f"camera buffer overflowed: {gap} frames were overwritten "
+                    f"before they could be saved"
+                )
+
+        def next_payload() -> tuple:
+            """The oldest frame taken, or with `frame_runs` every frame taken
+            (up to a numbering gap) as one run payload."""
+            taken = batch.popleft()
+            check_numbering(taken)
+            first = payload(taken, len(batch) + 1)
+            if self.frame_runs and batch and error is None:
+                run = [first]
+                while batch and error is None:
+                    taken = batch.popleft()
+                    check_numbering(taken)
+                    run.append(payload(taken, len(batch) + 1))
+                first[2][RUN_KEY] = run
+            return first
 
         error: AcquisitionError | None = None
         try:
@@ -537,26 +583,7 @@ class StreamingEngine(MDAEngine):
                         abort.wait(idle_wait)
                         idle_wait = min(idle_wait * 2, MAX_POLL_S)
                     continue
-                taken = batch.popleft()
-                remaining = len(batch) + 1
-                number = _image_number(taken[1])
-                if number is not None:
-                    # The core stamps ImageNumber, from 0 at each sequence start:
-                    # UniMMCore for Python cameras, MMCore's circular buffer for
-                    # C++ ones (whatever the adapter sent). So a first frame
-                    # numbered N means N frames were dropped before it (MMCore's
-                    # continuous mode clears a full buffer and goes on).
-                    # (Counted per sequence: the numbers start again at each.)
-                    gap = number - count - skipped
-                    if gap > 0:  # exposed, then overwritten before it was popped
-                        skipped += gap
-                        self.frames_acquired += gap
-                        self.frames_lost += gap
-                        error = BufferOverflowError(
-                            f"camera buffer overflowed: {gap} frames were overwritten "
-                            f"before they could be saved"
-                        )
-                signal = yield payload(taken, remaining)
+                signal = yield next_payload()
                 settle()
                 if error is not None:
                     raise error

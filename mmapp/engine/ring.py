@@ -20,9 +20,48 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from enum import Enum
 from typing import Any
 
 import numpy as np
+
+
+class _PlainMetadata:
+    """Frame metadata with plain str keys and values where the core put enums.
+
+    UniMMCore keys each frame's metadata by `Keyword` enum members (and the
+    pixel type is a `PixelType`): JSON encoders take such keys through Python
+    per key, which cost more than the rest of a small frame's encoding. The
+    keys come in the same order frame after frame, so their names are looked
+    up once per sequence.
+    """
+
+    __slots__ = ("_enum_values", "_keys", "_names")
+
+    def __init__(self) -> None:
+        self._keys: tuple = ()
+        self._names: tuple[str, ...] = ()
+        self._enum_values: tuple[int, ...] = ()
+
+    def __call__(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+        if not metadata:
+            return {}
+        keys = tuple(metadata)
+        values = list(metadata.values())
+        if keys != self._keys:
+            self._keys = keys
+            self._names = tuple(_plain(k) for k in keys)
+            self._enum_values = tuple(
+                i for i, v in enumerate(values) if isinstance(v, Enum)
+            )
+        for i in self._enum_values:
+            if isinstance(value := values[i], Enum):
+                values[i] = value.value
+        return dict(zip(self._names, values, strict=True))
+
+
+def _plain(key: Any) -> str:
+    return key.value if isinstance(key, Enum) else str(key)
 
 
 class _Token:
@@ -59,6 +98,7 @@ class RingLease:
         # consumer waits (only then: no wake-up per frame while it is busy)
         self._arrived = threading.Event()
         self._waiting = False
+        self._plain = _PlainMetadata()
         self._publish = ring.finalize_slot
         ring.finalize_slot = self._finalize_slot  # the core calls the instance's
 
@@ -113,7 +153,7 @@ class RingLease:
             self._tokens.append(token)
         view = slot.array.view()
         view.flags.writeable = False
-        return view, dict(slot.metadata or {}), _Release(self, token)
+        return view, self._plain(slot.metadata), _Release(self, token)
 
     def take_many(
         self, limit: int
@@ -130,7 +170,7 @@ class RingLease:
         for slot, token in zip(taken, tokens, strict=True):
             view = slot.array.view()
             view.flags.writeable = False
-            out.append((view, dict(slot.metadata or {}), _Release(self, token)))
+            out.append((view, self._plain(slot.metadata), _Release(self, token)))
         return out
 
     def _release(self, token: _Token) -> None:
