@@ -21,6 +21,13 @@ from mmapp.sim.state import SimRigState, TriggerLine
 
 TRIGGER_MODES = ("Internal", "External")
 FLOW_WAIT_S = 0.002  # a camera held by flow_control looks again at least this often
+# A free-running sensor starts frames on its own clock, a period apart. The
+# simulation emits a frame a little late now and then (a wait overshoots, the
+# GIL is busy); such a frame keeps the schedule, so the pace is the period on
+# average, not the period plus the overshoot. Later than this many periods (and
+# this long), e.g. held by flow control, the schedule starts again from now.
+CATCH_UP_PERIODS = 2
+CATCH_UP_S = 0.002
 BIT_DEPTHS = (8, 10, 12, 14, 16)
 
 
@@ -243,9 +250,11 @@ class SimCamera(CameraDevice):
         abort = self._abort
         next_t = time.perf_counter()
         busy_until = 0.0
+        late_limit = max(CATCH_UP_PERIODS * period, CATCH_UP_S)
         i = 0
         while i < limit and not abort.is_set():
             probe = None
+            started_at: float | None = None  # the sensor's time (time.monotonic)
             if external:
                 ok, t_edge, probe = self.trigger.take_timed_edge(timeout=0.05)
                 if not ok:
@@ -254,19 +263,24 @@ class SimCamera(CameraDevice):
                     self.missed_triggers += 1
                     continue
                 busy_until = t_edge + busy_s
+                started_at = t_edge
             elif period > 0:
                 delay = next_t - time.perf_counter()
                 if delay > 0 and abort.wait(delay):
                     break
-                # a sensor never starts frames closer than its period: a late
-                # frame delays the next ones instead of catching up
-                next_t = max(next_t, time.perf_counter()) + period
+                now = time.perf_counter()
+                if now - next_t > late_limit:  # held: the sensor starts again
+                    next_t = now
+                # the exposure-out edge carries the sensor's time, so what it
+                # triggers sees frames exactly a period apart
+                started_at = time.monotonic() - (now - next_t)
+                next_t += period
             if (flow := self.flow_control) is not None and not self._hold(flow):
                 return
             if i == self._fault_after:
                 self.last_error = f"simulated sensor fault after {i} frames"
                 return
-            out_probe = self.state.exposure_started(i)
+            out_probe = self.state.exposure_started(i, started_at)
             probe = probe or out_probe
             meta = {"mmapp-frame": str(i), "TriggerMode": self._trigger_mode}
             if probe is not None:  # the DAQ sets the light and the sheet position

@@ -59,7 +59,7 @@ class SimZStage(StageDevice):
         """Stop following the exposure line."""
         self._running = False
 
-    def _on_exposure(self, frame_number: int) -> None:
+    def _on_exposure(self, frame_number: int, _at: float | None = None) -> None:
         if self._running:
             self.state.z_um = self._sequence[frame_number % len(self._sequence)]
 

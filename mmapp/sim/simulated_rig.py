@@ -128,7 +128,9 @@ def _connect_daq(rig: Rig, daq: DaqSpec, state: SimRigState, camera: SimCamera) 
         raise
     except Exception as exc:
         raise RigError(f"daq.camera_trigger_line: {exc}") from None
-    state.add_exposure_listener(lambda _i: device.input_edge(daq.camera_exposure_out))
+    state.add_exposure_listener(
+        lambda _i, at: device.input_edge(daq.camera_exposure_out, at)
+    )
     state.galvo_line = daq.galvo.line
     state.galvo_um_per_v = daq.galvo.um_per_volt
     state.blanking_lines = dict(daq.laser_lines)

@@ -67,18 +67,22 @@ class SimRigState:
             return 0.0
         return lines.get(self.galvo_line, 0.0) * self.galvo_um_per_v
 
-    def add_exposure_listener(self, callback: Callable[[int], Any]) -> None:
-        """Wire a device to the camera's exposure-out line."""
+    def add_exposure_listener(
+        self, callback: Callable[[int, float | None], Any]
+    ) -> None:
+        """Wire a device to the camera's exposure-out line: called with the
+        frame number and the edge's time (time.monotonic; None: now)."""
         self._exposure_listeners.append(callback)
 
-    def exposure_started(self, frame_number: int) -> Any:
-        """Camera exposure-out edge: advance triggered devices.
+    def exposure_started(self, frame_number: int, at: float | None = None) -> Any:
+        """Camera exposure-out edge (at the sensor's time `at`, None: now):
+        advance triggered devices.
 
         Returns the first probe a listener answers with (None if none does).
         """
         probe = None
         for callback in self._exposure_listeners:
-            answer = callback(frame_number)
+            answer = callback(frame_number, at)
             if probe is None:
                 probe = answer
         return probe
