@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,25 @@ def test_bench_stream_json(tmp_path: Path) -> None:
     assert len(report["raw_runs_mb_s"]) == 3 and len(report["pair_ratios"]) == 2
     assert report["pipeline_mb_s"] > 0 and report["raw_mb_s"] > 0
     assert list(tmp_path.iterdir()) == []  # datasets and raw files removed
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_bench_stream_cpu_reports_each_threads_time_per_frame(tmp_path: Path) -> None:
+    proc = run_mmapp(
+        "bench", "stream", "--dir", str(tmp_path), "--size", "64", "--frames",
+        "5000", "--repeats", "1", "--buffer-mb", "16", "--cpu", "--json",
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    (run,) = report["thread_cpu_us_per_frame"]
+    threads = {row["thread"]: row for row in run}
+    # the pipeline's three threads: the simulated camera's, the engine's, the writer's
+    assert {"AcquisitionThread", "mmapp-run", "mmapp-writer"} <= set(threads)
+    for row in run:
+        assert row["user_us"] >= 0 and row["system_us"] >= 0
+    assert sum(r["user_us"] + r["system_us"] for r in run) > 0
+    assert "mmapp-prefault" not in threads  # set-up, waited for before the run
 
 
 def test_bench_refuses_when_the_disk_is_too_small(tmp_path: Path) -> None:

@@ -211,3 +211,71 @@ def test_missing_device_adapter_is_named_with_where_mmapp_looked(
 def test_camera_override_validated() -> None:
     with pytest.raises(RigError, match="camera settings"):
         load_rig(width=0)
+
+
+def test_the_simulated_buffer_size_comes_from_the_environment_unless_the_rig_sets_it(
+    monkeypatch, tmp_path
+):
+    from mmapp.rig.spec import RigSpec
+    from mmapp.sim.simulated_rig import SIM_BUFFER_ENV, simulated_buffer_mb
+
+    monkeypatch.setenv(SIM_BUFFER_ENV, "64")
+    assert simulated_buffer_mb(RigSpec()) == 64
+    assert simulated_buffer_mb(RigSpec(circular_buffer_mb=512)) == 512
+    monkeypatch.delenv(SIM_BUFFER_ENV)
+    assert simulated_buffer_mb(RigSpec()) == 1024  # the rig file's default
+    for bad, message in (("lots", "not a whole number"), ("8", "16 MB minimum")):
+        monkeypatch.setenv(SIM_BUFFER_ENV, bad)
+        with pytest.raises(RigError, match=message) as info:
+            simulated_buffer_mb(RigSpec())
+        assert SIM_BUFFER_ENV in str(info.value)
+
+
+def test_the_ring_is_faulted_in_behind_the_rig_load_and_before_the_camera(monkeypatch):
+    """Loading a rig does not wait for its ring's pages; the first sequence
+    does (the zeroing must not run over frames), and its frames are intact."""
+    from mmapp.rig import buffer
+
+    monkeypatch.setenv("MMAPP_SIM_BUFFER_MB", "64")
+    rig = load_rig(width=64, height=48, exposure_ms=0.0)
+    try:
+        core = rig.core
+        ring = core._seq_buffer
+        job = buffer._FILLING[id(core)]  # its pages are being faulted in
+        assert job.pool() is ring._pool
+        core.startSequenceAcquisition(20, 0, True)
+        assert not job.thread.is_alive()  # the start waited for it
+        assert id(core) not in buffer._FILLING
+        got = []
+        deadline = time.monotonic() + 10
+        while len(got) < 20:
+            assert time.monotonic() < deadline, "frames did not come"
+            if core.getRemainingImageCount():
+                got.append(core.popNextImage())
+            else:
+                time.sleep(0.001)
+        assert [read_stamp(img) for img in got] == list(range(20))
+    finally:
+        rig.close()
+
+
+def test_a_replaced_ring_is_let_go_by_its_prefault(monkeypatch):
+    """Sizing the buffer again (a rig file's size after the default) stops
+    touching the old pool: its thread ends within a chunk."""
+    from mmapp.rig import buffer, set_buffer_mb
+
+    monkeypatch.setenv("MMAPP_SIM_BUFFER_MB", "512")
+    rig = load_rig(width=64, height=48, exposure_ms=0.0)
+    try:
+        first = buffer._FILLING[id(rig.core)]
+        set_buffer_mb(rig.core, 32)
+        assert first.cancelled.is_set()
+        first.thread.join(10)
+        assert not first.thread.is_alive()
+        ring = rig.core._seq_buffer
+        second = buffer._FILLING[id(rig.core)]
+        assert second is not first and second.pool() is ring._pool
+        assert buffer.wait_prefaulted(rig.core, 30)
+        assert not ring._pool.any()  # every page touched (zeroed)
+    finally:
+        rig.close()

@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from mmapp.bench.thread_cpu import ThreadCpu, ThreadCpuSampler
+from mmapp.bench.thread_cpu import supported as thread_cpu_supported
 from mmapp.data import file_io
 from mmapp.engine.controller import RunController, RunRequest, RunResult
 from mmapp.engine.events import stream_event
 from mmapp.rig import Rig, RigError, load_rig, set_buffer_mb
-from mmapp.rig.buffer import on_slots_freed
+from mmapp.rig.buffer import on_slots_freed, wait_prefaulted
 from mmapp.rig.simulated import expected_pattern, stamp
 
 
@@ -181,6 +183,7 @@ class RssSampler:
     samples: list[tuple[int, float]] = field(default_factory=list)
     stream_s: float = 0.0  # first frame in -> dataset finished
     start_s: float = 0.0  # start() -> first frame in
+    thread_cpu: list[ThreadCpu] | None = None  # with --cpu: each thread's CPU time
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -281,12 +284,15 @@ def run_pipeline(
     buffer_mb: int,
     queue_mb: int,
     rig_path: Path | None = None,
+    thread_cpu: bool = False,
 ) -> tuple[RunResult, RssSampler]:
     """The camera streaming into NDTiff through the real pipeline (the
-    simulated one, or the camera of the rig at `rig_path`)."""
+    simulated one, or the camera of the rig at `rig_path`); with `thread_cpu`
+    each thread's CPU time during the run (Linux)."""
     rig = open_bench_rig(rig_path, size)
     core = rig.core
     set_buffer_mb(core, buffer_mb)
+    wait_prefaulted(core)  # the ring's pages: set-up, not streaming
     camera = rig.camera  # the simulated camera; None: a Micro-Manager one
     undo_hook: Callable[[], None] = lambda: None  # noqa: E731
     if camera is None or not hasattr(camera, "flow_control"):
@@ -311,11 +317,16 @@ def run_pipeline(
         queue_bytes=queue_mb * 1024 * 1024,
     )
     reset_peak_rss()
+    cpu = ThreadCpuSampler() if thread_cpu and thread_cpu_supported() else None
+    if cpu is not None:
+        cpu.start()
     t_start = time.perf_counter()
     controller.start(request)
     sampler.start()
     result = controller.wait()
     t_end = time.perf_counter()
+    if cpu is not None:
+        sampler.thread_cpu = cpu.stop()
     handler = controller.handler
     first = handler.stats.first_frame_at if handler is not None else None
     # arming (dataset, engine and camera set-up) is not streaming throughput
@@ -331,6 +342,19 @@ def run_pipeline(
     del rig, controller, core, camera
     gc.collect()
     return result, sampler
+
+
+def thread_cpu_per_frame(rows: list[ThreadCpu], frames: int) -> list[dict]:
+    """Each thread's user and system CPU time per saved frame (us)."""
+    n = max(frames, 1)
+    return [
+        {
+            "thread": row.name,
+            "user_us": round(row.user_s / n * 1e6, 1),
+            "system_us": round(row.system_s / n * 1e6, 1),
+        }
+        for row in rows
+    ]
 
 
 def io_paths(choice: str | None) -> list[str] | None:
@@ -425,6 +449,7 @@ def run_stream_bench(args: argparse.Namespace) -> int:
     was_portable = file_io.io_path() == "portable"
     results: list[RunResult] = []
     starts: list[float] = []
+    thread_cpus: list[list[dict]] = []  # with --cpu: per run, per thread
     sampler: RssSampler | None = None
     peak = 0.0
     # with two paths, pair k runs them in turn order (k odd: reversed), so a
@@ -453,6 +478,7 @@ def run_stream_bench(args: argparse.Namespace) -> int:
                 buffer_mb=args.buffer_mb,
                 queue_mb=args.queue_mb,
                 rig_path=rig_path,
+                thread_cpu=args.cpu,
             )
         finally:
             file_io.use_portable_io(was_portable)
@@ -468,6 +494,14 @@ def run_stream_bench(args: argparse.Namespace) -> int:
             f"({result.frames_saved} frames, {result.outcome.value}; first frame "
             f"{starts[-1] * 1000:.0f} ms after start)"
         )
+        if sampler.thread_cpu is not None:
+            per_frame = thread_cpu_per_frame(sampler.thread_cpu, result.frames_saved)
+            thread_cpus.append(per_frame)
+            for row in per_frame:
+                say(
+                    f"      cpu {row['thread']:<20s} user {row['user_us']:6.1f} + "
+                    f"system {row['system_us']:6.1f} us/frame"
+                )
         if result.dataset and not args.keep:
             shutil.rmtree(result.dataset, ignore_errors=True)
         settle_disk()
@@ -544,6 +578,8 @@ def run_stream_bench(args: argparse.Namespace) -> int:
         "raw_mb_s": round(raw, 1),
         "pipeline_runs_mb_s": [round(p, 1) for p in pipes],
         "raw_runs_mb_s": [round(r, 1) for r in raws],
+        # with --cpu: per pipeline run, each thread's CPU time per frame
+        "thread_cpu_us_per_frame": thread_cpus if args.cpu else None,
         # a paced run's throughput is the camera's rate: no ratio to the disk
         "ratio": None if rate else round(ratio, 3),
         "pair_ratios": [round(r, 3) for r in pair_ratios],

@@ -57,6 +57,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     stream.add_argument("--keep", action="store_true", help="keep the dataset")
     stream.add_argument(
+        "--cpu",
+        action="store_true",
+        help="per pipeline run: each thread's CPU time per frame (Linux)",
+    )
+    stream.add_argument(
         "--deskew",
         action="store_true",
         help="the rig's OPM program at --rate with on-the-fly deskew + MIP "

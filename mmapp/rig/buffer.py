@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -84,14 +86,43 @@ def on_slots_freed(core: Any, callback: Callable[[], None]) -> Callable[[], None
     return undo
 
 
+PREFAULT_CHUNK_BYTES = 64 * 1024 * 1024  # a replaced pool is let go within one
+
+
+class _Prefault:
+    """A thread faulting a pool's pages in, chunk by chunk, until done or
+    cancelled (its ring got a new pool)."""
+
+    def __init__(self, pool: np.ndarray) -> None:
+        self.pool = weakref.ref(pool)
+        self.cancelled = threading.Event()
+        self.thread = threading.Thread(
+            target=self._fill, args=(pool,), name="mmapp-prefault", daemon=True
+        )
+
+    def _fill(self, pool: np.ndarray) -> None:
+        flat = pool.reshape(-1).view(np.uint8)
+        for start in range(0, flat.size, PREFAULT_CHUNK_BYTES):
+            if self.cancelled.is_set():
+                return
+            flat[start : start + PREFAULT_CHUNK_BYTES].fill(0)
+
+
+# id(core) -> its buffer pool's prefault (see prefault)
+_FILLING: dict[int, _Prefault] = {}
+
+
 def prefault(core: Any) -> bool:
     """Touch every page of the Python circular buffer now, not while streaming.
 
     A fresh buffer is only address space: each page costs a page fault and a
     zeroing the first time the camera writes it. For a 1 GiB buffer that was
     a third of the time of a 300-frame 2048x2048 run; paid up front, streaming
-    runs at the speed of the disk from the first frame. Returns whether a
-    buffer was touched (C++ cameras keep MMCore's own buffer).
+    runs at the speed of the disk from the first frame. The pages are touched
+    by a thread (numpy lets go of the GIL), so loading a rig does not wait for
+    them (seconds per GiB on some virtual machines); a sequence waits for it
+    before it starts (:func:`wait_prefaulted`). Returns whether a buffer is
+    being touched (C++ cameras keep MMCore's own buffer).
     """
     ring = getattr(core, "_seq_buffer", None)
     pool = getattr(ring, "_pool", None)
@@ -99,5 +130,26 @@ def prefault(core: Any) -> bool:
         return False
     if not core.isPyDevice(core.getCameraDevice()):
         return False
-    pool.fill(0)
+    for key, filling in list(_FILLING.items()):  # forget finished ones
+        if filling.pool() is None or not filling.thread.is_alive():
+            _FILLING.pop(key, None)
+    if (previous := _FILLING.get(id(core))) is not None:
+        previous.cancelled.set()  # that pool is replaced: stop touching it
+        previous.thread.join()  # within a chunk; one pool faulted in at a time
+    job = _FILLING[id(core)] = _Prefault(pool)
+    job.thread.start()
+    return True
+
+
+def wait_prefaulted(core: Any, timeout: float | None = None) -> bool:
+    """Block until the circular buffer's pages are in (before the camera
+    writes into it: the zeroing must not overwrite frames). False on timeout."""
+    pool = getattr(getattr(core, "_seq_buffer", None), "_pool", None)
+    job = _FILLING.get(id(core))
+    if job is None or job.pool() is not pool:
+        return True
+    job.thread.join(timeout)
+    if job.thread.is_alive():
+        return False
+    _FILLING.pop(id(core), None)
     return True

@@ -3,6 +3,8 @@ NI card served over gRPC (what `mmapp` starts on by default)."""
 
 from __future__ import annotations
 
+import os
+
 from mmapp.daq.connection import DaqConnection
 from mmapp.daq.program import WaveformProgram
 from mmapp.daq.render import render
@@ -17,6 +19,28 @@ from mmapp.sim.daq_device import SimDaqDevice
 from mmapp.sim.daq_server import SimDaqServer
 from mmapp.sim.devices import SimLasers, SimShutter, SimXYStage, SimZStage
 from mmapp.sim.state import SimRigState
+
+# The simulated rig's circular buffer when its rig file does not size it
+# (default: the rig file's 1024 MB). The test suite sets 128: a fresh buffer's
+# pages are faulted in before the first sequence, which for 1 GiB took 3-12 s
+# on the CI's virtual machines, per rig the suite loads.
+SIM_BUFFER_ENV = "MMAPP_SIM_BUFFER_MB"
+
+
+def simulated_buffer_mb(spec: RigSpec) -> int:
+    """The rig file's circular_buffer_mb, else $MMAPP_SIM_BUFFER_MB if set."""
+    value = os.environ.get(SIM_BUFFER_ENV, "").strip()
+    if "circular_buffer_mb" in spec.model_fields_set or not value:
+        return spec.circular_buffer_mb
+    try:
+        size_mb = int(value)
+    except ValueError:
+        raise RigError(
+            f"{SIM_BUFFER_ENV}={value!r} is not a whole number of MB"
+        ) from None
+    if size_mb < 16:
+        raise RigError(f"{SIM_BUFFER_ENV}={size_mb} is below the 16 MB minimum")
+    return size_mb
 
 
 def build_simulated_rig(spec: RigSpec, source: str = "") -> Rig:
@@ -49,7 +73,7 @@ def build_simulated_rig(spec: RigSpec, source: str = "") -> Rig:
     core.setFocusDevice(spec.z_stage.label)
     core.setXYStageDevice(spec.xy_stage.label)
     core.setShutterDevice(spec.shutter.label)
-    set_buffer_mb(core, spec.circular_buffer_mb)
+    set_buffer_mb(core, simulated_buffer_mb(spec))
     for nm in spec.lasers.wavelengths_nm:
         for other in spec.lasers.wavelengths_nm:
             core.defineConfig(
