@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mmapp.gui.live_view import (
+    ACQUIRING_DISPLAY_HZ,
     BUSY_DISPLAY_HZ,
     BUSY_HISTOGRAM_HZ,
     HISTOGRAM_HZ,
@@ -89,6 +90,24 @@ def test_histogram_slows_down_while_the_pipeline_is_behind(view, feed):
     # a draw every 4th tick (0.125 s: the first tick at least 1/BUSY_DISPLAY_HZ on)
     assert BUSY_DISPLAY_HZ == 10 and view.frames_drawn == TICKS // 4
     assert view.histograms_computed == 2 * BUSY_HISTOGRAM_HZ + 1  # at 0, 0.9, 1.8 s
+
+
+def test_the_display_ticks_at_most_30_hz_while_acquiring(view, feed):
+    feed[0] = Frame(_noise((64, 64)))
+    view.poll()  # no acquisition: the refresh rate (60 Hz)
+    assert view.timer.interval() == round(1000 / MAX_DISPLAY_HZ)
+    view.run_info[0] = (10, 0.1)  # acquiring, the pipeline keeping up
+    feed[0] = Frame(_noise((64, 64)))
+    view.poll()
+    assert ACQUIRING_DISPLAY_HZ == 30
+    assert view.timer.interval() == round(1000 / ACQUIRING_DISPLAY_HZ)
+    assert view.frames_drawn == 2  # each tick still draws the newest frame
+    view.run_info[0] = (20, 0.9)  # behind: slower still
+    view.poll()
+    assert view.timer.interval() == round(1000 / BUSY_DISPLAY_HZ)
+    view.run_info[0] = None  # the run ended
+    view.poll()
+    assert view.timer.interval() == round(1000 / MAX_DISPLAY_HZ)
 
 
 def test_a_view_that_cannot_be_seen_uploads_nothing(qtbot, view, feed):
