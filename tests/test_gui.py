@@ -566,4 +566,8 @@ def test_bench_gui_runs_and_reports_json(qtbot, tmp, capsys):
     assert {r["live_view"] for r in out["runs"]} == {"shown", "hidden"}
     assert out["frames_lost"] == 0 and out["ratio"] > 0
     assert all(r["frames"] > 0 for r in out["runs"])
+    # the camera's own rate, first frame to last: near the pace asked
+    for run in out["runs"]:
+        assert 0.5 * 500 < run["camera_fps"] < 1.5 * 500
+    assert set(out["pace_kept"]) == {"shown", "hidden"}
     assert list(tmp.iterdir()) == []  # its datasets and settings are removed
