@@ -901,3 +901,18 @@ def test_put_many_refuses_coordinates_already_waiting(make_handler):
     handler.finish()
     assert [c["time"] for c, _, _ in storage.written] == [0, 1, 2]
     np.testing.assert_array_equal(storage.written[1][1], frame(1))  # not frame 5
+
+
+def test_put_many_stops_at_bad_coordinates_and_says_which(make_handler):
+    storage = FakeStorage()
+    handler = make_handler(storage)
+    frames = [
+        ({"time": 0}, frame(0), None, None),
+        ({"time": 1, "_private": 2}, frame(1), None, None),
+        ({"time": 2}, frame(2), None, None),
+    ]
+    queued, error = handler.put_many(frames)
+    assert queued == 1
+    assert isinstance(error, ValueError) and "'_private'" in str(error)
+    handler.finish()
+    assert [c["time"] for c, _, _ in storage.written] == [0]  # the rest: caller's

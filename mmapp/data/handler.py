@@ -170,13 +170,16 @@ class DataHandler:
         failure: BaseException | None = None
         prepare = self._prepare
         for coords, image, metadata, release in frames:
-            key = coords
-            if not isinstance(key, DataCoordinates):
-                key = DataCoordinates(coords)
             try:
+                key = coords
+                if not isinstance(key, DataCoordinates):
+                    key = DataCoordinates(coords)  # bad axes: ValueError/TypeError
                 image = validate_frame(image)
             except InvalidFrameError as exc:
                 self.stats.add_rejected()
+                failure = exc
+                break
+            except (ValueError, TypeError) as exc:
                 failure = exc
                 break
             metadata = metadata or {}
