@@ -258,3 +258,19 @@ def test_bench_stream_rig_refuses_a_size_the_camera_cannot_crop(
     assert proc.returncode == 2
     sensor = f"the camera ({WIDTH}x{HEIGHT})"
     assert f"{sensor} refused a 4096x4096 ROI: larger than the sensor" in proc.stdout
+
+
+def test_bench_stream_cpu_says_where_it_cannot_read_threads(
+    tmp_path, monkeypatch, capsys
+):
+    """Windows has no /proc: --cpu says so, and the run goes on."""
+    from mmapp.bench import stream
+    from mmapp.cli import main
+
+    monkeypatch.setattr(stream, "thread_cpu_supported", lambda: False)
+    args = "bench stream --size 64 --frames 50 --repeats 1 --buffer-mb 16 --cpu --dir"
+    assert main([*args.split(), str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "--cpu: each thread's CPU time is read from /proc (Linux); not here" in out
+    assert "cpu mmapp-writer" not in out
+    assert "pipeline #1" in out

@@ -441,6 +441,8 @@ def run_stream_bench(args: argparse.Namespace) -> int:
         )
     if rate:
         say(f"  camera paced at {rate:.1f} fps ({rate * frame.nbytes / 1e6:.0f} MB/s)")
+    if args.cpu and not thread_cpu_supported():
+        say("  --cpu: each thread's CPU time is read from /proc (Linux); not here")
     settle_disk()
     raw_write_mb_s(directory, sources, min(raw_frames, 50))  # warm-up, not counted
     raws: list[float] = []
