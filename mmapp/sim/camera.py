@@ -24,9 +24,9 @@ FLOW_WAIT_S = 0.002  # a camera held by flow_control looks again at least this o
 # A free-running sensor starts frames on its own clock, a period apart. The
 # simulation emits a frame a little late now and then (a wait overshoots, the
 # GIL is busy: a thread waits up to the 2 ms switch interval for it); such a
-# frame keeps the schedule, so the pace is the period on
-# average, not the period plus the overshoot. Later than this many periods (and
-# this long), e.g. held by flow control, the schedule starts again from now.
+# frame keeps the schedule, so the pace is the period on average, not the
+# period plus the overshoot. Later than this many periods (and this long),
+# e.g. held by flow control, the schedule starts again from now.
 CATCH_UP_PERIODS = 8
 CATCH_UP_S = 0.02
 BIT_DEPTHS = (8, 10, 12, 14, 16)
