@@ -265,11 +265,13 @@ def test_bench_stream_cpu_says_where_it_cannot_read_threads(
 ):
     """Windows has no /proc: --cpu says so, and the run goes on."""
     from mmapp.bench import stream
-    from mmapp.cli import main
+    from mmapp.cli import build_parser
 
     monkeypatch.setattr(stream, "thread_cpu_supported", lambda: False)
-    args = "bench stream --size 64 --frames 50 --repeats 1 --buffer-mb 16 --cpu --dir"
-    assert main([*args.split(), str(tmp_path)]) == 0
+    argv = "bench stream --size 64 --frames 50 --repeats 1 --buffer-mb 16 --cpu --dir"
+    # the bench itself (mmapp.cli.main would also set up the console's logging)
+    args = build_parser().parse_args([*argv.split(), str(tmp_path)])
+    assert stream.run_stream_bench(args) == 0
     out = capsys.readouterr().out
     assert "--cpu: each thread's CPU time is read from /proc (Linux); not here" in out
     assert "cpu mmapp-writer" not in out

@@ -264,6 +264,15 @@ def test_a_replaced_ring_is_let_go_by_its_prefault(monkeypatch):
     touching the old pool: its thread ends within a chunk."""
     from mmapp.rig import buffer, set_buffer_mb
 
+    real_fill = buffer._Prefault._fill
+
+    def fill(job, pool) -> None:  # the first (512 MB) pool: slow, until cancelled
+        if pool.nbytes > 100 * 2**20:
+            assert job.cancelled.wait(30), "the old pool's prefault was not cancelled"
+            return
+        real_fill(job, pool)
+
+    monkeypatch.setattr(buffer._Prefault, "_fill", fill)
     monkeypatch.setenv("MMAPP_SIM_BUFFER_MB", "512")
     rig = load_rig(width=64, height=48, exposure_ms=0.0)
     try:
