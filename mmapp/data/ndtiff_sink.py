@@ -101,7 +101,7 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_gathered(fd: int, chunks: list[memoryview], offset: int) -> None:
-    """Write every chunk at `offset` (pwritev, or seek + one write on Windows)."""
+    """Write every chunk at `offset` (pwritev, or seek + writes on Windows)."""
     file_io.write_gathered(fd, chunks, offset)
 
 
