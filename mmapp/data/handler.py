@@ -120,34 +120,9 @@ class DataHandler:
         `release` is called once the frame is written or dropped (not when put
         raises: then the caller still owns the frame).
         """
-        key = coords if isinstance(coords, DataCoordinates) else DataCoordinates(coords)
-        try:
-            image = validate_frame(image)
-        except InvalidFrameError:
-            self.stats.add_rejected()
-            raise
-        metadata = metadata or {}
-        prepared = None
-        if self._prepare is not None:  # encoded here, while the writer writes
-            try:
-                prepared = self._prepare(key, image, metadata)
-            except Exception:  # the writer's put() of it says why
-                prepared = None
-        frame = Frame(key, image, metadata, release, prepared)
-        nbytes = image.nbytes
+        frame = self._checked(coords, image, metadata, release)
         with self._cond:
-            self._check_open()
-            if key in self._pending:
-                raise DuplicateCoordinatesError(
-                    f"coordinates {dict(key)} are already waiting to be written"
-                )
-            if not self._has_room(nbytes):
-                self._wait_for_room(nbytes)
-            self._queue.append(frame)
-            self._pending[key] = frame
-            self._latest = frame
-            self.stats.add_in(nbytes)
-            self._wake_writer()
+            self._enqueue(frame)
 
     def put_many(
         self,
@@ -168,50 +143,61 @@ class DataHandler:
         """
         ready: list[Frame] = []
         failure: BaseException | None = None
-        prepare = self._prepare
         for coords, image, metadata, release in frames:
             try:
-                key = coords
-                if not isinstance(key, DataCoordinates):
-                    key = DataCoordinates(coords)  # bad axes: ValueError/TypeError
-                image = validate_frame(image)
-            except InvalidFrameError as exc:
-                self.stats.add_rejected()
-                failure = exc
+                ready.append(self._checked(coords, image, metadata, release))
+            except (InvalidFrameError, ValueError, TypeError) as exc:
+                failure = exc  # bad axes: ValueError/TypeError
                 break
-            except (ValueError, TypeError) as exc:
-                failure = exc
-                break
-            metadata = metadata or {}
-            prepared = None
-            if prepare is not None:  # encoded here, while the writer writes
-                try:
-                    prepared = prepare(key, image, metadata)
-                except Exception:  # the writer's put() of it says why
-                    prepared = None
-            ready.append(Frame(key, image, metadata, release, prepared))
         queued = 0
         with self._cond:
             try:
                 for frame in ready:
-                    self._check_open()
-                    if frame.coords in self._pending:
-                        raise DuplicateCoordinatesError(
-                            f"coordinates {dict(frame.coords)} are already waiting "
-                            f"to be written"
-                        )
-                    nbytes = frame.image.nbytes
-                    if not self._has_room(nbytes):
-                        self._wait_for_room(nbytes)
-                    self._queue.append(frame)
-                    self._pending[frame.coords] = frame
-                    self._latest = frame
-                    self.stats.add_in(nbytes)
+                    self._enqueue(frame)
                     queued += 1
-                    self._wake_writer()  # before any wait for room: it frees it
             except Exception as exc:
                 failure = exc
         return queued, failure
+
+    def _checked(
+        self,
+        coords: Mapping[str, int | str],
+        image: np.ndarray,
+        metadata: Mapping[str, Any] | None,
+        release: Callable[[], None] | None,
+    ) -> Frame:
+        """The frame checked and, with a sink that prepares, encoded (no lock)."""
+        key = coords if isinstance(coords, DataCoordinates) else DataCoordinates(coords)
+        try:
+            image = validate_frame(image)
+        except InvalidFrameError:
+            self.stats.add_rejected()
+            raise
+        metadata = metadata or {}
+        prepared = None
+        if self._prepare is not None:  # encoded here, while the writer writes
+            try:
+                prepared = self._prepare(key, image, metadata)
+            except Exception:  # the writer's put() of it says why
+                prepared = None
+        return Frame(key, image, metadata, release, prepared)
+
+    def _enqueue(self, frame: Frame) -> None:
+        """Queue a checked frame (under the lock); waits only for room."""
+        self._check_open()
+        if frame.coords in self._pending:
+            raise DuplicateCoordinatesError(
+                f"coordinates {dict(frame.coords)} are already waiting to be written"
+            )
+        nbytes = frame.image.nbytes
+        if not self._has_room(nbytes):
+            self._wake_writer()  # it frees the room
+            self._wait_for_room(nbytes)
+        self._queue.append(frame)
+        self._pending[frame.coords] = frame
+        self._latest = frame
+        self.stats.add_in(nbytes)
+        self._wake_writer()
 
     def _wake_writer(self) -> None:
         """Wake the writer if it waits for what the queue now holds (under the
