@@ -231,20 +231,31 @@ def test_the_simulated_buffer_size_comes_from_the_environment_unless_the_rig_set
         assert SIM_BUFFER_ENV in str(info.value)
 
 
-def test_the_ring_is_faulted_in_behind_the_rig_load_and_before_the_camera(monkeypatch):
-    """Loading a rig does not wait for its ring's pages; the first sequence
-    does (the zeroing must not run over frames), and its frames are intact."""
+def test_the_ring_is_faulted_in_behind_the_rig_load_and_stopped_by_the_camera(
+    monkeypatch,
+):
+    """Loading a rig does not wait for its ring's pages, and neither does the
+    first sequence: it stops the faulting first (the zeroing must not run
+    over frames; on a cold virtual machine waiting for it held Start for
+    seconds), and its frames are intact."""
     from mmapp.rig import buffer
 
+    def fill(job, pool) -> None:  # slower than any test: until cancelled
+        pool.reshape(-1)[:4096].fill(0)
+        assert job.cancelled.wait(30), "the prefault was not stopped"
+
+    monkeypatch.setattr(buffer._Prefault, "_fill", fill)
     monkeypatch.setenv("MMAPP_SIM_BUFFER_MB", "64")
     rig = load_rig(width=64, height=48, exposure_ms=0.0)
     try:
         core = rig.core
         ring = core._seq_buffer
         job = buffer._FILLING[id(core)]  # its pages are being faulted in
-        assert job.pool() is ring._pool
+        assert job.pool() is ring._pool and job.thread.is_alive()
+        started = time.monotonic()
         core.startSequenceAcquisition(20, 0, True)
-        assert not job.thread.is_alive()  # the start waited for it
+        assert time.monotonic() - started < 5  # not the 30 s the fill would take
+        assert job.cancelled.is_set() and not job.thread.is_alive()
         assert id(core) not in buffer._FILLING
         got = []
         deadline = time.monotonic() + 10

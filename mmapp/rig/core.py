@@ -18,7 +18,7 @@ from typing import Any
 
 from pymmcore_plus.experimental.unicore import UniMMCore
 
-from mmapp.rig.buffer import buffer_size_problem, prefault, wait_prefaulted
+from mmapp.rig.buffer import buffer_size_problem, prefault, stop_prefault
 from mmapp.rig.errors import RigError
 
 logger = logging.getLogger(__name__)
@@ -91,13 +91,13 @@ class RigCore(UniMMCore):
             return super()._get_py_device_instance(module_name, cls_name)
 
     def startSequenceAcquisition(self, *args: Any) -> None:
-        """MMCore's, once the circular buffer's pages are in (see prefault)."""
-        wait_prefaulted(self)
+        """MMCore's, once nothing else writes the circular buffer (see prefault)."""
+        stop_prefault(self)
         super().startSequenceAcquisition(*args)
 
     def startContinuousSequenceAcquisition(self, intervalMs: float = 0) -> None:
-        """MMCore's, once the circular buffer's pages are in (see prefault)."""
-        wait_prefaulted(self)
+        """MMCore's, once nothing else writes the circular buffer (see prefault)."""
+        stop_prefault(self)
         super().startContinuousSequenceAcquisition(intervalMs)
 
     def _do_snap_image(self) -> None:
