@@ -35,7 +35,7 @@ H, W = 16, 24
 
 @pytest.fixture(autouse=True, params=["positional", "portable"])
 def io_path(request, monkeypatch) -> str:
-    """Every test runs on both write paths: pwritev (POSIX) and seek + one write
+    """Every test runs on both write paths: pwritev (POSIX) and seek + writes
     (what Windows gets, forced here on Linux)."""
     if request.param == "positional" and not file_io.HAS_POSITIONAL_IO:
         pytest.skip("this OS has no os.pwritev")
@@ -851,9 +851,9 @@ def test_sigkill_loses_no_indexed_image(tmp, io_path):
 
 
 def test_portable_writes_large_pixels_from_their_own_memory(tmp, monkeypatch, io_path):
-    """Seek + write (Windows): pixels of 64 KiB and more go to `os.write` as
-    they are (a C++ camera's popped frame is copied once, by the pop), small
-    parts are joined; a run of such frames reads back pixel-exact."""
+    """Seek + write (Windows): pixels of DIRECT_WRITE_BYTES (4 MiB) and more go
+    to `os.write` as they are (a C++ camera's popped frame is copied once, by
+    the pop), smaller parts are joined; such frames read back pixel-exact."""
     if io_path != "portable":
         pytest.skip("the portable path's own test")
     shape = (2048, 1024)  # 4 MiB per frame: DIRECT_WRITE_BYTES
@@ -881,5 +881,32 @@ def test_portable_writes_large_pixels_from_their_own_memory(tmp, monkeypatch, io
     assert all(n < file_io.DIRECT_WRITE_BYTES for n in small)
     # a header joined to the metadata before it; the file header and the put
     assert len(calls) <= 2 * len(frames) + 4
+    reference = write_reference(tmp / "reference", frames)
+    assert_only_good_images(sink, reference, frames)
+
+
+def test_portable_joins_frames_just_under_the_direct_size(tmp, monkeypatch, io_path):
+    """Seek + write: a run of frames a row short of DIRECT_WRITE_BYTES goes out
+    in one joined write (a call per frame measured slower), pixel-exact."""
+    if io_path != "portable":
+        pytest.skip("the portable path's own test")
+    shape = (2047, 1024)  # 2 KiB under 4 MiB
+    assert shape[0] * shape[1] * 2 < file_io.DIRECT_WRITE_BYTES
+    frames = [({"time": t}, pattern(t, shape=shape), {"t": t}) for t in range(2)]
+    real_write = os.write
+    sizes: list[int] = []
+
+    def spy(fd: int, data: Any) -> int:
+        sizes.append(len(data))
+        return real_write(fd, data)
+
+    sink = NDTiffSink(tmp / "data", "run")
+    monkeypatch.setattr(file_io, "os", _OsWith(write=spy))
+    assert sink.put_run(frames)
+    sink.finish()
+    monkeypatch.undo()
+    pixels = frames[0][1].nbytes
+    assert max(sizes) > 2 * pixels  # both frames, headers and metadata: one write
+    assert pixels not in sizes
     reference = write_reference(tmp / "reference", frames)
     assert_only_good_images(sink, reference, frames)

@@ -299,3 +299,22 @@ def test_a_replaced_ring_is_let_go_by_its_prefault(monkeypatch):
         assert not ring._pool.any()  # every page touched (zeroed)
     finally:
         rig.close()
+
+
+def test_closing_a_rig_stops_its_ring_prefault(monkeypatch):
+    """A rig closed before any Start stops the thread touching its ring's
+    pages (else it keeps the big pool alive and zeroes all of it)."""
+    from mmapp.rig import buffer
+
+    def fill(job, pool) -> None:  # slower than any test: until cancelled
+        assert job.cancelled.wait(30), "the prefault was not stopped"
+
+    monkeypatch.setattr(buffer._Prefault, "_fill", fill)
+    monkeypatch.setenv("MMAPP_SIM_BUFFER_MB", "64")
+    rig = load_rig(width=64, height=48, exposure_ms=0.0)
+    core = rig.core
+    job = buffer._FILLING[id(core)]
+    assert job.thread.is_alive()
+    rig.close()
+    assert job.cancelled.is_set() and not job.thread.is_alive()
+    assert id(core) not in buffer._FILLING

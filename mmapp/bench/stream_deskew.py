@@ -29,6 +29,7 @@ from mmapp.engine.controller import RunController, RunRequest, RunResult
 from mmapp.engine.events import stream_event
 from mmapp.processing import ProcessingChain, ProcessingStep, geometry_for
 from mmapp.rig import load_rig, set_buffer_mb
+from mmapp.rig.buffer import wait_prefaulted
 
 DESKEW_CHAIN = ProcessingChain(
     steps=[
@@ -75,6 +76,7 @@ def run_once(
             raise ValueError("the simulated rig file has no waveform program")
         program = paced_program(spec.program, rate_fps)
         set_buffer_mb(rig.core, buffer_mb)
+        wait_prefaulted(rig.core)  # the ring's pages: set-up, not streaming
         rig.core.setConfig(spec.channel_group, "488nm")
         rig.core.setProperty(spec.lasers.label, "Laser 488 Power %", 20.0)
         frames = volumes * program.frames_per_cycle

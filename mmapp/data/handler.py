@@ -191,7 +191,9 @@ class DataHandler:
             )
         nbytes = frame.image.nbytes
         if not self._has_room(nbytes):
-            self._wake_writer()  # it frees the room
+            if self._writer_waits:  # for a run's worth that may never fit: it
+                self._writer_waits = ""  # frees the room, so it writes now
+                self._cond.notify()
             self._wait_for_room(nbytes)
         self._queue.append(frame)
         self._pending[frame.coords] = frame

@@ -110,7 +110,7 @@ class _PositionedFile:
 
     ndstorage asks `tell()` several times per image; on a buffered file each
     is a system call. Every write here is at an offset this object keeps
-    (`pwrite`/`pwritev`, or a seek and one write where the OS has no pwrite).
+    (`pwrite`/`pwritev`, or a seek and writes where the OS has no pwrite).
     """
 
     def __init__(self, file: Any) -> None:

@@ -110,8 +110,9 @@ class _Prefault:
             flat[start : start + PREFAULT_CHUNK_BYTES].fill(0)
 
 
-# id(core) -> its buffer pool's prefault (see prefault)
+# id(core) -> its buffer pool's prefault (see prefault), changed under _FILLING_LOCK
 _FILLING: dict[int, _Prefault] = {}
+_FILLING_LOCK = threading.Lock()
 
 
 def prefault(core: Any) -> bool:
@@ -135,14 +136,15 @@ def prefault(core: Any) -> bool:
         return False
     if not core.isPyDevice(core.getCameraDevice()):
         return False
-    for key, filling in list(_FILLING.items()):  # forget finished ones
-        if filling.pool() is None or not filling.thread.is_alive():
-            _FILLING.pop(key, None)
-    if (previous := _FILLING.get(id(core))) is not None:
-        previous.cancelled.set()  # that pool is replaced: stop touching it
-        previous.thread.join()  # within a chunk; one pool faulted in at a time
-    job = _FILLING[id(core)] = _Prefault(pool)
-    job.thread.start()
+    with _FILLING_LOCK:
+        for key, filling in list(_FILLING.items()):  # forget finished ones
+            if filling.pool() is None or not filling.thread.is_alive():
+                _FILLING.pop(key, None)
+        if (previous := _FILLING.get(id(core))) is not None:
+            previous.cancelled.set()  # that pool is replaced: stop touching it
+            previous.thread.join()  # within a chunk; one pool faulted in at a time
+        job = _FILLING[id(core)] = _Prefault(pool)
+        job.thread.start()
     return True
 
 
@@ -156,14 +158,17 @@ def wait_prefaulted(core: Any, timeout: float | None = None) -> bool:
     job.thread.join(timeout)
     if job.thread.is_alive():
         return False
-    _FILLING.pop(id(core), None)
+    with _FILLING_LOCK:
+        if _FILLING.get(id(core)) is job:  # not a newer pool's
+            _FILLING.pop(id(core))
     return True
 
 
 def stop_prefault(core: Any) -> None:
     """Stop touching the circular buffer's pages now, before the camera writes
     into it (returns within a chunk; the camera faults in what is left)."""
-    job = _FILLING.pop(id(core), None)
-    if job is not None:
-        job.cancelled.set()
-        job.thread.join()
+    with _FILLING_LOCK:
+        job = _FILLING.pop(id(core), None)
+        if job is not None:
+            job.cancelled.set()
+            job.thread.join()

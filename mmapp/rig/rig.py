@@ -14,6 +14,7 @@ from pymmcore_plus.experimental.unicore import UniMMCore
 
 from mmapp.daq.connection import DaqConnection
 from mmapp.daq.program import WaveformProgram
+from mmapp.rig.buffer import stop_prefault
 from mmapp.rig.errors import RigSafetyError
 from mmapp.rig.spec import RigSpec
 from mmapp.rig.triggers import GENERIC as GENERIC_TRIGGER
@@ -114,6 +115,7 @@ class Rig:
                 self.abort_camera()
                 self.core.stopSequenceAcquisition()
             if self.camera is not None:  # give the ring buffer's memory back now
+                stop_prefault(self.core)  # else its thread keeps the pool alive
                 self.core.setCircularBufferMemoryFootprint(16)
         finally:
             self.core.unloadAllDevices()
