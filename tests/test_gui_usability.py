@@ -428,3 +428,40 @@ def test_the_designer_form_never_scrolls_sideways(qtbot, window):
             left = label.mapTo(viewport, label.rect().topLeft()).x()
             assert left >= 0, label.text()
             assert left + label.width() <= viewport.width(), label.text()
+
+
+def test_start_keeps_the_run_buttons_in_view(qtbot, window):
+    """Found running the app: with a short Acquisition dock, Start scrolled it
+    down to the plan, so Stop was out of view for the whole run (the focus
+    left the disabled Start for a field lower in the form); and the end of
+    the run must not scroll away from Start either."""
+    from PyQt6.QtCore import Qt
+
+    window.resize(1400, 900)
+    area = window.docks["acquisition"].widget()
+    panel = window.acquisition
+    # a tall log dock: the Acquisition dock about 200 pixels high
+    window.resizeDocks([window.docks["log"]], [900], Qt.Orientation.Vertical)
+    qtbot.waitUntil(lambda: 0 < area.height() < 300)
+    area.verticalScrollBar().setValue(0)
+    assert area.verticalScrollBar().maximum() > 0  # the form scrolls here
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    panel.start_button.setFocus()  # as a click leaves it
+    qtbot.waitUntil(panel.start_button.hasFocus)
+    panel.start_button.click()
+    assert window.run_kind == "acquire", window.last_error
+    try:
+        qtbot.waitUntil(lambda: panel.state == "acquiring")
+        stats = window.controller.stats
+        qtbot.waitUntil(lambda: (s := stats()) is not None and s.frames_written >= 20)
+        assert area.verticalScrollBar().value() == 0  # where the operator left it
+        for w in (panel.stop_button, panel.progress):
+            assert _inside(w, area), w
+        assert panel.stop_button.isEnabled()
+        assert panel.stop_button.hasFocus()  # Space or Enter stops, as Esc
+    finally:
+        panel.stop_button.click()
+        qtbot.waitUntil(lambda: window.run_kind is None, timeout=20_000)
+    assert area.verticalScrollBar().value() == 0
+    assert _inside(panel.start_button, area) and panel.start_button.hasFocus()

@@ -503,16 +503,39 @@ class AcquisitionPanel(QWidget):
         """'idle', 'busy' (snapping, starting, stopping), 'live' or 'acquiring'."""
         idle = state == "idle"
         self.state = state
-        self.snap_button.setEnabled(idle)
-        self.live_button.setEnabled(idle or state == "live")
+        self._enable_buttons(
+            {
+                self.stop_button: state in ("live", "acquiring"),
+                self.start_button: idle or state == "live",
+                self.live_button: idle or state == "live",
+                self.snap_button: idle,
+            }
+        )
         self.live_button.setChecked(state == "live")
-        self.start_button.setEnabled(idle or state == "live")
-        self.stop_button.setEnabled(state in ("live", "acquiring"))
         for w in (self.mode, self.stack, self.save_dir, self.name_template):
             w.setEnabled(idle or state == "live")
         self.use_daq.setEnabled(
             (idle or state == "live") and getattr(self, "_daq_available", False)
         )
+
+    def _enable_buttons(self, wanted: dict[QPushButton, bool]) -> None:
+        """Enable and disable the run's buttons; a button that had the focus
+        hands it to the first enabled one (Stop while a run goes, else Start).
+
+        Disabling the focused button lets Qt move the focus to the next field
+        in the form, and the dock's scroll area scrolls to it: Start scrolled
+        Stop out of view for the whole run.
+        """
+        for button, enabled in wanted.items():
+            if enabled:
+                button.setEnabled(True)
+        if any(b.hasFocus() and not on for b, on in wanted.items()):
+            heir = next((b for b, on in wanted.items() if on), None)
+            if heir is not None:
+                heir.setFocus(Qt.FocusReason.OtherFocusReason)
+        for button, enabled in wanted.items():
+            if not enabled:
+                button.setEnabled(False)
 
     def show_stats(
         self,
