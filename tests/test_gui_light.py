@@ -51,6 +51,13 @@ def _laser_check(window: MainWindow, nm: int):
     return window.device_panel.laser_controls[f"Laser {nm}"][1]
 
 
+DARK_WARNING = "no light is on (no laser line ticked, no channel chosen)"
+
+
+def _dark_warnings(window: MainWindow) -> int:
+    return window.log_panel.text().count(DARK_WARNING)
+
+
 def test_snap_is_lit_with_the_laser_ticked_and_dark_without(qtbot, window):
     check = _laser_check(window, 488)
     check.setChecked(True)  # as the operator clicks it
@@ -95,6 +102,7 @@ def test_a_laser_ticked_during_live_is_on_for_start(qtbot, window):
     images = _saved_images(result.dataset)
     assert len(images) == 20
     assert all(is_lit(img) for img in images)
+    assert _dark_warnings(window) == 0  # lit: no warning
     assert window.rig.core.getProperty("Lasers", "Laser 488") == "Off"  # safe again
 
 
@@ -107,11 +115,16 @@ def test_a_laser_unticked_after_a_run_stays_off(qtbot, window):
     acq.start_button.click()
     qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
     assert all(is_lit(img) for img in _saved_images(window.last_result.dataset))
+    assert _dark_warnings(window) == 0
     check.setChecked(False)  # the operator's new choice: no light
     assert check.text() == "488 nm"
     acq.start_button.click()
     qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
     assert all(is_dark(img) for img in _saved_images(window.last_result.dataset))
+    # dark frames may be wanted (a background): saved, but said in the log
+    assert window.last_result.outcome is RunOutcome.COMPLETED
+    assert _dark_warnings(window) == 1
+    assert "the frames will be dark" in window.log_panel.text()
 
 
 def test_selftest_fails_when_frames_come_out_dark(qtbot, monkeypatch, capsys):

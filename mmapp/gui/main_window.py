@@ -626,6 +626,13 @@ class MainWindow(QMainWindow):
         self._run_preset = preset
         self._start_request(request, "acquire")
         logger.info("acquisition started: %s in %s", plan.name, plan.out_dir)
+        if program is None and rig.light_check is not None and not rig.light_check():
+            # as `mmapp acquire` says it: dark frames may be wanted (a
+            # background), so the run goes on, but never without a word
+            logger.warning(
+                "no light is on (no laser line ticked, no channel chosen): the "
+                "frames will be dark"
+            )
 
     def _preset_for_run(self, out_dir: Path) -> Preset | None:
         """The window's state as a preset (kept with the dataset), if it is one;
