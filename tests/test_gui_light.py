@@ -199,3 +199,23 @@ def test_a_dataset_keeps_the_lasers_ticked_and_a_rerun_lights_the_same(
     assert len(second) == 3
     for a, b in zip(first, second, strict=True):  # stamps aside, the same light
         np.testing.assert_array_equal(np.asarray(a)[1:], np.asarray(b)[1:])
+
+
+def test_the_dark_warning_reads_the_laser_ticks_where_the_rig_cannot_tell(
+    qtbot, window
+):
+    """A real rig has no light check of its own: the window goes by the laser
+    lines ticked in the device panel (and the channel preset chosen)."""
+    window.rig.light_check = None  # as a rig file's rig
+    acq = window.acquisition
+    acq.mode.setCurrentIndex(MODE_FRAMES)
+    acq.frames.setValue(3)
+    acq.start_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    assert all(is_dark(img) for img in _saved_images(window.last_result.dataset))
+    assert _dark_warnings(window) == 1
+    _laser_check(window, 561).setChecked(True)
+    acq.start_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    assert all(is_lit(img) for img in _saved_images(window.last_result.dataset))
+    assert _dark_warnings(window) == 1  # ticked: no second warning

@@ -40,6 +40,7 @@ from mmapp.engine.preset_run import (
 )
 from mmapp.gui.about import about_text
 from mmapp.gui.acquisition_panel import (
+    MODE_MDA,
     AcquisitionPanel,
     AcquisitionPlan,
     disk_free_bytes,
@@ -626,13 +627,30 @@ class MainWindow(QMainWindow):
         self._run_preset = preset
         self._start_request(request, "acquire")
         logger.info("acquisition started: %s in %s", plan.name, plan.out_dir)
-        if program is None and rig.light_check is not None and not rig.light_check():
+        if program is None and self._no_light_chosen():
             # as `mmapp acquire` says it: dark frames may be wanted (a
             # background), so the run goes on, but never without a word
             logger.warning(
                 "no light is on (no laser line ticked, no channel chosen): the "
                 "frames will be dark"
             )
+
+    def _no_light_chosen(self) -> bool:
+        """Whether a stream starts with no light on: the rig's own check (the
+        simulated rig), else the device panel's laser lines, none ticked and no
+        config preset chosen (False where the window cannot know: no laser
+        lines, or an MDA whose channels set the light per event)."""
+        rig = self.rig
+        if rig is None or self.acquisition.mode.currentIndex() == MODE_MDA:
+            return False
+        if rig.light_check is not None:
+            return not rig.light_check()
+        panel = self.device_panel
+        if not panel.laser_controls or any(panel.chosen.values()):
+            return False
+        return not any(
+            check.isChecked() for _, check, _ in panel.laser_controls.values()
+        )
 
     def _preset_for_run(self, out_dir: Path) -> Preset | None:
         """The window's state as a preset (kept with the dataset), if it is one;
