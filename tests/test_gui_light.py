@@ -51,6 +51,23 @@ def _laser_check(window: MainWindow, nm: int):
     return window.device_panel.laser_controls[f"Laser {nm}"][1]
 
 
+def _count_frames(window: MainWindow, frames: int) -> None:
+    """Start acquires this many frames."""
+    window.acquisition.mode.setCurrentIndex(MODE_FRAMES)
+    window.acquisition.frames.setValue(frames)
+
+
+def _saved_last(window: MainWindow) -> list:
+    """The images of the last run's dataset."""
+    return _saved_images(window.last_result.dataset)
+
+
+def _start_and_wait(qtbot, window: MainWindow) -> None:
+    """Start, as the operator clicks it, and wait until the run has ended."""
+    window.acquisition.start_button.click()
+    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+
+
 DARK_WARNING = "no light is on (no laser line ticked, no channel chosen)"
 
 
@@ -93,10 +110,8 @@ def test_a_laser_ticked_during_live_is_on_for_start(qtbot, window):
     # the run ended safe; the panel still shows the operator's choice
     assert window.rig.core.getProperty("Lasers", "Laser 488") == "Off"
     assert check.isChecked() and "off after the run" in check.text()
-    acq.mode.setCurrentIndex(MODE_FRAMES)
-    acq.frames.setValue(20)
-    acq.start_button.click()
-    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    _count_frames(window, 20)
+    _start_and_wait(qtbot, window)
     result = window.last_result
     assert result.outcome is RunOutcome.COMPLETED, result.message
     images = _saved_images(result.dataset)
@@ -109,18 +124,14 @@ def test_a_laser_ticked_during_live_is_on_for_start(qtbot, window):
 def test_a_laser_unticked_after_a_run_stays_off(qtbot, window):
     check = _laser_check(window, 488)
     check.setChecked(True)
-    acq = window.acquisition
-    acq.mode.setCurrentIndex(MODE_FRAMES)
-    acq.frames.setValue(5)
-    acq.start_button.click()
-    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
-    assert all(is_lit(img) for img in _saved_images(window.last_result.dataset))
+    _count_frames(window, 5)
+    _start_and_wait(qtbot, window)
+    assert all(is_lit(img) for img in _saved_last(window))
     assert _dark_warnings(window) == 0
     check.setChecked(False)  # the operator's new choice: no light
     assert check.text() == "488 nm"
-    acq.start_button.click()
-    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
-    assert all(is_dark(img) for img in _saved_images(window.last_result.dataset))
+    _start_and_wait(qtbot, window)
+    assert all(is_dark(img) for img in _saved_last(window))
     # dark frames may be wanted (a background): saved, but said in the log
     assert window.last_result.outcome is RunOutcome.COMPLETED
     assert _dark_warnings(window) == 1
@@ -146,10 +157,8 @@ def test_a_run_that_leaves_the_rig_unsafe_is_shown_as_such(qtbot, window, monkey
 
     monkeypatch.setattr(rig.lasers, "all_off", broken)
     acq = window.acquisition
-    acq.mode.setCurrentIndex(MODE_FRAMES)
-    acq.frames.setValue(5)
-    acq.start_button.click()
-    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    _count_frames(window, 5)
+    _start_and_wait(qtbot, window)
     assert window.last_result.outcome is RunOutcome.UNSAFE
     title, text = window.last_error
     assert title == "THE RIG IS NOT SAFE"
@@ -158,8 +167,7 @@ def test_a_run_that_leaves_the_rig_unsafe_is_shown_as_such(qtbot, window, monkey
     assert acq.status.text().startswith("THE RIG WAS NOT MADE SAFE")
     monkeypatch.undo()
     window.make_safe()  # Rig > Make safe: works again, the alarm stays until a run
-    acq.start_button.click()
-    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
+    _start_and_wait(qtbot, window)
     assert window.last_result.outcome is RunOutcome.COMPLETED
     assert acq.status.styleSheet() == ""
 
@@ -179,12 +187,9 @@ def test_a_dataset_keeps_the_lasers_ticked_and_a_rerun_lights_the_same(
     combo.setCurrentText("488nm")
     combo.activated.emit(combo.currentIndex())
     _laser_check(window, 561).setChecked(True)
-    acq = window.acquisition
-    acq.mode.setCurrentIndex(MODE_FRAMES)
-    acq.frames.setValue(3)
-    acq.start_button.click()
-    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
-    first = _saved_images(window.last_result.dataset)
+    _count_frames(window, 3)
+    _start_and_wait(qtbot, window)
+    first = _saved_last(window)
     assert len(first) == 3 and all(is_lit(img) for img in first)
     preset = preset_from_dataset(window.last_result.dataset)
     props = {(p.device, p.property): p.value for p in preset.devices.properties}
@@ -207,15 +212,11 @@ def test_the_dark_warning_reads_the_laser_ticks_where_the_rig_cannot_tell(
     """A real rig has no light check of its own: the window goes by the laser
     lines ticked in the device panel (and the channel preset chosen)."""
     window.rig.light_check = None  # as a rig file's rig
-    acq = window.acquisition
-    acq.mode.setCurrentIndex(MODE_FRAMES)
-    acq.frames.setValue(3)
-    acq.start_button.click()
-    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
-    assert all(is_dark(img) for img in _saved_images(window.last_result.dataset))
+    _count_frames(window, 3)
+    _start_and_wait(qtbot, window)
+    assert all(is_dark(img) for img in _saved_last(window))
     assert _dark_warnings(window) == 1
     _laser_check(window, 561).setChecked(True)
-    acq.start_button.click()
-    qtbot.waitUntil(lambda: window.run_kind is None, timeout=RUN_TIMEOUT_MS)
-    assert all(is_lit(img) for img in _saved_images(window.last_result.dataset))
+    _start_and_wait(qtbot, window)
+    assert all(is_lit(img) for img in _saved_last(window))
     assert _dark_warnings(window) == 1  # ticked: no second warning
