@@ -434,14 +434,15 @@ def test_frames_refused_by_the_handler_are_counted(
 ):
     from mmapp.data.handler import DataHandler
 
-    real_put = DataHandler.put
+    real_enqueue = DataHandler._enqueue
 
-    def put(self, coords, image, metadata=None, release=None):
+    # the step put() and put_many() share (frames come alone or in runs)
+    def enqueue(self, frame):
         if self.stats.frames_in == 10:
             raise TimeoutError("the writer did not free queue space")
-        return real_put(self, coords, image, metadata, release)
+        return real_enqueue(self, frame)
 
-    monkeypatch.setattr(DataHandler, "put", put)
+    monkeypatch.setattr(DataHandler, "_enqueue", enqueue)
     result = _run(controller, [stream_event(max_frames=50)], tmp_path)
     assert result.outcome is RunOutcome.ERROR
     assert result.frames_saved == 10
